@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+// Odyssey: a plugin-hosting runtime for Qubes-style security domains.
+import PackageDescription
+import Foundation
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().path
+
+/// Swift plugins export only the ABI entry symbol (see Plugins/exports.map).
+let pluginLinker: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "--version-script=\(root)/Plugins/exports.map"])]
+
+/// One dynamic library per plugin folder. Every target under Plugins/ needs an
+/// explicit path: SwiftPM reserves Plugins/ for package plugins otherwise.
+func plugin(_ product: String, target: String, dependencies: [Target.Dependency] = []) -> (Product, Target) {
+    (.library(name: product, type: .dynamic, targets: [target]),
+     .target(name: target, dependencies: ["PluginABI", "PluginKit"] + dependencies,
+             path: "Plugins/\(product)/Sources", linkerSettings: pluginLinker))
+}
+
+let plugins: [(Product, Target)] = [
+]
+
+let package = Package(
+    name: "Odyssey",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "odysseyd", targets: ["odysseyd"]),
+        .executable(name: "ody", targets: ["ody"]),
+    ] + plugins.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // The ABI: one header plus compile-time layout pins.
+        .target(name: "PluginABI", path: "Sources/PluginABI"),
+        // Swift helpers linked statically into each Swift plugin.
+        .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Sources/PluginKit"),
+        // The qrexec policy engine: pure, no I/O in the matcher.
+        // The few libc calls Swift cannot reach (see its header).
+        .target(name: "CSupport", path: "Sources/CSupport"),
+        // The host runtime: loader, config, daemon, admin socket.
+        .target(name: "Host", dependencies: [
+            "PluginABI", "CSupport",
+            .product(name: "Logging", package: "swift-log"),
+            "TOMLKit",
+        ], path: "Sources/Host"),
+        .executableTarget(name: "odysseyd", dependencies: [
+            "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/odysseyd"),
+        .executableTarget(name: "ody", dependencies: [
+            "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/ody"),
+
+    ] + plugins.map(\.1)
+)

@@ -1,0 +1,63 @@
+// config/odyssey.toml: what the daemon needs before it loads anything.
+// Every key is checked; an unknown key or a bad value is an error naming the
+// key and the file, so a typo never silently falls back to a default.
+import Foundation
+import TOMLKit
+import Logging
+
+public struct OdysseyConfig: Sendable {
+    /// One backend role ([vmm], [vchan], ...): the default factory and the
+    /// per-factory sections ([vmm.libvirt] uri = ...), rendered as text.
+    public struct Role: Sendable, Equatable {
+        public var defaultFactory: String?
+        public var sections: [String: [String: String]] = [:]
+    }
+
+    public var path: String
+    public var stateDir: String
+    public var adminSocket: String
+    public var adminSocketGroup: String?
+    public var pluginDirs: [String]
+    public var policyDirs: [String]
+    public var logLevel: Logger.Level
+    /// Seconds a pending `ask` waits for an answer before it is denied.
+    public var askTimeoutSeconds: Int
+    public var roles: [InterfaceKind: Role]
+
+    public static let defaultPath = "/etc/odyssey/odyssey.toml"
+    public static let defaultSocket = "/run/odyssey/admin.sock"
+
+    /// The built-in defaults (used for keys the file leaves out).
+    public static func defaults(path: String) -> OdysseyConfig {
+        OdysseyConfig(path: path, stateDir: "/var/lib/odyssey", adminSocket: defaultSocket,
+                      adminSocketGroup: nil, pluginDirs: ["/usr/local/lib/odyssey/plugins"],
+                      policyDirs: ["/etc/odyssey/policy.d"], logLevel: .info, askTimeoutSeconds: 60,
+                      roles: [.vmm: Role(defaultFactory: "native"), .vchan: Role(defaultFactory: "socket")])
+    }
+
+    public func role(_ kind: InterfaceKind) -> Role { roles[kind] ?? Role() }
+
+    /// Config text for `key` of factory `factory` of `kind`, or nil.
+    public func backendValue(_ kind: InterfaceKind, factory: String, key: String) -> String? {
+        roles[kind]?.sections[factory]?[key]
+    }
+
+    public static func load(path: String) throws(OdysseyError) -> OdysseyConfig {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw OdysseyError(.config, "cannot read config \(path): \(error.localizedDescription)")
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(OdysseyError) -> OdysseyConfig {
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
+            throw OdysseyError(.config, "\(path):\(e.source.begin.line): \(e.description)")
+        } catch {
+            throw OdysseyError(.config, "\(path): \(error)")
+        }
+        var reader = ConfigReader(path: path, baseDir: (path as NSString).deletingLastPathComponent)
+        return try reader.read(table)
+    }
+}

@@ -1,0 +1,89 @@
+// The loaded plugins plus the backend instances opened from them. Instances
+// open lazily, on first use, with their [kind.name] config section, so a
+// machine without Xen still runs when the Xen plugin is merely loaded.
+import Foundation
+import Logging
+
+public final class Backends: @unchecked Sendable {
+    public let registry: PluginRegistry
+    public let config: OdysseyConfig
+    let logger: Logger
+    let events: EventBus
+    private let lock = NSLock()
+    private var vmms: [String: VmmBackend] = [:]
+
+    public init(registry: PluginRegistry, config: OdysseyConfig, logger: Logger, events: EventBus) {
+        self.registry = registry
+        self.config = config
+        self.logger = logger
+        self.events = events
+    }
+
+    /// Loads every plugin in the configured directories.
+    public static func load(config: OdysseyConfig, logger: Logger, events: EventBus) -> Backends {
+        let reg = PluginLoader(logger: logger, events: events).loadAll(from: config.pluginDirs)
+        return Backends(registry: reg, config: config, logger: logger, events: events)
+    }
+
+    /// Backend config sections checked against the keys each factory's
+    /// manifest declares. A section for a factory no loaded plugin provides is
+    /// reported as a warning (its plugin may simply have been refused).
+    public func checkBackendConfig() -> (errors: [String], warnings: [String]) {
+        var errors: [String] = [], warnings: [String] = []
+        for kind in InterfaceKind.allCases {
+            let role = config.role(kind)
+            if let d = role.defaultFactory, registry.factory(kind, d) == nil {
+                warnings.append("\(config.path): \(kind.rawValue).default: no loaded plugin provides \(kind.rawValue) factory '\(d)'")
+            }
+            for (name, keys) in role.sections.sorted(by: { $0.key < $1.key }) {
+                guard let mf = registry.manifestFactory(kind, name) else {
+                    warnings.append("\(config.path): [\(kind.rawValue).\(name)]: no loaded plugin provides this factory; section ignored")
+                    continue
+                }
+                let known = Set((mf.config ?? [:]).keys)
+                for k in keys.keys.sorted() where !known.contains(k) {
+                    let list = known.isEmpty ? "it takes no keys" : "known: \(known.sorted().joined(separator: ", "))"
+                    errors.append("\(config.path): [\(kind.rawValue).\(name)] \(k): unknown key (\(list))")
+                }
+            }
+        }
+        return (errors, warnings)
+    }
+
+    /// The config a factory instance sees: manifest defaults, then the file.
+    func instanceConfig(_ kind: InterfaceKind, _ name: String) -> [String: String] {
+        var values: [String: String] = [:]
+        for (k, v) in registry.manifestFactory(kind, name)?.config ?? [:] { if let d = v.default { values[k] = d } }
+        for (k, v) in config.role(kind).sections[name] ?? [:] { values[k] = v }
+        return values
+    }
+
+    public var defaultVmmName: String? { config.role(.vmm).defaultFactory }
+
+    /// The vmm instance `name` (nil = the configured default), opened on first use.
+    public func vmm(_ name: String? = nil) throws(OdysseyError) -> VmmBackend {
+        guard let name = name ?? defaultVmmName else { throw OdysseyError(.config, "no default vmm configured ([vmm] default = \"NAME\")") }
+        lock.lock(); defer { lock.unlock() }
+        if let v = vmms[name] { return v }
+        guard let f = registry.factory(.vmm, name) else {
+            let refused = registry.refused.map(\.line).joined(separator: "; ")
+            throw OdysseyError(.notFound, "no loaded plugin provides vmm '\(name)'" + (refused.isEmpty ? "" : " (refused: \(refused))"))
+        }
+        let ctx = ServiceContext(source: "vmm.\(name)", config: instanceConfig(.vmm, name), logger: logger, events: events)
+        let v = try VmmBackend(factory: f, context: ctx)
+        vmms[name] = v
+        return v
+    }
+
+    /// Names of vmm instances opened so far.
+    public var openVmms: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return vmms.keys.sorted()
+    }
+
+    public func closeAll() {
+        lock.lock(); defer { lock.unlock() }
+        for v in vmms.values { v.close() }
+        vmms.removeAll()
+    }
+}

@@ -1,0 +1,449 @@
+/*
+ * odyssey_plugin.h - the whole Odyssey plugin ABI, version 1.
+ *
+ * A plugin is a shared object exporting exactly one symbol, ODY_ENTRY_SYMBOL.
+ * Everything else is reached through the tables below. Rules that keep this
+ * header stable for years:
+ *
+ *  - Every struct starts with `uint32_t struct_size`. The writer sets it to
+ *    sizeof(the struct it was compiled with); a reader touches a member only
+ *    if the member lies inside struct_size (ODY_HAS_MEMBER). Structs and
+ *    tables only ever grow at the end.
+ *  - Every interface table carries a `version` (the ABI minor it was written
+ *    for) and every slot says the release that added it (since 1.0).
+ *  - A NULL slot means "unsupported". Plugins write no stubs; the host turns
+ *    a NULL slot into one ODY_E_UNSUPPORTED error in one place.
+ *  - Every operation takes `uint32_t flags`; a plugin rejects bits it does
+ *    not know with ODY_E_FLAGS (ody_check_flags below), so new behaviour is
+ *    a new flag, never a Foo/FooFlags/_v2 slot.
+ *  - Every operation returns int32_t: ODY_OK (0), a negative ODY_E_* code
+ *    with the caller-owned ody_error filled in, or, for operations called
+ *    with ODY_F_ASYNC, a positive sequence number completed later by an
+ *    ODY_EVENT_COMPLETION event carrying the same sequence number.
+ *  - Output goes into caller-owned buffers; when a buffer is too small the
+ *    call fails with ODY_E_TOO_SMALL and reports the needed size. Nothing
+ *    allocated by one side is freed by the other. Strings handed out by a
+ *    plugin in its info/factory structs are static (plugins are never
+ *    unloaded).
+ *  - Serialisable by design: flat structs, strings, byte blobs and file
+ *    descriptors only; no callbacks into plugin-owned mutable memory. The
+ *    same .so can therefore be served out of process by a small runner.
+ *  - No #if changes the layout: capabilities are data (bits), never macros.
+ *
+ * Changelog
+ *   1.0  first version: entry handshake, host services, vmm, vchan, addon,
+ *        gui (declared only).
+ */
+#ifndef ODYSSEY_PLUGIN_H
+#define ODYSSEY_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ODY_ABI_MAJOR 1u
+#define ODY_ABI_MINOR 0u
+/* The single symbol a plugin exports (type: ody_entry_fn). */
+#define ODY_ENTRY_SYMBOL "odyssey_plugin_entry"
+
+/* True if `member` of the struct at `ptr` lies inside ptr->struct_size. */
+#define ODY_HAS_MEMBER(ptr, type, member) \
+    ((ptr)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+/* ---------------------------------------------------------------- status */
+
+enum ody_status_code {
+    ODY_OK = 0,
+    ODY_E_UNSUPPORTED = -1,  /* NULL slot, or a capability the backend lacks */
+    ODY_E_INVALID = -2,      /* bad argument (name, struct_size, value) */
+    ODY_E_FLAGS = -3,        /* unknown flag bits */
+    ODY_E_TOO_SMALL = -4,    /* output buffer too small; *needed is set */
+    ODY_E_NOT_FOUND = -5,    /* no such domain / channel / key */
+    ODY_E_EXISTS = -6,       /* already defined / already in use */
+    ODY_E_STATE = -7,        /* operation not legal in the current state */
+    ODY_E_BACKEND = -8,      /* backend failure; see ody_error.backend_code */
+    ODY_E_NO_MEMORY = -9,
+    ODY_E_AGAIN = -10,       /* would block; retry */
+    ODY_E_PERMISSION = -11,
+    ODY_E_IO = -12,
+    ODY_E_TIMEOUT = -13,
+    ODY_E_ABI = -14,         /* version or struct_size mismatch */
+    ODY_E_CLOSED = -15       /* peer closed the channel */
+};
+
+/* Caller-owned error, filled by the callee on failure. */
+#define ODY_ERROR_MESSAGE_MAX 256
+typedef struct ody_error {
+    uint32_t struct_size;
+    int32_t code;           /* an ody_status_code */
+    int32_t backend_code;   /* errno, libxl rc, virErrorNumber...; 0 if none */
+    uint32_t flags;         /* reserved, 0 */
+    char message[ODY_ERROR_MESSAGE_MAX]; /* NUL-terminated, may be truncated */
+} ody_error;
+
+/* Flags valid on every operation. Kind-specific flags start at bit 8. */
+#define ODY_F_ASYNC (1u << 0) /* may return a positive sequence number */
+#define ODY_F_COMMON_MASK (ODY_F_ASYNC)
+
+/* ------------------------------------------------------------ names/limits */
+
+#define ODY_NAME_MAX 64   /* domain names are at most 31 chars; 64 with room */
+#define ODY_UUID_MAX 40   /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" + NUL */
+
+/* ----------------------------------------------------------------- events */
+
+enum ody_event_kind {
+    ODY_EVENT_LIFECYCLE = 1,  /* a domain changed power state */
+    ODY_EVENT_COMPLETION = 2, /* an ODY_F_ASYNC operation finished */
+    ODY_EVENT_CUSTOM = 3      /* plugin-defined; `name` says which */
+};
+
+/* Qubes power states (domains-and-admin-api.md). */
+enum ody_power_state {
+    ODY_STATE_NA = 0,
+    ODY_STATE_HALTED = 1,
+    ODY_STATE_TRANSIENT = 2, /* starting */
+    ODY_STATE_RUNNING = 3,
+    ODY_STATE_HALTING = 4,
+    ODY_STATE_DYING = 5,
+    ODY_STATE_CRASHED = 6,
+    ODY_STATE_PAUSED = 7,
+    ODY_STATE_SUSPENDED = 8
+};
+
+typedef struct ody_event {
+    uint32_t struct_size;
+    uint32_t kind;        /* ody_event_kind */
+    uint64_t seq;         /* COMPLETION: the sequence number returned */
+    int32_t status;       /* COMPLETION: final status */
+    uint32_t state;       /* LIFECYCLE: new ody_power_state */
+    int32_t detail_code;  /* backend-specific reason (e.g. virDomainEventType) */
+    uint32_t flags;       /* reserved, 0 */
+    char domain[ODY_NAME_MAX];
+    char name[ODY_NAME_MAX];   /* CUSTOM: event name */
+    char message[ODY_ERROR_MESSAGE_MAX];
+} ody_event;
+
+/* ---------------------------------------------------------- host services */
+
+enum ody_log_level {
+    ODY_LOG_TRACE = 0, ODY_LOG_DEBUG = 1, ODY_LOG_INFO = 2,
+    ODY_LOG_WARNING = 3, ODY_LOG_ERROR = 4
+};
+
+/*
+ * Services the host hands to a plugin. `ctx` is whatever the host put in
+ * ody_entry_request.host_ctx or ody_instance_args.host_ctx: it tells the host
+ * which plugin or instance is speaking. All three may be called from any
+ * thread, at any time after they were handed in.
+ */
+typedef struct ody_host_services {
+    uint32_t struct_size;
+    uint32_t version; /* ABI minor */
+    /* since 1.0 */
+    void (*log)(void *ctx, uint32_t level, const char *message);
+    /* since 1.0: lifecycle, completion and custom events */
+    void (*emit_event)(void *ctx, const ody_event *event);
+    /* since 1.0: a config value of this instance's section ([vmm.libvirt]
+     * for factory "libvirt" of kind vmm), rendered as text. ODY_E_NOT_FOUND
+     * if unset; ODY_E_TOO_SMALL with *needed (including the NUL). */
+    int32_t (*config_get)(void *ctx, const char *key, char *buf, size_t buf_size,
+                          size_t *needed, uint32_t flags);
+} ody_host_services;
+
+/* ------------------------------------------------------ entry and factories */
+
+enum ody_interface_kind {
+    ODY_KIND_VMM = 1,
+    ODY_KIND_VCHAN = 2,
+    ODY_KIND_ADDON = 3,
+    ODY_KIND_GUI = 4
+};
+
+/* One implementation of one interface kind, selected by name from config. */
+typedef struct ody_factory {
+    uint32_t struct_size;
+    uint32_t kind;          /* ody_interface_kind */
+    const char *name;       /* "native", "libvirt", "socket"...: [a-z0-9_-] */
+    uint64_t capabilities;  /* kind-specific ODY_*_CAP_* bits */
+    const void *ops;        /* ody_vmm_ops / ody_vchan_ops / ody_addon_ops / ody_gui_ops */
+} ody_factory;
+
+/* What the host offers at entry. */
+typedef struct ody_entry_request {
+    uint32_t struct_size;
+    uint32_t abi_major;     /* ODY_ABI_MAJOR of the host */
+    uint32_t abi_minor;     /* the host's highest minor */
+    uint32_t flags;         /* reserved, 0 */
+    const ody_host_services *host;
+    void *host_ctx;         /* pass back as `ctx` to host services */
+} ody_entry_request;
+
+/* What the plugin answers; the host allocates it and sets struct_size. */
+typedef struct ody_plugin_info {
+    uint32_t struct_size;
+    uint32_t abi_major;     /* the plugin's major: must equal the host's */
+    uint32_t abi_minor;     /* min(host's minor, plugin's minor) */
+    uint32_t flags;         /* reserved, 0 */
+    const char *id;         /* "vmm-libvirt": matches the manifest */
+    const char *version;    /* "1.0.0" */
+    const char *license;    /* SPDX identifier */
+    const char *description;
+    uint32_t factory_count;
+    uint32_t reserved;
+    const ody_factory *const *factories;
+} ody_plugin_info;
+
+/* The one exported symbol. Returns ODY_OK or a negative code with *err set. */
+typedef int32_t (*ody_entry_fn)(const ody_entry_request *request,
+                                ody_plugin_info *info, ody_error *err);
+
+/* Arguments to every factory's `open`. */
+typedef struct ody_instance_args {
+    uint32_t struct_size;
+    uint32_t flags;         /* reserved, 0 */
+    const ody_host_services *host;
+    void *host_ctx;         /* identifies the instance to host services */
+    const char *instance_name; /* e.g. "libvirt"; for log lines */
+} ody_instance_args;
+
+/* ----------------------------------------------------------------- vmm */
+
+/* vmm capability bits (ody_factory.capabilities) */
+#define ODY_VMM_CAP_PAUSE           (1ull << 0)
+#define ODY_VMM_CAP_LIFECYCLE_EVENTS (1ull << 1)
+#define ODY_VMM_CAP_PERSISTENT      (1ull << 2) /* definitions survive the instance */
+#define ODY_VMM_CAP_VOLUMES         (1ull << 3)
+#define ODY_VMM_CAP_ASYNC_START     (1ull << 4)
+#define ODY_VMM_CAP_MEMORY_LIMIT    (1ull << 5)
+#define ODY_VMM_CAP_NAMESPACES      (1ull << 6) /* process-level isolation */
+#define ODY_VMM_CAP_HARDWARE_VIRT   (1ull << 7) /* a separate kernel */
+
+/* vmm flags */
+#define ODY_VMM_SHUTDOWN_WAIT (1u << 8) /* shutdown: return only once halted */
+
+typedef struct ody_vmm ody_vmm; /* opaque instance */
+
+/*
+ * A domain definition: fixed fields every backend understands, plus
+ * `params`, a blob of NUL-terminated "key=value" strings for what only some
+ * backends read (root_dir, private_dir, kernel, initrd, cmdline, ...). Keys a
+ * backend does not know are ignored, so the host can add keys without an
+ * ABI change. Differences between backends are named as capabilities, never
+ * as fields only one backend has.
+ */
+typedef struct ody_domain_config {
+    uint32_t struct_size;
+    uint32_t flags;        /* reserved, 0 */
+    char name[ODY_NAME_MAX];
+    char uuid[ODY_UUID_MAX];
+    uint64_t memory_mib;
+    uint64_t maxmem_mib;
+    uint32_t vcpus;
+    uint32_t params_len;   /* bytes in params, including the final NUL */
+    const char *params;
+} ody_domain_config;
+
+typedef struct ody_domain_info {
+    uint32_t struct_size;
+    uint32_t state;        /* ody_power_state */
+    char name[ODY_NAME_MAX];
+    char uuid[ODY_UUID_MAX];
+    uint64_t memory_kib;
+    uint64_t maxmem_kib;
+    uint64_t cputime_ns;
+    uint32_t vcpus;
+    int32_t pid;           /* init process on the host, or -1 */
+} ody_domain_info;
+
+typedef struct ody_vmm_ops {
+    uint32_t struct_size;
+    uint32_t version;  /* ABI minor this table was written for */
+    /* since 1.0 */
+    int32_t (*open)(const ody_instance_args *args, ody_vmm **out, ody_error *err);
+    void (*close)(ody_vmm *vmm, uint32_t flags);
+    int32_t (*define)(ody_vmm *vmm, const ody_domain_config *config, uint32_t flags, ody_error *err);
+    int32_t (*undefine)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*start)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*shutdown)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*kill)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*pause)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*unpause)(ody_vmm *vmm, const char *name, uint32_t flags, ody_error *err);
+    int32_t (*get_info)(ody_vmm *vmm, const char *name, ody_domain_info *out,
+                        uint32_t flags, ody_error *err);
+    /* Names of defined domains, each NUL-terminated, back to back. */
+    int32_t (*list)(ody_vmm *vmm, char *buf, size_t buf_size, size_t *needed,
+                    uint32_t flags, ody_error *err);
+} ody_vmm_ops;
+
+/* ----------------------------------------------------------------- vchan */
+
+/* vchan capability bits */
+#define ODY_VCHAN_CAP_FD_PASSING   (1ull << 0) /* can carry file descriptors */
+#define ODY_VCHAN_CAP_CROSS_KERNEL (1ull << 1) /* peers may run other kernels */
+
+/* is_open states, as libvchan */
+enum ody_vchan_state {
+    ODY_VCHAN_DISCONNECTED = 0,
+    ODY_VCHAN_CONNECTED = 1,
+    ODY_VCHAN_WAITING = 2
+};
+
+typedef struct ody_vchan_backend ody_vchan_backend; /* opaque instance */
+typedef struct ody_vchan ody_vchan;                 /* one channel */
+
+/* Who is at each end: a channel is identified by (peer, port). */
+typedef struct ody_vchan_endpoint {
+    uint32_t struct_size;
+    uint32_t port;          /* 512 = control, 513+ = data (qrexec) */
+    int32_t local_domid;    /* backend ids where they exist; -1 if none */
+    int32_t remote_domid;
+    char local_domain[ODY_NAME_MAX];
+    char remote_domain[ODY_NAME_MAX];
+} ody_vchan_endpoint;
+
+typedef struct ody_vchan_ops {
+    uint32_t struct_size;
+    uint32_t version;
+    /* since 1.0 */
+    int32_t (*open)(const ody_instance_args *args, ody_vchan_backend **out, ody_error *err);
+    void (*close_backend)(ody_vchan_backend *backend, uint32_t flags);
+    int32_t (*server_init)(ody_vchan_backend *backend, const ody_vchan_endpoint *endpoint,
+                           size_t read_min, size_t write_min, uint32_t flags,
+                           ody_vchan **out, ody_error *err);
+    int32_t (*client_init)(ody_vchan_backend *backend, const ody_vchan_endpoint *endpoint,
+                           uint32_t flags, ody_vchan **out, ody_error *err);
+    /* partial: *done = bytes moved (0 on a non-blocking empty channel) */
+    int32_t (*read)(ody_vchan *ch, void *buf, size_t size, size_t *done, uint32_t flags, ody_error *err);
+    int32_t (*write)(ody_vchan *ch, const void *buf, size_t size, size_t *done, uint32_t flags, ody_error *err);
+    /* all or nothing: exactly `size` bytes, blocking */
+    int32_t (*recv)(ody_vchan *ch, void *buf, size_t size, uint32_t flags, ody_error *err);
+    int32_t (*send)(ody_vchan *ch, const void *buf, size_t size, uint32_t flags, ody_error *err);
+    int32_t (*wait)(ody_vchan *ch, uint32_t flags, ody_error *err);
+    int32_t (*fd_for_poll)(ody_vchan *ch, int32_t *fd, uint32_t flags, ody_error *err);
+    int32_t (*is_open)(ody_vchan *ch, uint32_t *state, uint32_t flags, ody_error *err);
+    int32_t (*data_ready)(ody_vchan *ch, size_t *bytes, uint32_t flags, ody_error *err);
+    int32_t (*buffer_space)(ody_vchan *ch, size_t *bytes, uint32_t flags, ody_error *err);
+    void (*close)(ody_vchan *ch, uint32_t flags);
+} ody_vchan_ops;
+
+/* ----------------------------------------------------------------- addon */
+
+#define ODY_ADDON_CAP_ADMIN_SIDE  (1ull << 0) /* services run in the admin domain */
+#define ODY_ADDON_CAP_DOMAIN_SIDE (1ull << 1) /* services run inside domains */
+#define ODY_ADDON_CAP_EVENT_HOOKS (1ull << 2)
+
+typedef struct ody_addon ody_addon; /* opaque instance */
+
+/* A service the add-on provides ("qubes.Filecopy"). */
+typedef struct ody_addon_service {
+    uint32_t struct_size;
+    uint32_t flags;         /* ODY_ADDON_CAP_ADMIN_SIDE / _DOMAIN_SIDE */
+    const char *name;
+} ody_addon_service;
+
+/* Static description: what the add-on brings, readable without opening it. */
+typedef struct ody_addon_desc {
+    uint32_t struct_size;
+    uint32_t service_count;
+    const ody_addon_service *const *services;
+    const char *policy_file_name; /* "70-filecopy.policy", or NULL */
+    const char *policy_text;      /* default policy lines, or NULL */
+    const char *const *event_hooks; /* NULL-terminated event names, or NULL */
+} ody_addon_desc;
+
+/* One call of a service: who asked, and the stdio file descriptors. */
+typedef struct ody_service_call {
+    uint32_t struct_size;
+    uint32_t flags;          /* reserved, 0 */
+    char service[256];       /* "qubes.Filecopy" */
+    char argument[256];      /* "+arg" or "+" */
+    char source[ODY_NAME_MAX]; /* set by the host from the channel, never by the caller */
+    char target[ODY_NAME_MAX];
+    int32_t stdin_fd;
+    int32_t stdout_fd;
+    int32_t stderr_fd;
+    int32_t reserved;
+} ody_service_call;
+
+typedef struct ody_addon_ops {
+    uint32_t struct_size;
+    uint32_t version;
+    /* since 1.0 */
+    int32_t (*open)(const ody_instance_args *args, ody_addon **out, ody_error *err);
+    void (*close)(ody_addon *addon, uint32_t flags);
+    const ody_addon_desc *(*describe)(uint32_t flags);
+    /* Runs one service call to completion; *exit_status as a process's. */
+    int32_t (*run_service)(ody_addon *addon, const ody_service_call *call,
+                           int32_t *exit_status, uint32_t flags, ody_error *err);
+    void (*on_event)(ody_addon *addon, const ody_event *event, uint32_t flags);
+} ody_addon_ops;
+
+/* ------------------------------------------------------------------- gui */
+
+typedef struct ody_gui ody_gui; /* opaque instance */
+
+/* Declared now so the table has its place; slots arrive with the GUI issue. */
+typedef struct ody_gui_ops {
+    uint32_t struct_size;
+    uint32_t version;
+    /* since 1.0 */
+    int32_t (*open)(const ody_instance_args *args, ody_gui **out, ody_error *err);
+    void (*close)(ody_gui *gui, uint32_t flags);
+} ody_gui_ops;
+
+/* -------------------------------------------------------------- helpers */
+/* static inline so a plugin needs this header alone, no library to link. */
+
+/* A short English name for a status code ("unsupported", "too small"...). */
+static inline const char *ody_status_name(int32_t code) {
+    switch (code) {
+    case ODY_OK: return "ok";
+    case ODY_E_UNSUPPORTED: return "unsupported";
+    case ODY_E_INVALID: return "invalid argument";
+    case ODY_E_FLAGS: return "unknown flags";
+    case ODY_E_TOO_SMALL: return "buffer too small";
+    case ODY_E_NOT_FOUND: return "not found";
+    case ODY_E_EXISTS: return "already exists";
+    case ODY_E_STATE: return "wrong state";
+    case ODY_E_BACKEND: return "backend error";
+    case ODY_E_NO_MEMORY: return "out of memory";
+    case ODY_E_AGAIN: return "try again";
+    case ODY_E_PERMISSION: return "permission denied";
+    case ODY_E_IO: return "I/O error";
+    case ODY_E_TIMEOUT: return "timed out";
+    case ODY_E_ABI: return "ABI mismatch";
+    case ODY_E_CLOSED: return "closed";
+    default: return code > 0 ? "pending" : "unknown error";
+    }
+}
+
+/* Fill an ody_error (only the members inside its struct_size) and return
+ * `code`, so a plugin can write `return ody_error_set(err, ...)`. */
+static inline int32_t ody_error_set(ody_error *err, int32_t code, int32_t backend_code,
+                                    const char *message) {
+    if (err == NULL) return code;
+    if (ODY_HAS_MEMBER(err, ody_error, code)) err->code = code;
+    if (ODY_HAS_MEMBER(err, ody_error, backend_code)) err->backend_code = backend_code;
+    if (ODY_HAS_MEMBER(err, ody_error, message)) {
+        size_t i = 0;
+        if (message != NULL)
+            for (; message[i] != '\0' && i + 1 < sizeof err->message; i++) err->message[i] = message[i];
+        err->message[i] = '\0';
+    }
+    return code;
+}
+
+/* Rejects flag bits outside `known` with ODY_E_FLAGS. */
+static inline int32_t ody_check_flags(uint32_t flags, uint32_t known, ody_error *err) {
+    if ((flags & ~known) == 0) return ODY_OK;
+    return ody_error_set(err, ODY_E_FLAGS, 0, "unknown flag bits");
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ODYSSEY_PLUGIN_H */
