@@ -52,5 +52,7 @@ let package = Package(
             "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/ody"),
 
+        .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
+        .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),
     ] + plugins.map(\.1)
 )

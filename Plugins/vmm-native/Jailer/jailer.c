@@ -18,6 +18,9 @@
  *           "err PID ERRNO message"         a step failed; PID is -1 or the
  *                                           dead child the caller must reap
  *   fd 0-2 become init's stdin/stdout/stderr (the plugin's console log).
+ *   Spec keys: name hostname root_mode root_dir run_dir private_dir init
+ *   uid_base uid_count volatile_mib; repeated: arg env cgroup bind_ro bind_rw
+ *   seccomp; seccomp_default (absent: no filter; the plugin always sends one).
  *
  * Process shape: the jailer J joins the domain's cgroups, creates the
  * domain's user namespace through a short-lived helper (a process cannot
@@ -412,16 +415,16 @@ static void build_and_exec(struct domain *d) {
     if (setresgid(0, 0, 0) != 0) die(errno, "setresgid", "0 in the domain (%lu on the host)", d->uid_base);
     if (setresuid(0, 0, 0) != 0) die(errno, "setresuid", "0 in the domain (%lu on the host)", d->uid_base);
 
+    /* Its own session: no terminal signals from the host's session. */
+    if (setsid() < 0) die(errno, "setsid", NULL);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(errno, "no_new_privs", NULL);
 
     /* argv and environment, prepared before the filter goes in. */
     char *argv[130];
     int argc = 0;
     argv[argc++] = (char *)d->init;
-    for (int i = 1; argc < 129; i++) {
-        char key[16];
-        snprintf(key, sizeof key, "arg%d", i);
-        const char *a = get(key);
+    for (int i = 0; argc < 129; i++) {
+        const char *a = get_nth("arg", i);
         if (!a) break;
         argv[argc++] = (char *)a;
     }

@@ -37,6 +37,7 @@ public struct OdysseyError: Error, CustomStringConvertible, Sendable, Equatable 
 extension OdysseyError {
     /// Runs `body` and re-types what it throws: stdlib helpers such as
     /// withCString only rethrow `any Error`, even around typed-throwing code.
+    @discardableResult
     static func rethrowing<T>(_ body: () throws -> T) throws(OdysseyError) -> T {
         do { return try body() } catch let e as OdysseyError { throw e } catch {
             throw OdysseyError(.io, "\(error)")

@@ -437,6 +437,12 @@ static inline int32_t ody_error_set(ody_error *err, int32_t code, int32_t backen
     return code;
 }
 
+/* The minor a plugin built against this header answers at entry:
+ * min(host's highest minor, this header's ODY_ABI_MINOR). */
+static inline uint32_t ody_negotiate_minor(uint32_t host_minor) {
+    return host_minor > ODY_ABI_MINOR ? ODY_ABI_MINOR : host_minor;
+}
+
 /* Rejects flag bits outside `known` with ODY_E_FLAGS. */
 static inline int32_t ody_check_flags(uint32_t flags, uint32_t known, ody_error *err) {
     if ((flags & ~known) == 0) return ODY_OK;

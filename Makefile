@@ -1,0 +1,51 @@
+# Odyssey: the two commands are `make demo` and `make test`. Both install what
+# they need first (scripts/install-deps), then build.
+SWIFT      ?= swift
+PREFIX     ?= /usr/local
+BUILD      := build
+DEBUG_BIN   = $(shell $(SWIFT) build --show-bin-path)
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+
+.PHONY: all deps build demo test bench install install-sdk clean help
+
+all: build
+
+help:
+	@echo "make demo         install deps, build, run the guided tour"
+	@echo "make test         install deps, build, run every test"
+	@echo "make bench        release build, print the benchmark table (bars vs baselines)"
+	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
+	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	$(SWIFT) build
+	@scripts/stage-plugins $(DEBUG_BIN) $(BUILD)/plugins
+
+demo: build
+	@scripts/demo $(DEBUG_BIN)
+
+test: build
+	$(SWIFT) build --build-tests
+	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) $(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release
+	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release
+	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(BUILD)/plugins-release $(RELEASE_BIN)/odyssey-bench
+
+install-sdk:
+	install -d $(DESTDIR)$(PREFIX)/include/odyssey $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 Sources/PluginABI/include/odyssey_plugin.h $(DESTDIR)$(PREFIX)/include/odyssey/
+	sed 's|@PREFIX@|$(PREFIX)|' Sources/PluginABI/odyssey-plugin.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/odyssey-plugin.pc
+
+install: deps install-sdk
+	$(SWIFT) build -c release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/odyssey/plugins
+	install -m 755 $(RELEASE_BIN)/odysseyd $(RELEASE_BIN)/ody $(DESTDIR)$(PREFIX)/bin/
+	scripts/stage-plugins $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/lib/odyssey/plugins
+
+clean:
+	rm -rf $(BUILD) .build

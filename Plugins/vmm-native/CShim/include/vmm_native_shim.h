@@ -1,0 +1,30 @@
+/*
+ * vmm_native_shim.h - the few calls the vmm-native plugin cannot make from Swift.
+ *
+ * Why C: glibc 2.36 declares pidfd_open/pidfd_send_signal in <sys/pidfd.h> and
+ * eventfd in <sys/eventfd.h>, neither of which Swift's Glibc module imports, and
+ * Swift cannot call the variadic syscall(2). Each wrapper is one line.
+ */
+#ifndef VMM_NATIVE_SHIM_H
+#define VMM_NATIVE_SHIM_H
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* A file descriptor that becomes readable when `pid` exits; works for
+ * processes that are not our children (re-adopted domains). */
+static inline int vmm_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* kill(2) through a pidfd: never hits a recycled pid. */
+static inline int vmm_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/* idtype P_PIDFD for waitid(2), which Swift's idtype_t import lacks. */
+static inline int vmm_p_pidfd(void) { return 3; }
+
+#endif

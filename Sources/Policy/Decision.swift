@@ -1,0 +1,120 @@
+// What the policy decided for one call.
+
+public enum Resolution: String, Sendable {
+    case allow, ask, deny
+}
+
+/// Why a decision came out as it did; the text is built only when someone reads it, so the
+/// allow path allocates no message.
+enum DecisionReason: Sendable, Equatable {
+    case allowed(location: String)
+    case asked(location: String)
+    case deniedByRule(location: String)
+    case noMatchingRule
+    case policyNotLoaded(PolicyLoadError?)
+    case refused(String)
+
+    var text: String {
+        switch self {
+        case .allowed(let location): return "allowed by policy \(location)"
+        case .asked(let location): return "ask by policy \(location)"
+        case .deniedByRule(let location): return "denied by policy \(location)"
+        case .noMatchingRule: return "no matching rule found"
+        case .policyNotLoaded(let error):
+            return "policy failed to load, denying everything" + (error.map { ": \($0.description)" } ?? "")
+        case .refused(let message): return message
+        }
+    }
+}
+
+/// The decision for one call.
+///
+/// - `allow`: `target` is the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a
+///   new disposable); `user` is nil when the rule sets none (the reference daemon prints
+///   `user=DEFAULT` there: the target's default user).
+/// - `ask`: `targetsForAsk` lists the choices, sorted in code-point order; `defaultTarget` is
+///   the preselected one, if any. The broker turns the user's answer into an allow or a deny
+///   with `approving(_:source:)` / `declined()`.
+/// - `deny`: `target` and `user` are nil; `notify` says whether to show a notification.
+///
+/// `rule` is "BASENAME:LINE" of the deciding rule (nil when no rule decided).
+public struct Decision: Sendable, Equatable {
+    public var resolution: Resolution
+    public var target: String?
+    public var user: String?
+    public var autostart: Bool
+    public var notify: Bool
+    public var rule: String?
+    /// The deciding rule's file, as loaded.
+    public var rulePath: String?
+    public var ruleLine: Int?
+    public var targetsForAsk: [String]
+    public var defaultTarget: String?
+    var why: DecisionReason
+
+    /// Human-readable reason, in the reference's words where it has them.
+    public var reason: String { why.text }
+
+    init(resolution: Resolution, target: String? = nil, user: String? = nil, autostart: Bool = false,
+         notify: Bool, rule: PolicyRule? = nil, targetsForAsk: [String] = [], defaultTarget: String? = nil,
+         why: DecisionReason) {
+        self.resolution = resolution
+        self.target = target
+        self.user = user
+        self.autostart = autostart
+        self.notify = notify
+        self.rule = rule?.label
+        self.rulePath = rule?.path
+        self.ruleLine = rule?.line
+        self.targetsForAsk = targetsForAsk
+        self.defaultTarget = defaultTarget
+        self.why = why
+    }
+
+    /// A refusal. Refusals outside a deny rule notify, as the reference's AccessDenied does by
+    /// default; `rule` is the rule that was being applied, if any.
+    static func deny(_ why: DecisionReason, rule: PolicyRule? = nil, notify: Bool = true) -> Decision {
+        Decision(resolution: .deny, notify: notify, rule: rule, why: why)
+    }
+
+    private func denied(_ message: String, notify: Bool = true) -> Decision {
+        var decision = self
+        decision.resolution = .deny
+        decision.target = nil
+        decision.user = nil
+        decision.autostart = false
+        decision.notify = notify
+        decision.targetsForAsk = []
+        decision.defaultTarget = nil
+        decision.why = .refused(message)
+        return decision
+    }
+
+    /// The user approved an ask with `choice`. The choice must be one offered; `@dispvm` is
+    /// refused (the reference fails on it), `@adminvm` means dom0, and a call back to the
+    /// source itself is refused.
+    public func approving(_ choice: String, source: String) -> Decision {
+        guard resolution == .ask else { return self }
+        guard targetsForAsk.contains(choice) else { return denied("target \(choice) is not a valid choice") }
+        if choice == "@dispvm" {
+            return denied("ask choice @dispvm cannot be approved: it names no disposable template")
+        }
+        let target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
+        if target == source || (target == "dom0" && PolicyToken.isDom0Like(source)) {
+            return denied("loopback qrexec connection not supported")
+        }
+        var decision = self
+        decision.why = .allowed(location: "\(rulePath ?? "?"):\(ruleLine ?? 0)")
+        decision.resolution = .allow
+        decision.target = target
+        decision.targetsForAsk = []
+        decision.defaultTarget = nil
+        return decision
+    }
+
+    /// The user refused an ask (or no prompt is available): denied, notifying as the rule says.
+    public func declined() -> Decision {
+        guard resolution == .ask else { return self }
+        return denied("denied by the user \(rulePath ?? "?"):\(ruleLine ?? 0)", notify: notify)
+    }
+}

@@ -1,0 +1,60 @@
+// Pins the ABI as Swift imports it: the same numbers abi_layout.c asserts at
+// compile time. A failure here means a change broke every built plugin.
+import PluginABI
+import XCTest
+
+final class LayoutTests: XCTestCase {
+    func testStructSizes() {
+        XCTAssertEqual(MemoryLayout<ody_error>.size, 272)
+        XCTAssertEqual(MemoryLayout<ody_event>.size, 416)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_factory>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_entry_request>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_plugin_info>.size, 64)
+        XCTAssertEqual(MemoryLayout<ody_instance_args>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_domain_config>.size, 144)
+        XCTAssertEqual(MemoryLayout<ody_domain_info>.size, 144)
+        XCTAssertEqual(MemoryLayout<ody_vmm_ops>.size, 96)
+        XCTAssertEqual(MemoryLayout<ody_vchan_endpoint>.size, 144)
+        XCTAssertEqual(MemoryLayout<ody_vchan_ops>.size, 120)
+        XCTAssertEqual(MemoryLayout<ody_addon_service>.size, 16)
+        XCTAssertEqual(MemoryLayout<ody_addon_desc>.size, 40)
+        XCTAssertEqual(MemoryLayout<ody_service_call>.size, 664)
+        XCTAssertEqual(MemoryLayout<ody_addon_ops>.size, 48)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.size, 24)
+    }
+
+    func testOffsets() {
+        XCTAssertEqual(MemoryLayout<ody_error>.offset(of: \.message), 16)
+        XCTAssertEqual(MemoryLayout<ody_event>.offset(of: \.seq), 8)
+        XCTAssertEqual(MemoryLayout<ody_event>.offset(of: \.domain), 32)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.log), 8)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.config_get), 24)
+        XCTAssertEqual(MemoryLayout<ody_factory>.offset(of: \.name), 8)
+        XCTAssertEqual(MemoryLayout<ody_factory>.offset(of: \.ops), 24)
+        XCTAssertEqual(MemoryLayout<ody_plugin_info>.offset(of: \.id), 16)
+        XCTAssertEqual(MemoryLayout<ody_plugin_info>.offset(of: \.factories), 56)
+        XCTAssertEqual(MemoryLayout<ody_domain_config>.offset(of: \.name), 8)
+        XCTAssertEqual(MemoryLayout<ody_domain_config>.offset(of: \.params), 136)
+        XCTAssertEqual(MemoryLayout<ody_vmm_ops>.offset(of: \.open), 8)
+        XCTAssertEqual(MemoryLayout<ody_vmm_ops>.offset(of: \.list), 88)
+        XCTAssertEqual(MemoryLayout<ody_vchan_ops>.offset(of: \.close), 112)
+        XCTAssertEqual(MemoryLayout<ody_service_call>.offset(of: \.source), 520)
+        XCTAssertEqual(MemoryLayout<ody_addon_ops>.offset(of: \.on_event), 40)
+    }
+
+    func testVersionAndEntrySymbol() {
+        XCTAssertEqual(ODY_ABI_MAJOR, 1)
+        XCTAssertEqual(ODY_ABI_MINOR, 0)
+        XCTAssertEqual(ODY_ENTRY_SYMBOL, "odyssey_plugin_entry")
+    }
+
+    func testStatusNamesAndErrorHelperRespectStructSize() {
+        XCTAssertEqual(String(cString: ody_status_name(ODY_E_TOO_SMALL.rawValue)), "buffer too small")
+        var e = ody_error()
+        e.struct_size = 8   // an old, smaller error struct: only `code` fits
+        XCTAssertEqual(ody_error_set(&e, ODY_E_STATE.rawValue, 5, "x"), ODY_E_STATE.rawValue)
+        XCTAssertEqual(e.code, ODY_E_STATE.rawValue)
+        XCTAssertEqual(e.backend_code, 0, "backend_code lies outside struct_size and must not be written")
+    }
+}
