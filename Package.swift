@@ -17,6 +17,8 @@ func plugin(_ product: String, target: String, dependencies: [Target.Dependency]
 }
 
 let plugins: [(Product, Target)] = [
+    plugin("vmm-libvirt", target: "VmmLibvirt", dependencies: ["CLibvirt"]),
+    plugin("vmm-xen", target: "VmmXen", dependencies: ["CXenlight"]),
 ]
 
 let package = Package(
@@ -54,5 +56,8 @@ let package = Package(
 
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),
+        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI"], path: "Tests/ConformanceTests"),
+        .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
+        .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", pkgConfig: "xenlight", providers: [.apt(["libxen-dev"])]),
     ] + plugins.map(\.1)
 )

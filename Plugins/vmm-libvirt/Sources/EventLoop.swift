@@ -1,0 +1,77 @@
+// libvirt's default event loop, once per process: libvirt keeps one event
+// implementation per process and offers no way to unregister it, so the
+// loop thread lives as long as the process (plugins are never unloaded).
+// Lifecycle callbacks run on that thread and go to the host through
+// HostServices.emitLifecycle, which may be called from any thread.
+import CLibvirt
+import Glibc
+import PluginABI
+import PluginKit
+
+enum LibvirtRuntime {
+    /// 0 once libvirt is initialised and the loop thread runs; else the failing step.
+    private static let started: (ok: Bool, message: String) = {
+        guard virInitialize() == 0 else { return (false, "virInitialize failed") }
+        // libvirt prints every error to stderr unless a handler is set; ours
+        // reach the host through ody_error instead, so stay quiet.
+        virSetErrorFunc(nil, { _, _ in })
+        guard virEventRegisterDefaultImpl() == 0 else {
+            return (false, "virEventRegisterDefaultImpl failed: " + (virGetLastErrorMessage().map { String(cString: $0) } ?? ""))
+        }
+        var tid = pthread_t()
+        let rc = pthread_create(&tid, nil, { _ in
+            while true {
+                if virEventRunDefaultImpl() < 0 { Clock.sleep(seconds: 0.1) }
+            }
+        }, nil)
+        guard rc == 0 else { return (false, "cannot start the libvirt event thread: \(String(cString: strerror(rc)))") }
+        pthread_detach(tid)
+        return (true, "")
+    }()
+
+    /// Starts everything on first call; nil on success, else why not.
+    static func ensureStarted() -> String? { started.ok ? nil : started.message }
+}
+
+/// libvirt lifecycle event types and details as ody power states and words.
+enum LifecycleMap {
+    static let eventNames = ["defined", "undefined", "started", "suspended", "resumed", "stopped", "shutdown",
+                             "pmsuspended", "crashed"]
+
+    /// nil: the event says nothing about the power state (e.g. a redefinition).
+    static func state(event: Int32, detail: Int32) -> ody_power_state? {
+        switch UInt32(bitPattern: event) {
+        case VIR_DOMAIN_EVENT_DEFINED.rawValue:
+            return UInt32(bitPattern: detail) == VIR_DOMAIN_EVENT_DEFINED_ADDED.rawValue ? ODY_STATE_HALTED : nil
+        case VIR_DOMAIN_EVENT_UNDEFINED.rawValue: return ODY_STATE_NA
+        case VIR_DOMAIN_EVENT_STARTED.rawValue, VIR_DOMAIN_EVENT_RESUMED.rawValue: return ODY_STATE_RUNNING
+        case VIR_DOMAIN_EVENT_SUSPENDED.rawValue: return ODY_STATE_PAUSED
+        case VIR_DOMAIN_EVENT_STOPPED.rawValue:
+            return UInt32(bitPattern: detail) == VIR_DOMAIN_EVENT_STOPPED_CRASHED.rawValue ? ODY_STATE_CRASHED : ODY_STATE_HALTED
+        case VIR_DOMAIN_EVENT_SHUTDOWN.rawValue: return ODY_STATE_HALTING
+        case VIR_DOMAIN_EVENT_PMSUSPENDED.rawValue: return ODY_STATE_SUSPENDED
+        case VIR_DOMAIN_EVENT_CRASHED.rawValue: return ODY_STATE_CRASHED
+        default: return nil
+        }
+    }
+
+    static func describe(event: Int32, detail: Int32) -> String {
+        let e = event >= 0 && Int(event) < eventNames.count ? eventNames[Int(event)] : "event \(event)"
+        return "libvirt \(e) (detail \(detail))"
+    }
+}
+
+/// The C callback libvirt calls on the loop thread. `opaque` is a retained
+/// LibvirtVmm, released by `lifecycleRelease` when libvirt drops the callback.
+let lifecycleCallback: @convention(c) (OpaquePointer?, OpaquePointer?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32 = {
+    _, dom, event, detail, opaque in
+    guard let dom, let opaque, let np = virDomainGetName(dom) else { return 0 }
+    let vmm = Unmanaged<LibvirtVmm>.fromOpaque(opaque).takeUnretainedValue()
+    vmm.deliverLifecycle(domain: String(cString: np), event: event, detail: detail)
+    return 0
+}
+
+let lifecycleRelease: @convention(c) (UnsafeMutableRawPointer?) -> Void = { opaque in
+    guard let opaque else { return }
+    Unmanaged<LibvirtVmm>.fromOpaque(opaque).release()
+}
