@@ -92,15 +92,22 @@ public struct Decision: Sendable, Equatable {
 
     /// The user approved an ask with `choice`. The choice must be one offered; `@dispvm` is
     /// refused (the reference fails on it), `@adminvm` means dom0, and a call back to the
-    /// source itself is refused.
-    public func approving(_ choice: String, source: String) -> Decision {
+    /// source itself is refused. With the system snapshot, a `uuid:` choice is compared with the
+    /// source by identity and turned into the domain's name, and a name no domain has is refused.
+    public func approving(_ choice: String, source: String, in system: PolicySystem? = nil) -> Decision {
         guard resolution == .ask else { return self }
         guard targetsForAsk.contains(choice) else { return denied("target \(choice) is not a valid choice") }
         if choice == "@dispvm" {
             return denied("ask choice @dispvm cannot be approved: it names no disposable template")
         }
-        let target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
-        if target == source || (target == "dom0" && PolicyToken.isDom0Like(source)) {
+        var target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
+        var sameDomain = false
+        if let system, target != "dom0", target.unicodeScalars.first != "@" {
+            guard let index = system.domainIndex(of: target) else { return denied("invalid target: \(choice)") }
+            target = system.domains[index].name
+            sameDomain = system.domainIndex(of: source) == index
+        }
+        if sameDomain || target == source || (target == "dom0" && PolicyToken.isDom0Like(source)) {
             return denied("loopback qrexec connection not supported")
         }
         var decision = self

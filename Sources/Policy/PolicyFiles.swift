@@ -110,7 +110,12 @@ enum PolicyFiles {
     private static func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else { return "/" }
-        return String(cString: buffer)
+        return text(of: buffer)
+    }
+
+    /// A NUL-terminated C buffer as a String.
+    private static func text(of buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func symlinkTarget(_ path: String) -> String? {
@@ -120,7 +125,7 @@ enum PolicyFiles {
         let count = readlink(path, &buffer, buffer.count - 1)
         guard count >= 0 else { return nil }
         buffer[count] = 0
-        return String(cString: buffer)
+        return text(of: buffer)
     }
 
     /// `pathlib.Path.resolve()` (not strict): an absolute path with symlinks and `..` resolved

@@ -53,8 +53,9 @@ struct RuleMatcher: Sendable {
     let target: CompiledToken
 }
 
-/// All interned tables and compiled rules of one policy.
-struct PolicyIndex: Sendable {
+/// All interned tables and compiled rules of one policy. A class so that a decision passes one
+/// reference around instead of retaining every table.
+final class PolicyIndex: Sendable {
     static let anyValue: Int32 = -1
 
     let matchers: ContiguousArray<RuleMatcher>

@@ -43,6 +43,7 @@ final class PolicyLoader {
     // MARK: v5 files
 
     private func loadFile(text: String, path: String) throws(PolicyLoadError) {
+        let basename = PythonText.basename(path)
         for (offset, rawLine) in PythonText.lines(text).enumerated() {
             let line = offset + 1
             let fields = PythonText.splitFields(rawLine.unicodeScalars)
@@ -52,7 +53,7 @@ final class PolicyLoader {
                 continue
             }
             do {
-                rules.append(try RuleParser.parseRule(fields: fields, path: path, line: line))
+                rules.append(try RuleParser.parseRule(fields: fields, path: path, basename: basename, line: line))
             } catch {
                 throw PolicyLoadError(path: path, line: line, message: error.message)
             }
@@ -145,6 +146,7 @@ final class PolicyLoader {
     /// per-service include. No other directive is allowed.
     private func loadServiceFile(_ service: String?, _ argument: String?, text: String,
                                  path: String) throws(PolicyLoadError) {
+        let basename = PythonText.basename(path)
         for (offset, rawLine) in PythonText.lines(text).enumerated() {
             let line = offset + 1
             let stripped = PythonText.strip(rawLine)
@@ -163,7 +165,7 @@ final class PolicyLoader {
             }
             do {
                 rules.append(try RuleParser.parseServiceRule(service: service, argument: argument, fields: fields,
-                                                             path: path, line: line))
+                                                             path: path, basename: basename, line: line))
             } catch {
                 throw PolicyLoadError(path: path, line: line, message: error.message)
             }

@@ -51,6 +51,13 @@ public struct PolicyRule: Sendable {
 
     public init(path: String, line: Int, service: String?, argument: String?, source: PolicyToken,
                 target: PolicyToken, action: PolicyAction) {
+        self.init(path: path, basename: PythonText.basename(path), line: line, service: service, argument: argument,
+                  source: source, target: target, action: action)
+    }
+
+    /// With the file's basename computed once per file rather than once per rule.
+    init(path: String, basename: String, line: Int, service: String?, argument: String?, source: PolicyToken,
+         target: PolicyToken, action: PolicyAction) {
         self.path = path
         self.line = line
         self.service = service
@@ -58,7 +65,7 @@ public struct PolicyRule: Sendable {
         self.source = source
         self.target = target
         self.action = action
-        self.label = "\(PythonText.basename(path)):\(line)"
+        self.label = "\(basename):\(line)"
         self.location = "\(path):\(line)"
     }
 

@@ -26,7 +26,7 @@ public struct PolicyDomain: Sendable, Codable, Equatable {
         self.defaultDispvm = defaultDispvm
         self.powerState = powerState
         self.uuid = uuid.map(PolicyDomain.bareUUID)
-        self.internal = internal
+        self.`internal` = `internal`
     }
 
     /// Accepts a UUID with or without the `uuid:` prefix.
@@ -55,10 +55,10 @@ public struct PolicyDomain: Sendable, Codable, Equatable {
     }
 }
 
-/// A snapshot of the domains, with the lookup tables the evaluator uses.
-public struct PolicySystem: Sendable {
-    /// Sorted by name in code-point order.
-    public let domains: [PolicyDomain]
+/// The tables of a `PolicySystem`, behind one reference so that copying a system (into each
+/// decision's context) is one retain.
+final class PolicySystemTables: Sendable {
+    let domains: [PolicyDomain]
     let indexByName: [String: Int]
     let indexByUUID: [String: Int]
     /// The domain named `dom0`, which every dom0-like spelling refers to.
@@ -67,7 +67,6 @@ public struct PolicySystem: Sendable {
     // Ask choices: every string an ask could offer, sorted, so that a collected set is a bit set
     // and printing it in order is a walk over the bits.
     let choiceNames: [String]
-    let choiceDomain: [Int?]
     let namePosition: [Int]
     let templatePosition: [Int?]
     let dom0Position: Int
@@ -81,7 +80,7 @@ public struct PolicySystem: Sendable {
     let internalChoices: ChoiceSet
     let emptyChoices: ChoiceSet
 
-    public init(domains unsortedDomains: [PolicyDomain]) {
+    init(domains unsortedDomains: [PolicyDomain]) {
         var domains: [PolicyDomain] = []
         var seen: Set<String> = []
         for domain in unsortedDomains.sorted(by: { PolicyFiles.codePointLess($0.name, $1.name) })
@@ -109,7 +108,6 @@ public struct PolicySystem: Sendable {
         if indexByName["dom0"] == nil { universe.append(("dom0", nil, false)) }
         universe.sort { PolicyFiles.codePointLess($0.text, $1.text) }
         choiceNames = universe.map(\.text)
-        choiceDomain = universe.map { $0.isTemplate ? nil : $0.domain }
 
         var namePosition = [Int](repeating: 0, count: domains.count)
         var templatePosition = [Int?](repeating: nil, count: domains.count)
@@ -152,6 +150,35 @@ public struct PolicySystem: Sendable {
         self.templatesByTag = templatesByTag
         self.emptyChoices = empty
     }
+}
+
+/// A snapshot of the domains, with lookup tables built once (by name, by UUID, by tag, by type,
+/// and the sorted list of possible ask choices).
+public struct PolicySystem: Sendable {
+    let tables: PolicySystemTables
+
+    public init(domains: [PolicyDomain]) {
+        tables = PolicySystemTables(domains: domains)
+    }
+
+    /// Sorted by name in code-point order.
+    public var domains: [PolicyDomain] { tables.domains }
+    var indexByName: [String: Int] { tables.indexByName }
+    var indexByUUID: [String: Int] { tables.indexByUUID }
+    var dom0Index: Int? { tables.dom0Index }
+    var choiceNames: [String] { tables.choiceNames }
+    var namePosition: [Int] { tables.namePosition }
+    var templatePosition: [Int?] { tables.templatePosition }
+    var dom0Position: Int { tables.dom0Position }
+    var everyName: ChoiceSet { tables.everyName }
+    var nonAdminNames: ChoiceSet { tables.nonAdminNames }
+    var everyTemplate: ChoiceSet { tables.everyTemplate }
+    var namesByType: [String: ChoiceSet] { tables.namesByType }
+    var namesByTag: [String: ChoiceSet] { tables.namesByTag }
+    var templatesByTag: [String: ChoiceSet] { tables.templatesByTag }
+    var runningChoices: ChoiceSet { tables.runningChoices }
+    var internalChoices: ChoiceSet { tables.internalChoices }
+    var emptyChoices: ChoiceSet { tables.emptyChoices }
 
     /// The domain a plain name refers to: by name, or by UUID for `uuid:` names. Every dom0-like
     /// spelling refers to the domain named `dom0`.

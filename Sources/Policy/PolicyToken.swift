@@ -48,6 +48,16 @@ enum TokenContext: String {
     case target
     case redirect
     case intendedTarget = "intendedtarget"
+
+    /// One bit per context, so the tables below test membership without hashing.
+    var bit: UInt8 {
+        switch self {
+        case .source: return 1
+        case .target: return 2
+        case .redirect: return 4
+        case .intendedTarget: return 8
+        }
+    }
 }
 
 /// A token rejected by the grammar; the message is the reference's text, without `PATH:LINE: `.
@@ -73,31 +83,35 @@ extension PolicyToken {
     private struct Keyword {
         let text: String
         let token: PolicyToken
-        let contexts: Set<TokenContext>
+        let contexts: UInt8
     }
 
     private struct Prefix {
         let text: String
         let make: @Sendable (String) -> PolicyToken
-        let contexts: Set<TokenContext>
+        let contexts: UInt8
     }
+
+    private static let source = TokenContext.source.bit
+    private static let target = TokenContext.target.bit
+    private static let redirect = TokenContext.redirect.bit
+    private static let request = TokenContext.intendedTarget.bit
 
     // The order matters: it is the order in which the reference tries them, which decides the
     // message for a malformed token (`@dispvm:@tag:` is tried as `@dispvm:` first).
     private static let keywords: [Keyword] = [
-        Keyword(text: "*", token: .wildcard, contexts: [.source, .target]),
-        Keyword(text: "@adminvm", token: .adminVM, contexts: [.source, .target, .redirect, .intendedTarget]),
-        Keyword(text: "@anyvm", token: .anyVM, contexts: [.source, .target]),
-        Keyword(text: "@default", token: .defaultTarget, contexts: [.target, .intendedTarget]),
-        Keyword(text: "@dispvm", token: .dispVM, contexts: [.target, .redirect, .intendedTarget]),
+        Keyword(text: "*", token: .wildcard, contexts: source | target),
+        Keyword(text: "@adminvm", token: .adminVM, contexts: source | target | redirect | request),
+        Keyword(text: "@anyvm", token: .anyVM, contexts: source | target),
+        Keyword(text: "@default", token: .defaultTarget, contexts: target | request),
+        Keyword(text: "@dispvm", token: .dispVM, contexts: target | redirect | request),
     ]
 
     private static let prefixes: [Prefix] = [
-        Prefix(text: "@type:", make: { .type($0) }, contexts: [.source, .target]),
-        Prefix(text: "@tag:", make: { .tag($0) }, contexts: [.source, .target]),
-        Prefix(text: "@dispvm:", make: { .dispVMTemplate($0) },
-               contexts: [.source, .target, .redirect, .intendedTarget]),
-        Prefix(text: "@dispvm:@tag:", make: { .dispVMTag($0) }, contexts: [.source, .target]),
+        Prefix(text: "@type:", make: { .type($0) }, contexts: source | target),
+        Prefix(text: "@tag:", make: { .tag($0) }, contexts: source | target),
+        Prefix(text: "@dispvm:", make: { .dispVMTemplate($0) }, contexts: source | target | redirect | request),
+        Prefix(text: "@dispvm:@tag:", make: { .dispVMTag($0) }, contexts: source | target),
     ]
 
     /// Reads one token in a context, with the reference's error messages.
@@ -108,12 +122,13 @@ extension PolicyToken {
         // Prefixes compare code points, as the reference does: `@tag:` followed by a combining
         // mark is still the `@tag:` prefix even though Swift sees one Character there.
         if !text.unicodeScalars.starts(with: "@".unicodeScalars) && text != "*" { return .name(text) }
-        for keyword in keywords where keyword.contexts.contains(context) && keyword.text == text {
+        for keyword in keywords where keyword.contexts & context.bit != 0 && keyword.text == text {
             return keyword.token
         }
         for prefix in prefixes
-        where prefix.contexts.contains(context) && text.unicodeScalars.starts(with: prefix.text.unicodeScalars) {
-            let value = String(String.UnicodeScalarView(text.unicodeScalars.dropFirst(prefix.text.unicodeScalars.count)))
+        where prefix.contexts & context.bit != 0 && text.unicodeScalars.starts(with: prefix.text.unicodeScalars) {
+            let rest = text.unicodeScalars.dropFirst(prefix.text.unicodeScalars.count)
+            let value = String(String.UnicodeScalarView(rest))
             if value.isEmpty {
                 throw TokenError(message: "invalid empty \(prefix.text) token: \(PythonText.repr(text))")
             }

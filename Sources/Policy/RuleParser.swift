@@ -23,6 +23,7 @@ enum RuleParser {
 
     /// The distinct offending characters, sorted by code point, as the reference lists them.
     private static func invalidCharacters(_ text: String, allowed: (Unicode.Scalar) -> Bool) -> [String] {
+        if text.unicodeScalars.allSatisfy(allowed) { return [] }
         let bad = Set(text.unicodeScalars.filter { !allowed($0) })
         return bad.sorted { $0.value < $1.value }.map { String($0) }
     }
@@ -56,20 +57,20 @@ enum RuleParser {
     }
 
     /// A v5 line: `SERVICE ARGUMENT SOURCE TARGET ACTION [KEY=VALUE ...]`.
-    static func parseRule(fields: [String], path: String, line: Int) throws(LineError) -> PolicyRule {
+    static func parseRule(fields: [String], path: String, basename: String, line: Int) throws(LineError) -> PolicyRule {
         guard fields.count >= 5 else { throw LineError(message: "wrong number of fields") }
         let (service, argument) = try validateServiceAndArgument(fields[0], fields[1])
         return try build(service: service, argument: argument, source: fields[2], target: fields[3],
-                         action: fields[4], params: Array(fields[5...]), path: path, line: line)
+                         action: fields[4], params: Array(fields[5...]), path: path, basename: basename, line: line)
     }
 
     /// An old-format line from `!include-service`: `SOURCE TARGET ACTION [PARAM ...]`, with `$`
     /// already read as `@` and `,` as a space by the caller.
     static func parseServiceRule(service: String?, argument: String?, fields: [String], path: String,
-                                 line: Int) throws(LineError) -> PolicyRule {
+                                 basename: String, line: Int) throws(LineError) -> PolicyRule {
         guard fields.count >= 3 else { throw LineError(message: "wrong number of fields") }
         return try build(service: service, argument: argument, source: fields[0], target: fields[1],
-                         action: fields[2], params: Array(fields[3...]), path: path, line: line)
+                         action: fields[2], params: Array(fields[3...]), path: path, basename: basename, line: line)
     }
 
     private static func token(_ text: String, _ context: TokenContext) throws(LineError) -> PolicyToken {
@@ -91,7 +92,7 @@ enum RuleParser {
 
     private static func build(service: String?, argument: String?, source sourceText: String,
                               target targetText: String, action actionText: String, params: [String],
-                              path: String, line: Int) throws(LineError) -> PolicyRule {
+                              path: String, basename: String, line: Int) throws(LineError) -> PolicyRule {
         let source = try token(sourceText, .source)
         let target = try token(targetText, .target)
         guard let kind = ActionKind(rawValue: actionText) else {
@@ -140,7 +141,7 @@ enum RuleParser {
         if target == .defaultTarget && kind == .allow && redirect == nil {
             throw LineError(message: "allow action for @default rule must specify target= option")
         }
-        return PolicyRule(path: path, line: line, service: service, argument: argument, source: source,
-                          target: target, action: action)
+        return PolicyRule(path: path, basename: basename, line: line, service: service, argument: argument,
+                          source: source, target: target, action: action)
     }
 }
