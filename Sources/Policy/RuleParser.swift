@@ -134,8 +134,10 @@ enum RuleParser {
         let defaultTarget = try values["default_target"].map { (text) throws(LineError) in
             try token(text, .redirect)
         }
+        // `user=` with no value means the default user, as the reference's `user or 'DEFAULT'`.
+        let user = values["user"].flatMap { $0.isEmpty ? nil : $0 }
         let action = PolicyAction(kind: kind, redirect: redirect, defaultTarget: defaultTarget,
-                                  user: values["user"], notify: flags["notify"],
+                                  user: user, notify: flags["notify"],
                                   autostart: flags["autostart"] ?? true)
 
         if target == .defaultTarget && kind == .allow && redirect == nil {

@@ -208,6 +208,8 @@ enum GoldenCases {
 
     static let actions: [GoldenCase] = [
         GoldenCase("svc * @anyvm @anyvm allow user=alice", "svc", "work", "personal", "allow personal user=alice @1"),
+        GoldenCase("svc * @anyvm @anyvm allow user=", "svc", "work", "personal", "allow personal @1",
+                   "an empty user is the default user"),
         GoldenCase("svc * @anyvm @anyvm allow notify=yes", "svc", "work", "personal", "allow personal notify @1"),
         GoldenCase("svc * @anyvm @anyvm allow notify=no", "svc", "work", "personal", "allow personal @1"),
         GoldenCase("svc * @anyvm @anyvm deny", "svc", "work", "personal", "deny @1"),
