@@ -72,7 +72,12 @@ final class HostFixture {
 
     deinit {
         backends.closeAll()
-        try? FileManager.default.removeItem(atPath: dir)
+        // ODYSSEY_TEST_KEEP=1 keeps the directory (console logs, state) for a look afterwards.
+        if ProcessInfo.processInfo.environment["ODYSSEY_TEST_KEEP"] == nil {
+            try? FileManager.default.removeItem(atPath: dir)
+        } else {
+            print("kept \(dir)")
+        }
     }
 }
 

@@ -14,6 +14,9 @@ struct VmmConformance {
     var source: String { "vmm.\(backend.factory.name)" }
     /// A spec that `start` can boot, for a given name.
     let spec: (String) -> DomainSpec
+    /// Waits until a started domain's guest can react to a shutdown request
+    /// (a real VM boots for seconds; process backends need nothing).
+    var waitReady: (String) throws -> Void = { _ in }
     /// Per-run prefix so parallel runs and leftovers never collide.
     let prefix = "cf\(UInt32.random(in: 0..<UInt32.max) % 100_000)-"
 
@@ -63,6 +66,7 @@ struct VmmConformance {
         expectError(.state, "start of a running domain") { try backend.start(name) }
         expectError(.state, "undefine of a running domain") { try backend.undefine(name) }
 
+        try waitReady(name)
         try backend.shutdown(name, wait: true)
         XCTAssertEqual(try state(name), .halted)
         if has(ODY_VMM_CAP_LIFECYCLE_EVENTS) {

@@ -36,7 +36,10 @@ final class XenEventThread: @unchecked Sendable {
         self.vmm = vmm; self.wakeRead = wakeRead; self.wakeWrite = wakeWrite; self.hooks = hooks
     }
 
-    static func start(_ vmm: XenVmm) -> Result<XenEventThread, ThreadError> {
+    /// Sets up the wake pipe and registers the event hooks with libxl. Must
+    /// run before anything else uses the ctx (libxl requires that of
+    /// libxl_event_register_callbacks): the instance is not handed out yet.
+    static func make(_ vmm: XenVmm) -> Result<XenEventThread, ThreadError> {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
             return .failure(ThreadError(message: "pipe: \(String(cString: strerror(errno)))", errno: errno))
@@ -51,21 +54,23 @@ final class XenEventThread: @unchecked Sendable {
         hooks.pointee.event_occurs_mask = UInt64.max
         hooks.pointee.event_occurs = xenEventOccurs
         hooks.pointee.disaster = xenEventDisaster
-        // Must not run concurrently with other libxl calls on this ctx: it
-        // does not, the instance is not yet handed to the host.
         libxl_event_register_callbacks(vmm.ctx, hooks, Unmanaged.passUnretained(t).toOpaque())
-        let arg = Unmanaged.passRetained(t).toOpaque()
-        let rc = pthread_create(&t.thread, nil, { arg in
+        return .success(t)
+    }
+
+    /// Starts the poll thread. On failure the caller frees the ctx, then calls `release`.
+    func launch() -> ThreadError? {
+        let arg = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
             let t = Unmanaged<XenEventThread>.fromOpaque(arg!).takeRetainedValue()
             t.run()
             return nil
         }, arg)
         guard rc == 0 else {
             Unmanaged<XenEventThread>.fromOpaque(arg).release()
-            t.release()
-            return .failure(ThreadError(message: "pthread_create: \(String(cString: strerror(rc)))", errno: rc))
+            return ThreadError(message: "pthread_create: \(String(cString: strerror(rc)))", errno: rc)
         }
-        return .success(t)
+        return nil
     }
 
     var ctx: OpaquePointer { vmm.ctx }

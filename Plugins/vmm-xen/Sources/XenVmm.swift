@@ -65,11 +65,16 @@ final class XenVmm: @unchecked Sendable {
             return .failure(Failure(fail(err, ODY_E_IO, backend: error.errno, "[vmm.xen] state_dir: \(error.message)")))
         }
         let vmm = XenVmm(host: host, log: log, ctx: ctx, store: store, shutdownTimeout: timeout, childHooks: hooks)
-        switch XenEventThread.start(vmm) {
-        case .success(let t): vmm.events = t
+        switch XenEventThread.make(vmm) {
+        case .success(let t):
+            if let e = t.launch() {
+                libxl_ctx_free(ctx); hooks.deallocate(); t.release()
+                return .failure(Failure(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot start the libxl event thread: \(e.message)")))
+            }
+            vmm.events = t
         case .failure(let e):
             libxl_ctx_free(ctx); hooks.deallocate()
-            return .failure(Failure(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot start the libxl event thread: \(e.message)")))
+            return .failure(Failure(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot set up libxl events: \(e.message)")))
         }
         // Watch defined domains that are already running (started by an earlier instance).
         for name in vmm.lock.with({ Array(store.domains.keys) }) {
