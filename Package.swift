@@ -31,29 +31,32 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The ABI: one header plus compile-time layout pins.
         .target(name: "PluginABI", path: "Sources/PluginABI"),
         // Swift helpers linked statically into each Swift plugin.
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Sources/PluginKit"),
-        // The qrexec policy engine: pure, no I/O in the matcher.
         // The few libc calls Swift cannot reach (see its header).
         .target(name: "CSupport", path: "Sources/CSupport"),
+        // The qrexec policy engine: pure, no I/O in the matcher.
+        .target(name: "Policy", path: "Sources/Policy"),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
-            "PluginABI", "CSupport",
+            "PluginABI", "CSupport", "Policy",
             .product(name: "Logging", package: "swift-log"),
-            "TOMLKit",
         ], path: "Sources/Host"),
         .executableTarget(name: "odysseyd", dependencies: [
             "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/odysseyd"),
         .executableTarget(name: "ody", dependencies: [
-            "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Host", "Policy", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/ody"),
 
+        .executableTarget(name: "odyssey-bench", dependencies: [
+            "Host", "Policy", .product(name: "Logging", package: "swift-log"),
+        ], path: "Sources/odyssey-bench"),
+        .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),
         .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI"], path: "Tests/ConformanceTests"),

@@ -1,6 +1,6 @@
 // `ody policy eval --policy-dir DIR ... --domains DOMAINS.json --requests REQUESTS.jsonl`:
 // offline evaluation of many calls, one JSON object per line out.
-import Foundation
+import FoundationEssentials
 
 /// The batch interface of issue 3.
 ///

@@ -1,8 +1,11 @@
 // odysseyd: the Odyssey host daemon.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Host
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Odysseyd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,23 +41,23 @@ struct Odysseyd: ParsableCommand {
     }
 
     func run() throws {
+        Daemon.blockHandledSignals()   // before any thread exists, so all inherit it
         let cfg: OdysseyConfig
         do { cfg = try OdysseyConfig.load(path: config) } catch {
-            FileHandle.standardError.write(Data("odysseyd: \(error)\n".utf8))
+            Sys.printError("odysseyd: \(error)")
             throw ExitCode(2)
         }
         if !foreground {
             try? FileManager.default.createDirectory(atPath: cfg.stateDir, withIntermediateDirectories: true)
-            let exe = URL(fileURLWithPath: CommandLine.arguments[0]).path
             var args = ["--config", config]
             if let l = logLevel { args += ["--log-level", l] }
             do {
-                let pid = try Detach.spawnAndWaitReady(executable: Bundle.main.executablePath ?? exe, arguments: args,
+                let pid = try Detach.spawnAndWaitReady(executable: Sys.executablePath() ?? CommandLine.arguments[0], arguments: args,
                                                        logPath: cfg.stateDir + "/odysseyd.log")
                 print("odysseyd running (pid \(pid)), log \(cfg.stateDir)/odysseyd.log, socket \(cfg.adminSocket)")
                 return
             } catch {
-                FileHandle.standardError.write(Data("odysseyd: \(error)\n".utf8))
+                Sys.printError("odysseyd: \(error)")
                 throw ExitCode(1)
             }
         }
@@ -69,7 +72,7 @@ struct Odysseyd: ParsableCommand {
             let daemon = try Daemon(configPath: config, logger: logger)
             try daemon.start()
             if let fd = readyFd { Detach.notifyReady(fd: fd) }
-            dispatchMain()
+            daemon.serveSignals()
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)

@@ -1,6 +1,5 @@
 // The admin methods the daemon answers. Each method is declared once in a
 // table with its shape; a request that does not fit is a ProtocolError.
-import Foundation
 import PluginABI
 
 struct AdminMethod: Sendable {

@@ -1,7 +1,7 @@
 // The admin socket: one request per connection (Qubes wire format), each
 // connection served on its own thread so a slow client never blocks others.
 // A malformed request gets a ProtocolError reply and affects nobody else.
-import Foundation
+import FoundationEssentials
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +13,6 @@ public final class AdminServer: @unchecked Sendable {
     let logger: Logger
     let handler: Handler
     private var listenFD: Int32 = -1
-    private var thread: Thread?
 
     public init(path: String, logger: Logger, handler: @escaping Handler) {
         self.path = path
@@ -23,9 +22,9 @@ public final class AdminServer: @unchecked Sendable {
 
     /// Creates the socket (mode 0660, optional group) and starts accepting.
     public func start(group: String?) throws(OdysseyError) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = Path.dirname(path)
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw OdysseyError(.io, "cannot create \(dir): \(error.localizedDescription)")
+            throw OdysseyError(.io, "cannot create \(dir): \(error)")
         }
         listenFD = try UnixSocket.listen(path: path, mode: 0o660)
         if let group {
@@ -33,17 +32,12 @@ public final class AdminServer: @unchecked Sendable {
             if chown(path, uid_t.max, gr.pointee.gr_gid) != 0 { throw Sys.error("chown \(path) to group \(group)") }
         }
         let fd = listenFD
-        let t = Thread { [self] in acceptLoop(fd) }
-        t.name = "admin-accept"
-        t.start()
-        thread = t
+        Threads.detach { [self] in acceptLoop(fd) }
     }
 
     private func acceptLoop(_ fd: Int32) {
         while let conn = UnixSocket.accept(fd) {
-            let t = Thread { [self] in serve(conn) }
-            t.stackSize = 512 * 1024
-            t.start()
+            Threads.detach { [self] in serve(conn) }
         }
     }
 

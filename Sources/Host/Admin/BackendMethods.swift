@@ -1,7 +1,6 @@
 // admin.odyssey.vmm.*: direct access to a vmm backend's domains, by backend
 // (argument = factory name, empty = default). The low-level HAL view used by
 // `ody backend`, tests and the demo; the domain store builds on top of it.
-import Foundation
 
 struct BackendMethods {
     unowned let daemon: Daemon

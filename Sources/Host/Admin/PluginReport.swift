@@ -1,5 +1,5 @@
 // What `ody plugins` shows, as it travels over the admin socket (JSON).
-import Foundation
+import FoundationEssentials
 
 public struct PluginReport: Codable, Sendable {
     public struct Factory: Codable, Sendable {

@@ -1,9 +1,11 @@
 // config/odyssey.toml: what the daemon needs before it loads anything.
 // Every key is checked; an unknown key or a bad value is an error naming the
 // key and the file, so a typo never silently falls back to a default.
-import Foundation
-import TOMLKit
+import FoundationEssentials
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct OdysseyConfig: Sendable {
     /// One backend role ([vmm], [vchan], ...): the default factory and the
@@ -43,21 +45,21 @@ public struct OdysseyConfig: Sendable {
     }
 
     public static func load(path: String) throws(OdysseyError) -> OdysseyConfig {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw OdysseyError(.config, "cannot read config \(path): \(error.localizedDescription)")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw OdysseyError(.config, "cannot read config \(path): \(Sys.describe(errno: errno))")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw OdysseyError(.config, "\(path): not valid UTF-8")
         }
         return try parse(text, path: path)
     }
 
     public static func parse(_ text: String, path: String) throws(OdysseyError) -> OdysseyConfig {
         let table: TOMLTable
-        do { table = try TOMLTable(string: text) } catch let e as TOMLParseError {
-            throw OdysseyError(.config, "\(path):\(e.source.begin.line): \(e.description)")
-        } catch {
-            throw OdysseyError(.config, "\(path): \(error)")
+        do throws(TOMLError) { table = try TOMLReader.parse(text) } catch {
+            throw OdysseyError(.config, "\(path):\(error.line): \(error.message)")
         }
-        var reader = ConfigReader(path: path, baseDir: (path as NSString).deletingLastPathComponent)
+        let reader = ConfigReader(path: path, baseDir: Path.dirname(path))
         return try reader.read(table)
     }
 }

@@ -60,3 +60,68 @@ public enum Sys {
 
     public static var isRoot: Bool { geteuid() == 0 }
 }
+
+extension Sys {
+    /// Spawn attributes every child of ours gets: default signal handlers and
+    /// an empty signal mask, whatever the spawning thread had blocked.
+    public static func withCleanSpawnAttributes<T>(setsid: Bool = false, _ body: (inout posix_spawnattr_t) -> T) -> T {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK) | Int32(POSIX_SPAWN_SETSIGDEF)
+        if setsid { flags |= 0x80 }   // POSIX_SPAWN_SETSID: behind _GNU_SOURCE, invisible to Swift
+        posix_spawnattr_setflags(&attr, Int16(flags))
+        return body(&attr)
+    }
+}
+
+extension Sys {
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Monotonic seconds, for uptimes and timeouts.
+    public static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Writes a small file atomically (temp file + rename).
+    public static func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(OdysseyError) {
+        let tmp = path + ".tmp.\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw Sys.error("open \(tmp)") }
+        do { try writeAll(fd, Array(text.utf8), what: "write \(tmp)") } catch { Sys.close(fd); unlink(tmp); throw error }
+        Sys.close(fd)
+        guard rename(tmp, path) == 0 else { let e = Sys.error("rename \(tmp)"); unlink(tmp); throw e }
+    }
+
+    /// The running executable's path (/proc/self/exe).
+    public static func executablePath() -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension Sys {
+    /// Prints a line on standard error (fd 2) without touching C's `stderr` global.
+    public static func printError(_ line: String) {
+        try? writeAll(2, Array((line + "\n").utf8), what: "stderr")
+    }
+}

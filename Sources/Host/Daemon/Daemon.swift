@@ -1,7 +1,8 @@
 // odysseyd: loads config and plugins, serves the admin socket, reloads on
 // SIGHUP and stops cleanly on SIGTERM/SIGINT.
-import Foundation
+import FoundationEssentials
 import Logging
+import Synchronization
 import PluginABI
 #if canImport(Glibc)
 import Glibc
@@ -10,24 +11,23 @@ import Glibc
 public final class Daemon: @unchecked Sendable {
     public let configPath: String
     let logger: Logger
-    let events = EventBus()
-    let started = Date()
-    private let lock = NSLock()
-    private var _config: OdysseyConfig
-    private var _backends: Backends
+    let events: EventBus
+    let started = Sys.monotonicSeconds()
+    private struct Current { var config: OdysseyConfig; var backends: Backends }
+    private let current: Mutex<Current>
     private var server: AdminServer?
-    private var signalSources: [DispatchSourceSignal] = []
 
-    var config: OdysseyConfig { lock.lock(); defer { lock.unlock() }; return _config }
-    var backends: Backends { lock.lock(); defer { lock.unlock() }; return _backends }
+    var config: OdysseyConfig { current.withLock { $0.config } }
+    var backends: Backends { current.withLock { $0.backends } }
 
     /// Loads config and plugins; throws on anything that must stop start-up.
     public init(configPath: String, logger: Logger) throws(OdysseyError) {
         self.configPath = configPath
         self.logger = logger
         let config = try OdysseyConfig.load(path: configPath)
-        _config = config
-        _backends = try Self.loadBackends(config, logger: logger, events: events)
+        let events = EventBus()
+        self.events = events
+        current = Mutex(Current(config: config, backends: try Self.loadBackends(config, logger: logger, events: events)))
         events.subscribe { [logger] e in
             if e.kind == .lifecycle { logger.info("\(e.source): domain \(e.domain) is \(e.state.rawValue)") }
         }
@@ -46,27 +46,39 @@ public final class Daemon: @unchecked Sendable {
     public func start() throws(OdysseyError) {
         let c = config
         do { try FileManager.default.createDirectory(atPath: c.stateDir, withIntermediateDirectories: true) } catch {
-            throw OdysseyError(.io, "cannot create state_dir \(c.stateDir): \(error.localizedDescription)")
+            throw OdysseyError(.io, "cannot create state_dir \(c.stateDir): \(error)")
         }
-        try? "\(getpid())\n".write(toFile: c.stateDir + "/odysseyd.pid", atomically: true, encoding: .utf8)
+        try? Sys.writeFileAtomically(c.stateDir + "/odysseyd.pid", "\(getpid())\n")
         let methods = AdminMethods(daemon: self)
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
         server = srv
-        installSignalHandlers()
         let b = backends
         logger.info("odysseyd \(OdysseyVersion.string) ready: \(b.registry.loaded.count) plugins loaded, \(b.registry.refused.count) refused, admin socket \(c.adminSocket)")
     }
 
-    private func installSignalHandlers() {
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
-            signal(sig, SIG_IGN)   // the dispatch source receives it instead
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            s.setEventHandler { [self] in
-                if sig == SIGHUP { reload() } else { stop(); exit(0) }
-            }
-            s.resume()
-            signalSources.append(s)
+    /// The daemon's signals, blocked in every thread (call before any thread
+    /// starts) so that only `serveSignals` receives them, synchronously.
+    public static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    public static func blockHandledSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in handledSignals { sigaddset(&set, s) }
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Runs on the main thread until SIGTERM/SIGINT: SIGHUP reloads.
+    public func serveSignals() -> Never {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in Self.handledSignals { sigaddset(&set, s) }
+        while true {
+            var sig: Int32 = 0
+            guard sigwait(&set, &sig) == 0 else { continue }
+            if sig == SIGHUP { reload(); continue }
+            stop()
+            exit(0)
         }
     }
 
@@ -77,12 +89,10 @@ public final class Daemon: @unchecked Sendable {
         do {
             let newConfig = try OdysseyConfig.load(path: configPath)
             let newBackends = try Self.loadBackends(newConfig, logger: logger, events: events)
-            let old: Backends
-            lock.lock()
-            old = _backends
-            _config = newConfig
-            _backends = newBackends
-            lock.unlock()
+            let old = current.withLock { cur in
+                defer { cur = Current(config: newConfig, backends: newBackends) }
+                return cur.backends
+            }
             old.closeAll()
             logger.info("reload done: \(newBackends.registry.loaded.count) plugins loaded, \(newBackends.registry.refused.count) refused")
         } catch {
@@ -101,7 +111,7 @@ public final class Daemon: @unchecked Sendable {
     func status() -> StatusReport {
         let c = config, b = backends
         let defaultAvailable = b.defaultVmmName.map { b.registry.factory(.vmm, $0) != nil } ?? false
-        return StatusReport(version: OdysseyVersion.string, pid: getpid(), uptimeSeconds: Date().timeIntervalSince(started),
+        return StatusReport(version: OdysseyVersion.string, pid: getpid(), uptimeSeconds: Sys.monotonicSeconds() - started,
                             config: configPath, stateDir: c.stateDir, adminSocket: c.adminSocket,
                             pluginsLoaded: b.registry.loaded.count, pluginsRefused: b.registry.refused.count,
                             defaultVmm: b.defaultVmmName, defaultVmmAvailable: defaultAvailable,

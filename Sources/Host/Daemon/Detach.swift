@@ -1,13 +1,10 @@
 // Running odysseyd in the background without fork (Swift cannot fork a
 // multithreaded process safely): re-exec ourselves with --foreground in a new
 // session, output to a log file, and wait until the child says it is ready.
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// POSIX_SPAWN_SETSID (glibc 2.26+) is behind _GNU_SOURCE, so Swift does not see it.
-private let posixSpawnSetsid: Int16 = 0x80
 
 public enum Detach {
     /// Spawns `argv` detached; returns the child's pid once it wrote READY
@@ -28,16 +25,11 @@ public enum Detach {
         posix_spawn_file_actions_adddup2(&actions, logFD, 1)
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
         posix_spawn_file_actions_adddup2(&actions, writeFD, 3)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        posix_spawnattr_setflags(&attr, posixSpawnSetsid)
-
         let argv = [executable] + arguments + ["--foreground", "--ready-fd", "3"]
         var cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attr, &cargs, environ)
+        let rc = Sys.withCleanSpawnAttributes(setsid: true) { attr in posix_spawn(&pid, executable, &actions, &attr, &cargs, environ) }
         Sys.close(writeFD)
         Sys.close(logFD)
         guard rc == 0 else { throw Sys.error("spawn \(executable)", errno: rc) }
@@ -47,7 +39,8 @@ public enum Detach {
         var buf = [UInt8](repeating: 0, count: 16)
         let n = read(readFD, &buf, buf.count)
         if n > 0, String(decoding: buf[..<n], as: UTF8.self).hasPrefix("READY") { return pid }
-        let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+        let log = FileManager.default.contents(atPath: logPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let tail = log.split(separator: "\n").suffix(5).joined(separator: "\n")
         throw OdysseyError(.io, "odysseyd did not become ready; last lines of \(logPath):\n\(tail)")
     }
 

@@ -1,16 +1,15 @@
 // The loaded plugins plus the backend instances opened from them. Instances
 // open lazily, on first use, with their [kind.name] config section, so a
 // machine without Xen still runs when the Xen plugin is merely loaded.
-import Foundation
 import Logging
+import Synchronization
 
 public final class Backends: @unchecked Sendable {
     public let registry: PluginRegistry
     public let config: OdysseyConfig
     let logger: Logger
     let events: EventBus
-    private let lock = NSLock()
-    private var vmms: [String: VmmBackend] = [:]
+    private let vmms = Mutex<[String: VmmBackend]>([:])
 
     public init(registry: PluginRegistry, config: OdysseyConfig, logger: Logger, events: EventBus) {
         self.registry = registry
@@ -63,27 +62,29 @@ public final class Backends: @unchecked Sendable {
     /// The vmm instance `name` (nil = the configured default), opened on first use.
     public func vmm(_ name: String? = nil) throws(OdysseyError) -> VmmBackend {
         guard let name = name ?? defaultVmmName else { throw OdysseyError(.config, "no default vmm configured ([vmm] default = \"NAME\")") }
-        lock.lock(); defer { lock.unlock() }
-        if let v = vmms[name] { return v }
-        guard let f = registry.factory(.vmm, name) else {
-            let refused = registry.refused.map(\.line).joined(separator: "; ")
-            throw OdysseyError(.notFound, "no loaded plugin provides vmm '\(name)'" + (refused.isEmpty ? "" : " (refused: \(refused))"))
+        let result: Result<VmmBackend, OdysseyError> = vmms.withLock { open in
+            if let v = open[name] { return .success(v) }
+            guard let f = registry.factory(.vmm, name) else {
+                let refused = registry.refused.map(\.line).joined(separator: "; ")
+                return .failure(OdysseyError(.notFound, "no loaded plugin provides vmm '\(name)'" + (refused.isEmpty ? "" : " (refused: \(refused))")))
+            }
+            let ctx = ServiceContext(source: "vmm.\(name)", config: instanceConfig(.vmm, name), logger: logger, events: events)
+            do throws(OdysseyError) {
+                let v = try VmmBackend(factory: f, context: ctx)
+                open[name] = v
+                return .success(v)
+            } catch { return .failure(error) }
         }
-        let ctx = ServiceContext(source: "vmm.\(name)", config: instanceConfig(.vmm, name), logger: logger, events: events)
-        let v = try VmmBackend(factory: f, context: ctx)
-        vmms[name] = v
-        return v
+        return try result.get()
     }
 
     /// Names of vmm instances opened so far.
     public var openVmms: [String] {
-        lock.lock(); defer { lock.unlock() }
-        return vmms.keys.sorted()
+        vmms.withLock { $0.keys.sorted() }
     }
 
     public func closeAll() {
-        lock.lock(); defer { lock.unlock() }
-        for v in vmms.values { v.close() }
-        vmms.removeAll()
+        let all = vmms.withLock { open in defer { open.removeAll() }; return Array(open.values) }
+        for v in all { v.close() }
     }
 }

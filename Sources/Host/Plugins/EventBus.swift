@@ -1,8 +1,8 @@
 // Events from plugins (any thread) and from the host, fanned out to
 // subscribers. Publishing never blocks on a subscriber: subscribers that do
 // slow work must queue it themselves.
-import Foundation
 import PluginABI
+import Synchronization
 
 public struct HostEvent: Sendable, Equatable {
     public enum Kind: String, Sendable { case lifecycle, completion, custom }
@@ -22,31 +22,28 @@ public struct HostEvent: Sendable, Equatable {
     }
 }
 
-public final class EventBus: @unchecked Sendable {
+public final class EventBus: Sendable {
     public typealias Subscriber = @Sendable (HostEvent) -> Void
-    private let lock = NSLock()
-    private var subscribers: [Int: Subscriber] = [:]
-    private var nextID = 0
+    private struct State { var subscribers: [Int: Subscriber] = [:]; var nextID = 0 }
+    private let state = Mutex(State())
 
     public init() {}
 
     @discardableResult
     public func subscribe(_ s: @escaping Subscriber) -> Int {
-        lock.lock(); defer { lock.unlock() }
-        nextID += 1
-        subscribers[nextID] = s
-        return nextID
+        state.withLock { st in
+            st.nextID += 1
+            st.subscribers[st.nextID] = s
+            return st.nextID
+        }
     }
 
     public func unsubscribe(_ id: Int) {
-        lock.lock(); defer { lock.unlock() }
-        subscribers[id] = nil
+        state.withLock { $0.subscribers[id] = nil }
     }
 
     public func publish(_ e: HostEvent) {
-        lock.lock()
-        let targets = Array(subscribers.values)
-        lock.unlock()
+        let targets = state.withLock { Array($0.subscribers.values) }
         for t in targets { t(e) }
     }
 }

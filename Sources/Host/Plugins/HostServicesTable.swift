@@ -1,8 +1,10 @@
 // The table of host services handed to every plugin (ody_host_services).
 // The callbacks are plain global functions, hence nonisolated: plugins call
 // them from their own threads, and an actor-isolated closure would trap.
-import Foundation
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginABI
 
 /// Who is calling a host service: a plugin (at entry) or one of its

@@ -2,8 +2,11 @@
 // library, runs the entry handshake and checks every answer. A plugin that
 // fails any check is refused with one line naming the file and the reason;
 // the others load regardless.
-import Foundation
+import FoundationEssentials
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 import PluginABI
 
 public struct PluginRegistry: Sendable {
@@ -44,7 +47,7 @@ public struct PluginLoader {
         for dir in dirs {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             for n in names.sorted() where n.hasSuffix(manifestSuffix) && !n.hasPrefix(".") {
-                out.append((dir as NSString).appendingPathComponent(n))
+                out.append(Path.join(dir, n))
             }
         }
         return out
@@ -53,8 +56,7 @@ public struct PluginLoader {
     public func loadAll(from dirs: [String]) -> PluginRegistry {
         var reg = PluginRegistry()
         for dir in dirs {
-            var isDir: ObjCBool = false
-            if !FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) || !isDir.boolValue {
+            if !Sys.isDirectory(dir) {
                 logger.warning("plugin directory \(dir) does not exist; skipped")
             }
         }
@@ -82,11 +84,11 @@ public struct PluginLoader {
     private func loadChecked(_ manifestPath: String, _ registry: PluginRegistry) throws(OdysseyError) -> LoadedPlugin {
         guard let data = FileManager.default.contents(atPath: manifestPath) else { throw refuse("cannot read manifest") }
         let m = try PluginManifest.decode(data)
-        let lib = ((manifestPath as NSString).deletingLastPathComponent as NSString).appendingPathComponent(m.library)
+        let lib = Path.join(Path.dirname(manifestPath), m.library)
 
         // Checks that need no code from the plugin come first: nothing of a
         // plugin we would refuse anyway gets to run.
-        guard FileManager.default.fileExists(atPath: lib) else { throw refuse("library \(lib) is missing") }
+        guard Sys.exists(lib) else { throw refuse("library \(lib) is missing") }
         guard m.abi.major == ODY_ABI_MAJOR else {
             throw refuse("manifest declares ABI major \(m.abi.major); this host speaks ABI \(ODY_ABI_MAJOR)")
         }

@@ -1,7 +1,7 @@
 // The small JSON file beside each plugin library: lets the host list and
 // check a plugin before mapping it, and catches a library that is not what
 // its manifest says.
-import Foundation
+import FoundationEssentials
 
 public struct PluginManifest: Codable, Sendable, Equatable {
     public struct ABI: Codable, Sendable, Equatable {
@@ -43,7 +43,7 @@ public struct PluginManifest: Codable, Sendable, Equatable {
         } catch {
             throw OdysseyError(.plugin, "manifest is invalid: \(error)")
         }
-        guard FactoryName.isValid(m.id.replacingOccurrences(of: ".", with: "-")) else {
+        guard FactoryName.isValid(String(m.id.map { $0 == "." ? "-" : $0 })) else {
             throw OdysseyError(.plugin, "manifest id \"\(m.id)\" must match [a-z0-9_.-]+")
         }
         guard !m.library.isEmpty, !m.library.hasPrefix("/"), !m.library.split(separator: "/").contains("..") else {
