@@ -38,7 +38,7 @@ final class AdminMethods: @unchecked Sendable {
             AdminMethod(name: "admin.odyssey.Plugins", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [unowned self] _ in
                 JSON.encode(PluginReport(registry: daemon.backends.registry, hostABI: "\(ODY_ABI_MAJOR).\(ODY_ABI_MINOR)"))
             },
-        ] + BackendMethods(daemon: daemon).methods()
+        ] + BackendMethods(daemon: daemon).methods() + PolicyMethods(daemon: daemon).methods()
     }
 }
 

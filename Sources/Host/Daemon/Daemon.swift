@@ -4,6 +4,7 @@ import FoundationEssentials
 import Logging
 import Synchronization
 import PluginABI
+import Policy
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,12 +14,13 @@ public final class Daemon: @unchecked Sendable {
     let logger: Logger
     let events: EventBus
     let started = Sys.monotonicSeconds()
-    private struct Current { var config: OdysseyConfig; var backends: Backends }
+    private struct Current { var config: OdysseyConfig; var backends: Backends; var policy: PolicyService }
     private let current: Mutex<Current>
     private var server: AdminServer?
 
     var config: OdysseyConfig { current.withLock { $0.config } }
     var backends: Backends { current.withLock { $0.backends } }
+    var policy: PolicyService { current.withLock { $0.policy } }
 
     /// Loads config and plugins; throws on anything that must stop start-up.
     public init(configPath: String, logger: Logger) throws(OdysseyError) {
@@ -27,10 +29,33 @@ public final class Daemon: @unchecked Sendable {
         let config = try OdysseyConfig.load(path: configPath)
         let events = EventBus()
         self.events = events
-        current = Mutex(Current(config: config, backends: try Self.loadBackends(config, logger: logger, events: events)))
+        let backends = try Self.loadBackends(config, logger: logger, events: events)
+        let policy = try Self.makePolicy(config, logger: logger)
+        current = Mutex(Current(config: config, backends: backends, policy: policy))
         events.subscribe { [logger] e in
             if e.kind == .lifecycle { logger.info("\(e.source): domain \(e.domain) is \(e.state.rawValue)") }
         }
+    }
+
+    /// The runtime policy directory (<state_dir>/policy.d) comes first: it
+    /// wins a basename clash, as /run/qubes/policy.d does in Qubes.
+    static func policyDirectories(_ config: OdysseyConfig) -> [String] {
+        [config.stateDir + "/policy.d"] + config.policyDirs
+    }
+
+    private static func makePolicy(_ config: OdysseyConfig, logger: Logger) throws(OdysseyError) -> PolicyService {
+        let runtime = config.stateDir + "/policy.d"
+        do { try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true) } catch {
+            throw OdysseyError(.io, "cannot create \(runtime): \(error)")
+        }
+        return PolicyService(directories: policyDirectories(config), logger: logger) { Daemon.domainFacts() }
+    }
+
+    /// What the policy knows about domains. The admin domain always exists;
+    /// the domain store adds the rest.
+    static func domainFacts() -> PolicySystem {
+        PolicySystem(domains: [PolicyDomain(name: "dom0", type: "AdminVM", powerState: "Running",
+                                            uuid: "00000000-0000-0000-0000-000000000000")])
     }
 
     private static func loadBackends(_ config: OdysseyConfig, logger: Logger, events: EventBus) throws(OdysseyError) -> Backends {
@@ -49,6 +74,7 @@ public final class Daemon: @unchecked Sendable {
             throw OdysseyError(.io, "cannot create state_dir \(c.stateDir): \(error)")
         }
         try? Sys.writeFileAtomically(c.stateDir + "/odysseyd.pid", "\(getpid())\n")
+        PolicyWatcher.start(directories: policy.directories) { [self] in policy.reload(reason: "policy file changed") }
         let methods = AdminMethods(daemon: self)
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
@@ -89,8 +115,11 @@ public final class Daemon: @unchecked Sendable {
         do {
             let newConfig = try OdysseyConfig.load(path: configPath)
             let newBackends = try Self.loadBackends(newConfig, logger: logger, events: events)
+            let oldPolicy = policy
+            let newPolicy = Self.policyDirectories(newConfig) == oldPolicy.directories ? oldPolicy : try Self.makePolicy(newConfig, logger: logger)
+            if newPolicy === oldPolicy { oldPolicy.reload(reason: "SIGHUP") }
             let old = current.withLock { cur in
-                defer { cur = Current(config: newConfig, backends: newBackends) }
+                defer { cur = Current(config: newConfig, backends: newBackends, policy: newPolicy) }
                 return cur.backends
             }
             old.closeAll()
@@ -115,6 +144,6 @@ public final class Daemon: @unchecked Sendable {
                             config: configPath, stateDir: c.stateDir, adminSocket: c.adminSocket,
                             pluginsLoaded: b.registry.loaded.count, pluginsRefused: b.registry.refused.count,
                             defaultVmm: b.defaultVmmName, defaultVmmAvailable: defaultAvailable,
-                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: "not loaded")
+                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine)
     }
 }
