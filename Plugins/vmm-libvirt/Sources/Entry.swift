@@ -67,11 +67,3 @@ public func odysseyPluginEntry(_ request: UnsafePointer<ody_entry_request>?, _ i
     info.pointee.factories = UnsafePointer(factoryTable)
     return ODY_OK.rawValue
 }
-
-/// ody_check_flags as an early return (nil when every bit is known), with a
-/// message naming the operation and the offending bits.
-func checkFlags(_ flags: UInt32, known: UInt32, _ op: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
-    let rc = ody_check_flags(flags, known, err)
-    if rc == ODY_OK.rawValue { return nil }
-    return fail(err, rc, "\(op): unknown flag bits 0x\(String(flags & ~known, radix: 16)) (known: 0x\(String(known, radix: 16)))")
-}

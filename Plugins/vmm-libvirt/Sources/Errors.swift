@@ -22,13 +22,15 @@ enum VirError {
         default: ODY_E_BACKEND
         }
     }
+}
 
+extension LibvirtAPI {
     /// Fills `err` from libvirt's last error on this thread and returns the status.
     @discardableResult
-    static func fail(_ err: UnsafeMutablePointer<ody_error>?, _ what: String) -> Int32 {
+    func fail(_ err: UnsafeMutablePointer<ody_error>?, _ what: String) -> Int32 {
         let code = virGetLastError()?.pointee.code ?? 0
         let message = virGetLastErrorMessage().map { String(cString: $0) } ?? "unknown libvirt error"
         virResetLastError()
-        return PluginKit.fail(err, code == 0 ? ODY_E_BACKEND : status(code), backend: code, "\(what): \(message)")
+        return PluginKit.fail(err, code == 0 ? ODY_E_BACKEND : VirError.status(code), backend: code, "\(what): \(message)")
     }
 }

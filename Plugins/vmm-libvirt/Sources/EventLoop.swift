@@ -9,28 +9,31 @@ import PluginABI
 import PluginKit
 
 enum LibvirtRuntime {
-    /// 0 once libvirt is initialised and the loop thread runs; else the failing step.
-    private static let started: (ok: Bool, message: String) = {
-        guard virInitialize() == 0 else { return (false, "virInitialize failed") }
+    /// Initialises libvirt and starts the loop thread; run once per process
+    /// by LibvirtAPI.shared (a failure there is retried by the next open).
+    static func start(_ api: LibvirtAPI) throws(LibraryError) {
+        guard api.virInitialize() == 0 else { try LibraryError.raise("libvirt: virInitialize failed") }
         // libvirt prints every error to stderr unless a handler is set; ours
         // reach the host through ody_error instead, so stay quiet.
-        virSetErrorFunc(nil, { _, _ in })
-        guard virEventRegisterDefaultImpl() == 0 else {
-            return (false, "virEventRegisterDefaultImpl failed: " + (virGetLastErrorMessage().map { String(cString: $0) } ?? ""))
+        api.virSetErrorFunc(nil, { _, _ in })
+        guard api.virEventRegisterDefaultImpl() == 0 else {
+            try LibraryError.raise("libvirt: virEventRegisterDefaultImpl failed: " + (api.virGetLastErrorMessage().map { String(cString: $0) } ?? ""))
         }
         var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { _ in
+        // The thread holds its own reference on the table; it never ends.
+        let arg = Unmanaged.passRetained(api).toOpaque()
+        let rc = pthread_create(&tid, nil, { arg in
+            let api = Unmanaged<LibvirtAPI>.fromOpaque(arg!).takeUnretainedValue()
             while true {
-                if virEventRunDefaultImpl() < 0 { Clock.sleep(seconds: 0.1) }
+                if api.virEventRunDefaultImpl() < 0 { MonotonicClock.sleep(seconds: 0.1) }
             }
-        }, nil)
-        guard rc == 0 else { return (false, "cannot start the libvirt event thread: \(String(cString: strerror(rc)))") }
+        }, arg)
+        guard rc == 0 else {
+            Unmanaged<LibvirtAPI>.fromOpaque(arg).release()
+            try LibraryError.raise("libvirt: cannot start the event thread: \(String(cString: strerror(rc)))")
+        }
         pthread_detach(tid)
-        return (true, "")
-    }()
-
-    /// Starts everything on first call; nil on success, else why not.
-    static func ensureStarted() -> String? { started.ok ? nil : started.message }
+    }
 }
 
 /// libvirt lifecycle event types and details as ody power states and words.
@@ -65,8 +68,9 @@ enum LifecycleMap {
 /// LibvirtVmm, released by `lifecycleRelease` when libvirt drops the callback.
 let lifecycleCallback: @convention(c) (OpaquePointer?, OpaquePointer?, Int32, Int32, UnsafeMutableRawPointer?) -> Int32 = {
     _, dom, event, detail, opaque in
-    guard let dom, let opaque, let np = virDomainGetName(dom) else { return 0 }
+    guard let dom, let opaque else { return 0 }
     let vmm = Unmanaged<LibvirtVmm>.fromOpaque(opaque).takeUnretainedValue()
+    guard let np = vmm.virt.virDomainGetName(dom) else { return 0 }
     vmm.deliverLifecycle(domain: String(cString: np), event: event, detail: detail)
     return 0
 }

@@ -10,18 +10,21 @@ import PluginKit
 
 final class LibvirtVmm: @unchecked Sendable {
     let host: HostServices
+    /// libvirt's calls (loaded by the first open in this process).
+    let virt: LibvirtAPI
     let uri: String
     let defaultDomainType: String
     let shutdownTimeout: Int
-    private let lock = Lock()
+    private let lock = PluginLock()
     /// Serialises lookup+define so one instance never overwrites a definition it just checked.
-    private let defineLock = Lock()
+    private let defineLock = PluginLock()
     private var conn: OpaquePointer?
     private var callbackID: Int32 = -1
     private var closed = false
 
-    private init(host: HostServices, uri: String, defaultDomainType: String, shutdownTimeout: Int) {
+    private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int) {
         self.host = host
+        self.virt = virt
         self.uri = uri
         self.defaultDomainType = defaultDomainType
         self.shutdownTimeout = shutdownTimeout
@@ -29,36 +32,40 @@ final class LibvirtVmm: @unchecked Sendable {
 
     // MARK: open / close
 
-    /// Reads the instance config ([vmm.libvirt]) and connects.
-    static func open(host: HostServices, err: UnsafeMutablePointer<ody_error>?) -> Result<LibvirtVmm, Failure> {
+    /// Reads the instance config ([vmm.libvirt]), loads libvirt if this is the
+    /// process's first instance, and connects.
+    static func open(host: HostServices, err: UnsafeMutablePointer<ody_error>?) -> Result<LibvirtVmm, ReportedError> {
         let uri = host.config("uri") ?? "qemu:///system"
-        guard !uri.isEmpty else { return .failure(Failure(fail(err, ODY_E_INVALID, "[vmm.libvirt] uri must not be empty"))) }
+        guard !uri.isEmpty else { return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] uri must not be empty"))) }
         var timeout = 60
         if let t = host.config("shutdown_timeout") {
             guard let v = Int(t), v > 0 else {
-                return .failure(Failure(fail(err, ODY_E_INVALID, "[vmm.libvirt] shutdown_timeout \"\(t)\" must be a positive number of seconds")))
+                return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] shutdown_timeout \"\(t)\" must be a positive number of seconds")))
             }
             timeout = v
         }
         let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 } ?? (uri.hasPrefix("test:") ? "test" : "qemu")
-        if let why = LibvirtRuntime.ensureStarted() { return .failure(Failure(fail(err, ODY_E_BACKEND, "libvirt: \(why)"))) }
-        let vmm = LibvirtVmm(host: host, uri: uri, defaultDomainType: type, shutdownTimeout: timeout)
-        if let rc = vmm.lock.with({ vmm.connectLocked(err) }) { return .failure(Failure(rc)) }
+        let virt: LibvirtAPI
+        do throws(LibraryError) { virt = try LibvirtAPI.shared.get() } catch {
+            return .failure(ReportedError(fail(err, ODY_E_BACKEND, error.message)))
+        }
+        let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout)
+        if let rc = vmm.lock.with({ vmm.connectLocked(err) }) { return .failure(ReportedError(rc)) }
         host.log(ODY_LOG_INFO, "connected to \(uri) (domain type \(type), shutdown timeout \(timeout) s)")
         return .success(vmm)
     }
 
     /// Opens the connection and registers the lifecycle callback; nil on success.
     private func connectLocked(_ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
-        guard let c = virConnectOpen(uri) else { return VirError.fail(err, "cannot connect to libvirt at \(uri)") }
+        guard let c = virt.virConnectOpen(uri) else { return virt.fail(err, "cannot connect to libvirt at \(uri)") }
         let me = Unmanaged.passRetained(self).toOpaque()
-        let id = virConnectDomainEventRegisterAny(c, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
+        let id = virt.virConnectDomainEventRegisterAny(c, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
                                                   unsafeBitCast(lifecycleCallback, to: virConnectDomainEventGenericCallback.self),
                                                   me, lifecycleRelease)
         guard id >= 0 else {
-            let rc = VirError.fail(err, "cannot register for lifecycle events on \(uri)")
+            let rc = virt.fail(err, "cannot register for lifecycle events on \(uri)")
             Unmanaged<LibvirtVmm>.fromOpaque(me).release()
-            virConnectClose(c)
+            _ = virt.virConnectClose(c)
             return rc
         }
         conn = c
@@ -68,9 +75,9 @@ final class LibvirtVmm: @unchecked Sendable {
 
     private func disconnectLocked() {
         guard let c = conn else { return }
-        if callbackID >= 0 { _ = virConnectDomainEventDeregisterAny(c, callbackID) }
-        virResetLastError()
-        virConnectClose(c)
+        if callbackID >= 0 { _ = virt.virConnectDomainEventDeregisterAny(c, callbackID) }
+        virt.virResetLastError()
+        _ = virt.virConnectClose(c)
         conn = nil
         callbackID = -1
     }
@@ -90,23 +97,23 @@ final class LibvirtVmm: @unchecked Sendable {
         var failed: Int32?
         let c: OpaquePointer? = lock.with {
             if closed { failed = fail(err, ODY_E_STATE, "\(what): instance is closed"); return nil }
-            if let c = conn, virConnectIsAlive(c) == 1 { virConnectRef(c); return c }
+            if let c = conn, virt.virConnectIsAlive(c) == 1 { _ = virt.virConnectRef(c); return c }
             if conn != nil { host.log(ODY_LOG_WARNING, "connection to \(uri) lost; reconnecting") }
             disconnectLocked()
             if let rc = connectLocked(err) { failed = rc; return nil }
-            virConnectRef(conn!)
+            _ = virt.virConnectRef(conn!)
             return conn
         }
         guard let c else { return failed ?? fail(err, ODY_E_BACKEND, "\(what): no connection") }
-        defer { virConnectClose(c) }
+        defer { _ = virt.virConnectClose(c) }
         return body(c)
     }
 
     /// Runs `body` with domain `name` looked up (NOT_FOUND if there is none).
     func withDomain(_ name: String, _ what: String, _ err: UnsafeMutablePointer<ody_error>?, _ body: (OpaquePointer) -> Int32) -> Int32 {
         withConnection(what, err) { c in
-            guard let dom = virDomainLookupByName(c, name) else { return VirError.fail(err, what) }
-            defer { virDomainFree(dom) }
+            guard let dom = virt.virDomainLookupByName(c, name) else { return virt.fail(err, what) }
+            defer { _ = virt.virDomainFree(dom) }
             return body(dom)
         }
     }
@@ -122,13 +129,13 @@ final class LibvirtVmm: @unchecked Sendable {
         }
         return withConnection(what, err) { c in
             defineLock.with {
-                if let existing = virDomainLookupByName(c, def.name) {
-                    virDomainFree(existing)
+                if let existing = virt.virDomainLookupByName(c, def.name) {
+                    _ = virt.virDomainFree(existing)
                     return fail(err, ODY_E_EXISTS, "\(what): a domain of that name is already defined")
                 }
-                virResetLastError()
-                guard let dom = virDomainDefineXML(c, xml) else { return VirError.fail(err, what) }
-                virDomainFree(dom)
+                virt.virResetLastError()
+                guard let dom = virt.virDomainDefineXML(c, xml) else { return virt.fail(err, what) }
+                _ = virt.virDomainFree(dom)
                 return ODY_OK.rawValue
             }
         }
@@ -139,7 +146,7 @@ final class LibvirtVmm: @unchecked Sendable {
         return withDomain(name, what, err) { dom in
             if let rc = checkState(dom, .stopped, what, err) { return rc }
             let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
-            return virDomainUndefineFlags(dom, flags) == 0 ? ODY_OK.rawValue : VirError.fail(err, what)
+            return virt.virDomainUndefineFlags(dom, flags) == 0 ? ODY_OK.rawValue : virt.fail(err, what)
         }
     }
 
@@ -149,8 +156,8 @@ final class LibvirtVmm: @unchecked Sendable {
     enum Needs { case running, stopped }
 
     func checkState(_ dom: OpaquePointer, _ needs: Needs, _ what: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
-        switch (virDomainIsActive(dom), needs) {
-        case (-1, _): return VirError.fail(err, what)
+        switch (virt.virDomainIsActive(dom), needs) {
+        case (-1, _): return virt.fail(err, what)
         case (1, .stopped): return fail(err, ODY_E_STATE, "\(what): domain is running")
         case (0, .running): return fail(err, ODY_E_STATE, "\(what): domain is not running")
         default: return nil
@@ -162,7 +169,7 @@ final class LibvirtVmm: @unchecked Sendable {
         let what = "\(op) \(name)"
         return withDomain(name, what, err) { dom in
             if let rc = checkState(dom, needs, what, err) { return rc }
-            return call(dom) == 0 ? ODY_OK.rawValue : VirError.fail(err, what)
+            return call(dom) == 0 ? ODY_OK.rawValue : virt.fail(err, what)
         }
     }
 
@@ -170,23 +177,23 @@ final class LibvirtVmm: @unchecked Sendable {
         let what = "shutdown \(name)"
         return withDomain(name, what, err) { dom in
             if let rc = checkState(dom, .running, what, err) { return rc }
-            guard virDomainShutdown(dom) == 0 else { return VirError.fail(err, what) }
+            guard virt.virDomainShutdown(dom) == 0 else { return virt.fail(err, what) }
             guard wait else { return ODY_OK.rawValue }
             let limit = Double(domainShutdownTimeout(dom))
-            let t0 = Clock.now()
+            let t0 = MonotonicClock.now()
             var interval = 0.02
             while true {
                 var state: Int32 = 0, reason: Int32 = 0
-                if virDomainGetState(dom, &state, &reason, 0) != 0 {
+                if virt.virDomainGetState(dom, &state, &reason, 0) != 0 {
                     // A transient domain disappears once it stops: that is halted too.
-                    if virGetLastError()?.pointee.code == Int32(VIR_ERR_NO_DOMAIN.rawValue) { virResetLastError(); return ODY_OK.rawValue }
-                    return VirError.fail(err, what)
+                    if virt.virGetLastError()?.pointee.code == Int32(VIR_ERR_NO_DOMAIN.rawValue) { virt.virResetLastError(); return ODY_OK.rawValue }
+                    return virt.fail(err, what)
                 }
                 if UInt32(bitPattern: state) == VIR_DOMAIN_SHUTOFF.rawValue { return ODY_OK.rawValue }
-                if Clock.now() - t0 >= limit {
+                if MonotonicClock.now() - t0 >= limit {
                     return fail(err, ODY_E_TIMEOUT, "\(what): still \(Self.powerState(state, reason).name) after \(Int(limit)) s (kill it, or raise shutdown_timeout)")
                 }
-                Clock.sleep(seconds: interval)
+                MonotonicClock.sleep(seconds: interval)
                 interval = min(interval * 2, 0.25)
             }
         }
@@ -194,8 +201,8 @@ final class LibvirtVmm: @unchecked Sendable {
 
     /// The per-domain bound from our metadata, else the instance's.
     private func domainShutdownTimeout(_ dom: OpaquePointer) -> Int {
-        guard let p = virDomainGetMetadata(dom, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), OdysseyMetadata.namespace, 0) else {
-            virResetLastError()
+        guard let p = virt.virDomainGetMetadata(dom, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), OdysseyMetadata.namespace, 0) else {
+            virt.virResetLastError()
             return shutdownTimeout
         }
         defer { free(p) }
@@ -206,13 +213,13 @@ final class LibvirtVmm: @unchecked Sendable {
         let what = "get_info \(name)"
         return withDomain(name, what, err) { dom in
             var vi = virDomainInfo()
-            guard virDomainGetInfo(dom, &vi) == 0 else { return VirError.fail(err, what) }
+            guard virt.virDomainGetInfo(dom, &vi) == 0 else { return virt.fail(err, what) }
             var reason: Int32 = 0, state: Int32 = Int32(vi.state)
-            if UInt32(vi.state) == VIR_DOMAIN_PAUSED.rawValue, virDomainGetState(dom, &state, &reason, 0) != 0 {
-                return VirError.fail(err, what)
+            if UInt32(vi.state) == VIR_DOMAIN_PAUSED.rawValue, virt.virDomainGetState(dom, &state, &reason, 0) != 0 {
+                return virt.fail(err, what)
             }
             var uuid = [CChar](repeating: 0, count: Int(VIR_UUID_STRING_BUFLEN))
-            guard virDomainGetUUIDString(dom, &uuid) == 0 else { return VirError.fail(err, what) }
+            guard virt.virDomainGetUUIDString(dom, &uuid) == 0 else { return virt.fail(err, what) }
             out.state = Self.powerState(state, reason).rawValue
             FixedCString.write(name, into: &out.name)
             FixedCString.write(uuid.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, into: &out.uuid)
@@ -229,13 +236,13 @@ final class LibvirtVmm: @unchecked Sendable {
               _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
         withConnection("list", err) { c in
             var doms: UnsafeMutablePointer<OpaquePointer?>?
-            let n = virConnectListAllDomains(c, &doms, 0)
-            guard n >= 0, let doms else { return VirError.fail(err, "list") }
+            let n = virt.virConnectListAllDomains(c, &doms, 0)
+            guard n >= 0, let doms else { return virt.fail(err, "list") }
             var names: [String] = []
             for i in 0..<Int(n) {
                 if let d = doms[i] {
-                    if let p = virDomainGetName(d) { names.append(String(cString: p)) }
-                    virDomainFree(d)
+                    if let p = virt.virDomainGetName(d) { names.append(String(cString: p)) }
+                    _ = virt.virDomainFree(d)
                 }
             }
             free(doms)

@@ -6,8 +6,8 @@ import PluginKit
 
 typealias ErrPtr = UnsafeMutablePointer<ody_error>?
 
-private func instance(_ h: OpaquePointer?, _ op: String, _ err: ErrPtr) -> Result<LibvirtVmm, Failure> {
-    guard let v = Handle.get(h, as: LibvirtVmm.self) else { return .failure(Failure(fail(err, ODY_E_INVALID, "\(op): NULL instance"))) }
+private func instance(_ h: OpaquePointer?, _ op: String, _ err: ErrPtr) -> Result<LibvirtVmm, ReportedError> {
+    guard let v = Handle.get(h, as: LibvirtVmm.self) else { return .failure(ReportedError(fail(err, ODY_E_INVALID, "\(op): NULL instance"))) }
     return .success(v)
 }
 
@@ -17,7 +17,7 @@ private func withName(_ h: OpaquePointer?, _ namePtr: UnsafePointer<CChar>?, _ f
     if let rc = checkFlags(flags, known: known, op, err) { return rc }
     let vmm: LibvirtVmm, name: String
     switch instance(h, op, err) { case .success(let v): vmm = v; case .failure(let f): return f.status }
-    switch Names.read(namePtr, op, err) { case .success(let n): name = n; case .failure(let f): return f.status }
+    switch DomainName.read(namePtr, op, err) { case .success(let n): name = n; case .failure(let f): return f.status }
     return body(vmm, name)
 }
 
@@ -57,7 +57,7 @@ func lvDefine(_ h: OpaquePointer?, _ config: UnsafePointer<ody_domain_config>?, 
     }
     if let rc = checkFlags(c.flags, known: 0, "define (config.flags)", err) { return rc }
     let name: String
-    switch Names.read(field: c.name, "define", err) { case .success(let n): name = n; case .failure(let f): return f.status }
+    switch DomainName.read(field: c.name, "define", err) { case .success(let n): name = n; case .failure(let f): return f.status }
     let uuidBytes: [UInt8] = withUnsafeBytes(of: c.uuid) { Array($0) }
     guard uuidBytes.contains(0) else { return fail(err, ODY_E_INVALID, "define \(name): uuid is not NUL-terminated") }
     if c.params_len > 0 {
@@ -75,7 +75,7 @@ func lvUndefine(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UIn
 }
 
 func lvStart(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrPtr) -> Int32 {
-    withName(h, name, flags, known: ODY_F_COMMON_MASK, "start", err) { v, n in v.simple("start", n, needs: .stopped, err) { virDomainCreate($0) } }
+    withName(h, name, flags, known: ODY_F_COMMON_MASK, "start", err) { v, n in v.simple("start", n, needs: .stopped, err) { v.virt.virDomainCreate($0) } }
 }
 
 func lvShutdown(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrPtr) -> Int32 {
@@ -85,15 +85,15 @@ func lvShutdown(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UIn
 }
 
 func lvKill(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrPtr) -> Int32 {
-    withName(h, name, flags, known: ODY_F_COMMON_MASK, "kill", err) { v, n in v.simple("kill", n, needs: .running, err) { virDomainDestroy($0) } }
+    withName(h, name, flags, known: ODY_F_COMMON_MASK, "kill", err) { v, n in v.simple("kill", n, needs: .running, err) { v.virt.virDomainDestroy($0) } }
 }
 
 func lvPause(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrPtr) -> Int32 {
-    withName(h, name, flags, known: ODY_F_COMMON_MASK, "pause", err) { v, n in v.simple("pause", n, needs: .running, err) { virDomainSuspend($0) } }
+    withName(h, name, flags, known: ODY_F_COMMON_MASK, "pause", err) { v, n in v.simple("pause", n, needs: .running, err) { v.virt.virDomainSuspend($0) } }
 }
 
 func lvUnpause(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrPtr) -> Int32 {
-    withName(h, name, flags, known: ODY_F_COMMON_MASK, "unpause", err) { v, n in v.simple("unpause", n, needs: .running, err) { virDomainResume($0) } }
+    withName(h, name, flags, known: ODY_F_COMMON_MASK, "unpause", err) { v, n in v.simple("unpause", n, needs: .running, err) { v.virt.virDomainResume($0) } }
 }
 
 func lvGetInfo(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<ody_domain_info>?,

@@ -3,7 +3,11 @@
  *  - a xentoollog logger: libxl calls its `vmessage` with a va_list, and a
  *    Swift function taking a va_list cannot be a C function pointer. The
  *    few lines below format the message and hand plain text to a Swift sink.
- *  - INVALID_DOMID, a macro of an expression Swift does not import. */
+ *  - INVALID_DOMID, a macro of an expression Swift does not import.
+ * and a function-pointer type for every libxl call the plugin makes: it does
+ * not link libxl but resolves these with dlsym (XenAPI.swift), so the types
+ * come from the declarations themselves and cannot drift from them. Nothing
+ * here calls into libxl or libxentoollog (vsnprintf is libc's). */
 #ifndef ODYSSEY_CXENLIGHT_SHIM_H
 #define ODYSSEY_CXENLIGHT_SHIM_H
 #include <stdint.h>
@@ -40,4 +44,40 @@ static inline void ody_xtl_logger_init(ody_xtl_logger *l, void *owner, ody_xtl_s
 }
 
 static const uint32_t ODY_XEN_INVALID_DOMID = (uint32_t)INVALID_DOMID;
+
+/* The libxl these headers (libxen-dev 4.17) describe. libxl's structs
+ * (libxl_domain_config, libxl_dominfo...) change between Xen releases and
+ * the soname with them, so no other version is ever tried. */
+#define ODY_LIBXENLIGHT_SONAME "libxenlight.so.4.17"
+
+#define ODY_XL_FN(name) typedef __typeof__(name) *ody_##name##_fn;
+ODY_XL_FN(libxl_ctx_alloc)
+ODY_XL_FN(libxl_ctx_free)
+ODY_XL_FN(libxl_childproc_setmode)
+ODY_XL_FN(libxl_event_register_callbacks)
+ODY_XL_FN(libxl_event_free)
+ODY_XL_FN(libxl_osevent_beforepoll)
+ODY_XL_FN(libxl_osevent_afterpoll)
+ODY_XL_FN(libxl_evenable_domain_death)
+ODY_XL_FN(libxl_evdisable_domain_death)
+ODY_XL_FN(libxl_name_to_domid)
+ODY_XL_FN(libxl_domid_to_name)
+ODY_XL_FN(libxl_list_domain)
+ODY_XL_FN(libxl_dominfo_list_free)
+ODY_XL_FN(libxl_dominfo_init)
+ODY_XL_FN(libxl_dominfo_dispose)
+ODY_XL_FN(libxl_domain_info)
+ODY_XL_FN(libxl_domain_config_init)
+ODY_XL_FN(libxl_domain_config_dispose)
+ODY_XL_FN(libxl_domain_build_info_init_type)
+ODY_XL_FN(libxl_cpu_bitmap_alloc)
+ODY_XL_FN(libxl_bitmap_set)
+ODY_XL_FN(libxl_uuid_generate)
+ODY_XL_FN(libxl_uuid_from_string)
+ODY_XL_FN(libxl_domain_create_new)
+ODY_XL_FN(libxl_domain_destroy)
+ODY_XL_FN(libxl_domain_shutdown)
+ODY_XL_FN(libxl_domain_pause)
+ODY_XL_FN(libxl_domain_unpause)
+#undef ODY_XL_FN
 #endif

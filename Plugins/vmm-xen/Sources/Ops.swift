@@ -5,8 +5,8 @@ import PluginKit
 
 typealias ErrPtr = UnsafeMutablePointer<ody_error>?
 
-private func instance(_ h: OpaquePointer?, _ op: String, _ err: ErrPtr) -> Result<XenVmm, Failure> {
-    guard let v = Handle.get(h, as: XenVmm.self) else { return .failure(Failure(fail(err, ODY_E_INVALID, "\(op): NULL instance"))) }
+private func instance(_ h: OpaquePointer?, _ op: String, _ err: ErrPtr) -> Result<XenVmm, ReportedError> {
+    guard let v = Handle.get(h, as: XenVmm.self) else { return .failure(ReportedError(fail(err, ODY_E_INVALID, "\(op): NULL instance"))) }
     return .success(v)
 }
 
@@ -16,7 +16,7 @@ private func withName(_ h: OpaquePointer?, _ namePtr: UnsafePointer<CChar>?, _ f
     if let rc = checkFlags(flags, known: known, op, err) { return rc }
     let vmm: XenVmm, name: String
     switch instance(h, op, err) { case .success(let v): vmm = v; case .failure(let f): return f.status }
-    switch Names.read(namePtr, op, err) { case .success(let n): name = n; case .failure(let f): return f.status }
+    switch DomainName.read(namePtr, op, err) { case .success(let n): name = n; case .failure(let f): return f.status }
     return body(vmm, name)
 }
 
@@ -56,7 +56,7 @@ func xlDefine(_ h: OpaquePointer?, _ config: UnsafePointer<ody_domain_config>?, 
     }
     if let rc = checkFlags(c.flags, known: 0, "define (config.flags)", err) { return rc }
     let name: String
-    switch Names.read(field: c.name, "define", err) { case .success(let n): name = n; case .failure(let f): return f.status }
+    switch DomainName.read(field: c.name, "define", err) { case .success(let n): name = n; case .failure(let f): return f.status }
     let uuidBytes: [UInt8] = withUnsafeBytes(of: c.uuid) { Array($0) }
     guard uuidBytes.contains(0) else { return fail(err, ODY_E_INVALID, "define \(name): uuid is not NUL-terminated") }
     if c.params_len > 0 {

@@ -27,7 +27,7 @@ final class XenEventThread: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let hooks: UnsafeMutablePointer<libxl_event_hooks>
-    private let lock = Lock()
+    private let lock = PluginLock()
     private var queue: [Pending] = []
     private var stopping = false
     private var thread = pthread_t()
@@ -54,7 +54,7 @@ final class XenEventThread: @unchecked Sendable {
         hooks.pointee.event_occurs_mask = UInt64.max
         hooks.pointee.event_occurs = xenEventOccurs
         hooks.pointee.disaster = xenEventDisaster
-        libxl_event_register_callbacks(vmm.ctx, hooks, Unmanaged.passUnretained(t).toOpaque())
+        vmm.xl.libxl_event_register_callbacks(vmm.ctx, hooks, Unmanaged.passUnretained(t).toOpaque())
         return .success(t)
     }
 
@@ -74,6 +74,7 @@ final class XenEventThread: @unchecked Sendable {
     }
 
     var ctx: OpaquePointer { vmm.ctx }
+    var xl: XenAPI { vmm.xl }
 
     /// Called from libxl, on any thread: queue and wake.
     fileprivate func enqueue(_ ev: libxl_event) {
@@ -114,14 +115,14 @@ final class XenEventThread: @unchecked Sendable {
             var timeout: Int32 = -1
             var now = timeval()
             gettimeofday(&now, nil)
-            let rc = fds.withUnsafeMutableBufferPointer { libxl_osevent_beforepoll(ctx, &nfds, $0.baseAddress! + 1, &timeout, now) }
+            let rc = fds.withUnsafeMutableBufferPointer { vmm.xl.libxl_osevent_beforepoll(ctx, &nfds, $0.baseAddress! + 1, &timeout, now) }
             if rc == ERROR_BUFFERFULL.rawValue {
                 fds = [pollfd](repeating: pollfd(), count: Int(nfds) + 1)
                 continue
             }
             if rc != 0 {
                 vmm.host.log(ODY_LOG_ERROR, "libxl_osevent_beforepoll failed (rc \(rc)); retrying")
-                Clock.sleep(seconds: 0.5)
+                MonotonicClock.sleep(seconds: 0.5)
                 continue
             }
             fds[0] = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
@@ -134,7 +135,7 @@ final class XenEventThread: @unchecked Sendable {
                 while read(wakeRead, &sink, sink.count) > 0 {}
             }
             gettimeofday(&now, nil)
-            fds.withUnsafeBufferPointer { libxl_osevent_afterpoll(ctx, nfds, $0.baseAddress! + 1, now) }
+            fds.withUnsafeBufferPointer { vmm.xl.libxl_osevent_afterpoll(ctx, nfds, $0.baseAddress! + 1, now) }
         }
     }
 
@@ -149,7 +150,7 @@ final class XenEventThread: @unchecked Sendable {
                 vmm.host.emitLifecycle(domain: name, state: crashed ? ODY_STATE_CRASHED : ODY_STATE_HALTING, detail: r,
                                        message: "xen shutdown, reason \(reasonName(r))")
                 vmm.log.reset()
-                let rc = libxl_domain_destroy(vmm.ctx, e.domid, nil)
+                let rc = vmm.xl.libxl_domain_destroy(vmm.ctx, e.domid, nil)
                 if rc != 0 && rc != ERROR_DOMAIN_NOTFOUND.rawValue {
                     vmm.host.log(ODY_LOG_ERROR, "destroying \(name) after its shutdown failed: libxl error \(rc) \(vmm.log.takeLastError() ?? "")")
                 }
@@ -180,7 +181,7 @@ private let xenEventOccurs: @convention(c) (UnsafeMutableRawPointer?, UnsafeMuta
     guard let user, let ev else { return }
     let t = Unmanaged<XenEventThread>.fromOpaque(user).takeUnretainedValue()
     t.enqueue(ev.pointee)
-    libxl_event_free(t.ctx, ev)
+    t.xl.libxl_event_free(t.ctx, ev)
 }
 
 /// libxl's disaster hook: must not call libxl; log and go on.

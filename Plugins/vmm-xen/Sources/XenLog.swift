@@ -11,7 +11,7 @@ final class XenLog: @unchecked Sendable {
     /// The C logger; `base` is what libxl sees, `owner` points back here (unretained:
     /// the XenLog outlives every ctx that uses it).
     let logger: UnsafeMutablePointer<ody_xtl_logger>
-    private let lock = Lock()
+    private let lock = PluginLock()
     private var lastError: [pthread_t: String] = [:]
     /// While false, error messages are only kept (and logged at debug): the
     /// caller reports them itself, e.g. the "Xen is not running" open failure.

@@ -9,10 +9,12 @@ import PluginKit
 
 final class XenVmm: @unchecked Sendable {
     let host: HostServices
+    /// libxl's calls (loaded by the first open in this process).
+    let xl: XenAPI
     let log: XenLog
     let ctx: OpaquePointer
     let shutdownTimeout: Int
-    let lock = Lock()
+    let lock = PluginLock()
     let store: DefinitionStore
     /// Domain-death watches by domid: the domain's name and libxl's handle.
     var watches: [UInt32: (name: String, gen: OpaquePointer)] = [:]
@@ -20,61 +22,65 @@ final class XenVmm: @unchecked Sendable {
     var events: XenEventThread!
     private let childHooks: UnsafeMutablePointer<libxl_childproc_hooks>
 
-    private init(host: HostServices, log: XenLog, ctx: OpaquePointer, store: DefinitionStore, shutdownTimeout: Int,
+    private init(host: HostServices, xl: XenAPI, log: XenLog, ctx: OpaquePointer, store: DefinitionStore, shutdownTimeout: Int,
                  childHooks: UnsafeMutablePointer<libxl_childproc_hooks>) {
-        self.host = host; self.log = log; self.ctx = ctx; self.store = store
+        self.host = host; self.xl = xl; self.log = log; self.ctx = ctx; self.store = store
         self.shutdownTimeout = shutdownTimeout; self.childHooks = childHooks
     }
 
     // MARK: open / close
 
-    static func open(host: HostServices, err: UnsafeMutablePointer<ody_error>?) -> Result<XenVmm, Failure> {
+    static func open(host: HostServices, err: UnsafeMutablePointer<ody_error>?) -> Result<XenVmm, ReportedError> {
         guard let stateDir = host.config("state_dir"), !stateDir.isEmpty else {
-            return .failure(Failure(fail(err, ODY_E_INVALID, "[vmm.xen] state_dir must be set: libxl keeps no domain definitions, this plugin keeps them there")))
+            return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.xen] state_dir must be set: libxl keeps no domain definitions, this plugin keeps them there")))
         }
         var timeout = 60
         if let t = host.config("shutdown_timeout") {
             guard let v = Int(t), v > 0 else {
-                return .failure(Failure(fail(err, ODY_E_INVALID, "[vmm.xen] shutdown_timeout \"\(t)\" must be a positive number of seconds")))
+                return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.xen] shutdown_timeout \"\(t)\" must be a positive number of seconds")))
             }
             timeout = v
+        }
+        let xl: XenAPI
+        do throws(LibraryError) { xl = try XenAPI.shared.get() } catch {
+            return .failure(ReportedError(fail(err, ODY_E_BACKEND, error.message)))
         }
         let log = XenLog(host: host)
         var ctxOut: OpaquePointer?
         log.reset()
         // Only this open uses `log` yet, so quieting it hides nobody else's errors.
-        let rc = log.quietly { libxl_ctx_alloc(&ctxOut, LIBXL_VERSION, 0, log.base) }
+        let rc = log.quietly { xl.libxl_ctx_alloc(&ctxOut, LIBXL_VERSION, 0, log.base) }
         guard rc == 0, let ctx = ctxOut else {
             let why = log.takeLastError() ?? ""
             if why.contains("cannot open libxc handle") || !xenDevicePresent() {
-                return .failure(Failure(fail(err, ODY_E_BACKEND, backend: rc,
+                return .failure(ReportedError(fail(err, ODY_E_BACKEND, backend: rc,
                     "Xen is not running: cannot open libxc handle (libxl_ctx_alloc rc \(rc)\(why.isEmpty ? "" : "; " + why))")))
             }
-            return .failure(Failure(fail(err, ODY_E_BACKEND, backend: rc, "libxl_ctx_alloc failed (rc \(rc))\(why.isEmpty ? "" : ": " + why)")))
+            return .failure(ReportedError(fail(err, ODY_E_BACKEND, backend: rc, "libxl_ctx_alloc failed (rc \(rc))\(why.isEmpty ? "" : ": " + why)")))
         }
         // This process may run children of its own (other backends): libxl
         // must reap only the children it started.
         let hooks = UnsafeMutablePointer<libxl_childproc_hooks>.allocate(capacity: 1)
         hooks.initialize(to: libxl_childproc_hooks())
         hooks.pointee.chldowner = libxl_sigchld_owner_libxl_always_selective_reap
-        libxl_childproc_setmode(ctx, hooks, nil)
+        _ = xl.libxl_childproc_setmode(ctx, hooks, nil)
 
         let store = DefinitionStore(directory: stateDir)
         do { try store.load() } catch {
-            libxl_ctx_free(ctx); hooks.deallocate()
-            return .failure(Failure(fail(err, ODY_E_IO, backend: error.errno, "[vmm.xen] state_dir: \(error.message)")))
+            _ = xl.libxl_ctx_free(ctx); hooks.deallocate()
+            return .failure(ReportedError(fail(err, ODY_E_IO, backend: error.errno, "[vmm.xen] state_dir: \(error.message)")))
         }
-        let vmm = XenVmm(host: host, log: log, ctx: ctx, store: store, shutdownTimeout: timeout, childHooks: hooks)
+        let vmm = XenVmm(host: host, xl: xl, log: log, ctx: ctx, store: store, shutdownTimeout: timeout, childHooks: hooks)
         switch XenEventThread.make(vmm) {
         case .success(let t):
             if let e = t.launch() {
-                libxl_ctx_free(ctx); hooks.deallocate(); t.release()
-                return .failure(Failure(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot start the libxl event thread: \(e.message)")))
+                _ = xl.libxl_ctx_free(ctx); hooks.deallocate(); t.release()
+                return .failure(ReportedError(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot start the libxl event thread: \(e.message)")))
             }
             vmm.events = t
         case .failure(let e):
-            libxl_ctx_free(ctx); hooks.deallocate()
-            return .failure(Failure(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot set up libxl events: \(e.message)")))
+            _ = xl.libxl_ctx_free(ctx); hooks.deallocate()
+            return .failure(ReportedError(fail(err, ODY_E_BACKEND, backend: e.errno, "cannot set up libxl events: \(e.message)")))
         }
         // Watch defined domains that are already running (started by an earlier instance).
         for name in vmm.lock.with({ Array(store.domains.keys) }) {
@@ -94,8 +100,8 @@ final class XenVmm: @unchecked Sendable {
         if already { return }
         events.stop()
         let gens = lock.with { () -> [OpaquePointer] in defer { watches.removeAll() }; return watches.values.map(\.gen) }
-        for g in gens { libxl_evdisable_domain_death(ctx, g) }
-        libxl_ctx_free(ctx)
+        for g in gens { xl.libxl_evdisable_domain_death(ctx, g) }
+        _ = xl.libxl_ctx_free(ctx)
         childHooks.deallocate()
         events.release()
     }
@@ -106,13 +112,13 @@ final class XenVmm: @unchecked Sendable {
     func domid(of name: String) -> UInt32? {
         var id: UInt32 = 0
         log.reset()
-        let rc = libxl_name_to_domid(ctx, name, &id)
+        let rc = xl.libxl_name_to_domid(ctx, name, &id)
         _ = log.takeLastError()
         return rc == 0 ? id : nil
     }
 
     func name(of domid: UInt32) -> String? {
-        guard let p = libxl_domid_to_name(ctx, domid) else { return nil }
+        guard let p = xl.libxl_domid_to_name(ctx, domid) else { return nil }
         defer { free(p) }
         return String(cString: p)
     }
@@ -122,7 +128,7 @@ final class XenVmm: @unchecked Sendable {
         if lock.with({ watches[domid] != nil || closed }) { return }
         var gen: OpaquePointer?
         log.reset()
-        let rc = libxl_evenable_domain_death(ctx, domid, UInt64(domid), &gen)
+        let rc = xl.libxl_evenable_domain_death(ctx, domid, UInt64(domid), &gen)
         guard rc == 0, let gen else {
             host.log(ODY_LOG_WARNING, "no death watch for \(name) (domid \(domid)): libxl error \(rc) \(log.takeLastError() ?? "")")
             return
@@ -132,7 +138,7 @@ final class XenVmm: @unchecked Sendable {
 
     func unwatch(domid: UInt32) {
         guard let w = lock.with({ watches.removeValue(forKey: domid) }) else { return }
-        libxl_evdisable_domain_death(ctx, w.gen)
+        xl.libxl_evdisable_domain_death(ctx, w.gen)
     }
 
     static func uuidString(_ u: libxl_uuid) -> String {
@@ -166,11 +172,11 @@ final class XenVmm: @unchecked Sendable {
         let d = def
         if d.uuid.isEmpty {
             var u = libxl_uuid()
-            libxl_uuid_generate(&u)
+            xl.libxl_uuid_generate(&u)
             d.uuid = Self.uuidString(u)
         } else {
             var u = libxl_uuid()
-            guard libxl_uuid_from_string(&u, d.uuid) == 0 else { return fail(err, ODY_E_INVALID, "\(what): uuid \"\(d.uuid)\" is not a UUID") }
+            guard xl.libxl_uuid_from_string(&u, d.uuid) == 0 else { return fail(err, ODY_E_INVALID, "\(what): uuid \"\(d.uuid)\" is not a UUID") }
             d.uuid = Self.uuidString(u)
         }
         let runningOutside = domid(of: d.name) != nil
@@ -211,19 +217,19 @@ final class XenVmm: @unchecked Sendable {
         let pvh = def.params["type"] == "pvh"
         let type = pvh ? LIBXL_DOMAIN_TYPE_PVH : LIBXL_DOMAIN_TYPE_PV
         var cfg = libxl_domain_config()
-        libxl_domain_config_init(&cfg)
-        defer { libxl_domain_config_dispose(&cfg) }
+        xl.libxl_domain_config_init(&cfg)
+        defer { xl.libxl_domain_config_dispose(&cfg) }
         cfg.c_info.type = type
         cfg.c_info.name = strdup(name)
-        guard libxl_uuid_from_string(&cfg.c_info.uuid, def.uuid) == 0 else {
+        guard xl.libxl_uuid_from_string(&cfg.c_info.uuid, def.uuid) == 0 else {
             return fail(err, ODY_E_INVALID, "\(what): stored uuid \"\(def.uuid)\" is not a UUID")
         }
-        libxl_domain_build_info_init_type(&cfg.b_info, type)
+        xl.libxl_domain_build_info_init_type(&cfg.b_info, type)
         cfg.b_info.max_vcpus = Int32(def.vcpus)
         log.reset()
-        var rc = libxl_cpu_bitmap_alloc(ctx, &cfg.b_info.avail_vcpus, Int32(def.vcpus))
+        var rc = xl.libxl_cpu_bitmap_alloc(ctx, &cfg.b_info.avail_vcpus, Int32(def.vcpus))
         guard rc == 0 else { return XenError.fail(err, rc, what, log: log) }
-        for i in 0..<Int32(def.vcpus) { libxl_bitmap_set(&cfg.b_info.avail_vcpus, i) }
+        for i in 0..<Int32(def.vcpus) { xl.libxl_bitmap_set(&cfg.b_info.avail_vcpus, i) }
         cfg.b_info.max_memkb = max(def.memoryMiB, def.maxmemMiB) * 1024
         cfg.b_info.target_memkb = def.memoryMiB * 1024
         cfg.b_info.kernel = strdup(kernel)
@@ -236,18 +242,18 @@ final class XenVmm: @unchecked Sendable {
         cfg.on_crash = LIBXL_ACTION_ON_SHUTDOWN_DESTROY
         var domid: UInt32 = ODY_XEN_INVALID_DOMID
         log.reset()
-        rc = libxl_domain_create_new(ctx, &cfg, &domid, nil, nil)
+        rc = xl.libxl_domain_create_new(ctx, &cfg, &domid, nil, nil)
         guard rc == 0 else {
             let status = XenError.fail(err, rc, what, log: log)
-            if domid != ODY_XEN_INVALID_DOMID { _ = libxl_domain_destroy(ctx, domid, nil) }
+            if domid != ODY_XEN_INVALID_DOMID { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
             return status
         }
         watch(domid: domid, name: name)
         log.reset()
-        rc = libxl_domain_unpause(ctx, domid, nil)
+        rc = xl.libxl_domain_unpause(ctx, domid, nil)
         guard rc == 0 else {
             let status = XenError.fail(err, rc, "\(what): unpause after create", log: log)
-            _ = libxl_domain_destroy(ctx, domid, nil)
+            _ = xl.libxl_domain_destroy(ctx, domid, nil)
             return status
         }
         host.emitLifecycle(domain: name, state: ODY_STATE_RUNNING, message: "started (domid \(domid))")
@@ -256,52 +262,52 @@ final class XenVmm: @unchecked Sendable {
 
     /// Runs a libxl call on the running domain `name` (STATE if it is not running).
     func onRunning(_ op: String, _ name: String, _ err: UnsafeMutablePointer<ody_error>?,
-                   _ call: (UInt32) -> Int32) -> Result<UInt32, Failure> {
+                   _ call: (UInt32) -> Int32) -> Result<UInt32, ReportedError> {
         let what = "\(op) \(name)"
         guard let domid = domid(of: name) else {
             let known = lock.with { store.domains[name] != nil }
-            return .failure(Failure(known ? fail(err, ODY_E_STATE, "\(what): domain is not running")
+            return .failure(ReportedError(known ? fail(err, ODY_E_STATE, "\(what): domain is not running")
                                           : fail(err, ODY_E_NOT_FOUND, "\(what): no such domain")))
         }
         log.reset()
         let rc = call(domid)
-        guard rc == 0 else { return .failure(Failure(XenError.fail(err, rc, what, log: log))) }
+        guard rc == 0 else { return .failure(ReportedError(XenError.fail(err, rc, what, log: log))) }
         return .success(domid)
     }
 
     func shutdown(_ name: String, wait: Bool, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
         let domid: UInt32
-        switch onRunning("shutdown", name, err, { libxl_domain_shutdown(ctx, $0, nil) }) {
+        switch onRunning("shutdown", name, err, { xl.libxl_domain_shutdown(ctx, $0, nil) }) {
         case .success(let d): domid = d
         case .failure(let f): return f.status
         }
         guard wait else { return ODY_OK.rawValue }
         let param = lock.with { store.domains[name]?.params["shutdown_timeout"] }.flatMap { Int($0) }
         let limit = Double(param ?? shutdownTimeout)
-        let t0 = Clock.now()
+        let t0 = MonotonicClock.now()
         var interval = 0.02
         while true {
             var info = libxl_dominfo()
-            libxl_dominfo_init(&info)
+            xl.libxl_dominfo_init(&info)
             log.reset()
-            let rc = libxl_domain_info(ctx, &info, domid)
+            let rc = xl.libxl_domain_info(ctx, &info, domid)
             let shutDown = info.shutdown && !info.dying
-            libxl_dominfo_dispose(&info)
+            xl.libxl_dominfo_dispose(&info)
             if rc == ERROR_DOMAIN_NOTFOUND.rawValue { _ = log.takeLastError(); return ODY_OK.rawValue }
             if rc != 0 { return XenError.fail(err, rc, "shutdown \(name): waiting", log: log) }
             // Normally the event thread destroys a shut-down domain; do it here
             // too in case its watch could not be armed.
-            if shutDown { _ = libxl_domain_destroy(ctx, domid, nil) }
-            if Clock.now() - t0 >= limit {
+            if shutDown { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
+            if MonotonicClock.now() - t0 >= limit {
                 return fail(err, ODY_E_TIMEOUT, "shutdown \(name): still running after \(Int(limit)) s (kill it, or raise shutdown_timeout)")
             }
-            Clock.sleep(seconds: interval)
+            MonotonicClock.sleep(seconds: interval)
             interval = min(interval * 2, 0.25)
         }
     }
 
     func kill(_ name: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        switch onRunning("kill", name, err, { libxl_domain_destroy(ctx, $0, nil) }) {
+        switch onRunning("kill", name, err, { xl.libxl_domain_destroy(ctx, $0, nil) }) {
         case .success: return ODY_OK.rawValue
         case .failure(let f): return f.status
         }
@@ -309,7 +315,7 @@ final class XenVmm: @unchecked Sendable {
 
     func pause(_ name: String, paused: Bool, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
         let r = onRunning(paused ? "pause" : "unpause", name, err) {
-            paused ? libxl_domain_pause(ctx, $0, nil) : libxl_domain_unpause(ctx, $0, nil)
+            paused ? xl.libxl_domain_pause(ctx, $0, nil) : xl.libxl_domain_unpause(ctx, $0, nil)
         }
         switch r {
         case .success:
@@ -326,10 +332,10 @@ final class XenVmm: @unchecked Sendable {
         out.pid = -1
         if let domid = domid(of: name) {
             var info = libxl_dominfo()
-            libxl_dominfo_init(&info)
-            defer { libxl_dominfo_dispose(&info) }
+            xl.libxl_dominfo_init(&info)
+            defer { xl.libxl_dominfo_dispose(&info) }
             log.reset()
-            let rc = libxl_domain_info(ctx, &info, domid)
+            let rc = xl.libxl_domain_info(ctx, &info, domid)
             if rc == 0 {
                 out.state = Self.powerState(info).rawValue
                 FixedCString.write(Self.uuidString(info.uuid), into: &out.uuid)
@@ -368,13 +374,13 @@ final class XenVmm: @unchecked Sendable {
         var names = Set(lock.with { store.domains.keys })
         var n: Int32 = 0
         log.reset()
-        guard let infos = libxl_list_domain(ctx, &n) else {
+        guard let infos = xl.libxl_list_domain(ctx, &n) else {
             return fail(err, ODY_E_BACKEND, "list: libxl_list_domain failed\(log.takeLastError().map { ": \($0)" } ?? "")")
         }
         for i in 0..<Int(n) where infos[i].domid != 0 {
             if let nm = name(of: infos[i].domid) { names.insert(nm) }
         }
-        libxl_dominfo_list_free(infos, n)
+        xl.libxl_dominfo_list_free(infos, n)
         return writeNameList(names.sorted(), into: buf, size: size, needed: needed, err: err)
     }
 }
