@@ -3,21 +3,6 @@ import Foundation
 import XCTest
 
 final class DaemonTests: XCTestCase {
-    /// Starts odysseyd in the foreground; its stdout is the readiness pipe
-    /// (--ready-fd 1), so this returns once the daemon serves.
-    private func startDaemon(config: String) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Repo.built("odysseyd"))
-        p.arguments = ["--config", config, "--foreground", "--ready-fd", "1"]
-        let ready = Pipe()
-        p.standardOutput = ready
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        let line = ready.fileHandleForReading.readDataToEndOfFile()
-        XCTAssertEqual(String(decoding: line, as: UTF8.self), "READY\n", "daemon signals readiness")
-        return p
-    }
-
     func testStartStatusPluginsReloadStop() throws {
         let ody = try Repo.built("ody")
         let t = TempDir()

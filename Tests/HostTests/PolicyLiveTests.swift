@@ -4,19 +4,11 @@ import Foundation
 import XCTest
 
 final class PolicyLiveTests: XCTestCase {
-    private func startDaemon(_ t: TempDir, policy: String) throws -> (Process, String, String) {
+    private func startPolicyDaemon(_ t: TempDir, policy: String) throws -> (Process, String, String) {
         let dir = t.sub("policy.d")
         try policy.write(toFile: dir + "/50-test.policy", atomically: true, encoding: .utf8)
         let config = t.write("odyssey.toml", "state_dir = \"state\"\nadmin_socket = \"state/admin.sock\"\nplugin_dirs = []\npolicy_dirs = [\"policy.d\"]\n")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try Repo.built("odysseyd"))
-        p.arguments = ["--config", config, "--foreground", "--ready-fd", "1"]
-        let ready = Pipe()
-        p.standardOutput = ready
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        _ = ready.fileHandleForReading.readDataToEndOfFile()
-        return (p, t.path + "/state/admin.sock", dir)
+        return (try startDaemon(config: config), t.path + "/state/admin.sock", dir)
     }
 
     private func eval(_ sock: String, _ args: [String]) throws -> ProcessResult {
@@ -31,7 +23,7 @@ final class PolicyLiveTests: XCTestCase {
 
     func testLiveEvalReloadOnChangeAndFailClosed() throws {
         let t = TempDir()
-        let (daemon, sock, dir) = try startDaemon(t, policy: "test.Svc * dom0 @adminvm deny\n")
+        let (daemon, sock, dir) = try startPolicyDaemon(t, policy: "test.Svc * dom0 @adminvm deny\n")
         defer { daemon.terminate(); daemon.waitUntilExit() }
 
         var r = try eval(sock, ["test.Svc", "dom0", "dom0", "--explain"])
@@ -63,7 +55,7 @@ final class PolicyLiveTests: XCTestCase {
 
     func testRuntimeDirectoryWinsAClash() throws {
         let t = TempDir()
-        let (daemon, sock, _) = try startDaemon(t, policy: "test.Svc * dom0 @adminvm deny\n")
+        let (daemon, sock, _) = try startPolicyDaemon(t, policy: "test.Svc * dom0 @adminvm deny\n")
         defer { daemon.terminate(); daemon.waitUntilExit() }
         try "\ntest.Svc * dom0 @adminvm deny\n".write(toFile: t.path + "/state/policy.d/50-test.policy", atomically: true, encoding: .utf8)
         try eventually("runtime file overrides") { try eval(sock, ["test.Svc", "dom0", "dom0"]).stdout.contains("rule: 50-test.policy:2") }

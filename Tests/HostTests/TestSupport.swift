@@ -86,3 +86,18 @@ enum Fixture {
         """.write(toFile: "\(dir)/\(name).json", atomically: true, encoding: .utf8)
     }
 }
+
+/// Starts odysseyd in the foreground with its stdout as the readiness pipe
+/// (--ready-fd 1), and returns once it serves.
+func startDaemon(config: String) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: try Repo.built("odysseyd"))
+    p.arguments = ["--config", config, "--foreground", "--ready-fd", "1"]
+    let ready = Pipe()
+    p.standardOutput = ready
+    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    try p.run()
+    let line = ready.fileHandleForReading.readDataToEndOfFile()
+    XCTAssertEqual(String(decoding: line, as: UTF8.self), "READY\n", "daemon signals readiness")
+    return p
+}
