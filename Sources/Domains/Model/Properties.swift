@@ -1,0 +1,146 @@
+// Domain and global properties: types, defaults and inheritance, as data.
+//
+// Values are kept as text in the store (what the Admin API speaks):
+//   bool "True"/"False", int decimal, label its name, str the text,
+//   vm the target's UUID (names are resolved when presenting; "" = None).
+
+public enum PropertyType: String, Sendable {
+    case str, int, bool, vm, label
+}
+
+/// Where a property's value comes from when it is not set on the domain.
+indirect enum DefaultRule: Sendable {
+    /// No default: required at creation, cannot be reset.
+    case required
+    /// A fixed value (text form; "" for a vm property = None).
+    case fixed(String)
+    /// The effective value of a global property.
+    case global(String)
+    /// Qubes `_default_with_template`: the template's effective value if the
+    /// domain has a template, else `fallback`.
+    case template(DefaultRule)
+    /// Computed from the domain itself; such properties are read-only.
+    case computed(@Sendable (DomainRecord) -> String)
+}
+
+public struct PropertyDefinition: Sendable {
+    public let name: String
+    public let type: PropertyType
+    public let help: String
+    let rule: DefaultRule
+    /// Classes that have this property.
+    let classes: Set<DomainClass>
+    public let readOnly: Bool
+    /// vm properties: whether None ("") is allowed.
+    let allowNone: Bool
+
+    init(_ name: String, _ type: PropertyType, _ rule: DefaultRule, classes: Set<DomainClass> = PropertyDefinition.qubesVMs,
+         readOnly: Bool = false, allowNone: Bool = true, help: String) {
+        self.name = name
+        self.type = type
+        self.rule = rule
+        self.classes = classes
+        self.readOnly = readOnly
+        self.allowNone = allowNone
+        self.help = help
+    }
+
+    public var hasDefault: Bool { if case .required = rule { false } else { true } }
+
+    static let all: Set<DomainClass> = Set(DomainClass.allCases)
+    static let qubesVMs: Set<DomainClass> = [.templateVM, .appVM, .standaloneVM, .dispVM]
+    static let templated: Set<DomainClass> = [.appVM, .dispVM]
+}
+
+public enum PropertyTable {
+    /// Qubes defaults (qubes/vm/qubesvm.py, qubes/config.py).
+    public static let defaultMemory = 400
+    public static let defaultMaxmem = 4000
+    public static let defaultVcpus = 2
+
+    /// Domain properties, in the order admin.vm.property.List reports them (sorted by name).
+    public static let domain: [PropertyDefinition] = [
+        .init("audiovm", .vm, .global("default_audiovm"), help: "Domain that provides audio to this domain"),
+        .init("autostart", .bool, .fixed("False"), help: "Start the domain when the host starts"),
+        .init("auto_cleanup", .bool, .fixed("False"), classes: [.dispVM],
+              help: "Remove the disposable when it is shut down (True for unnamed disposables)"),
+        .init("debug", .bool, .fixed("False"), help: "Debug mode: keep logs and consoles"),
+        .init("default_dispvm", .vm, .global("default_dispvm"), classes: PropertyDefinition.all,
+              help: "Default disposable template for disposables started from this domain"),
+        .init("default_user", .str, .template(.fixed("user")), classes: PropertyDefinition.all,
+              help: "Default user to run commands as"),
+        .init("guivm", .vm, .global("default_guivm"), help: "Domain that provides the GUI to this domain"),
+        .init("icon", .str, .computed { d in "appvm-\(d.properties["label"] ?? "black")" }, classes: PropertyDefinition.all,
+              readOnly: true, help: "Icon name, derived from the label"),
+        .init("include_in_backups", .bool, .fixed("True"), help: "Include this domain in backups"),
+        .init("kernel", .str, .template(.global("default_kernel")), help: "Kernel used by the domain (empty: the provider's default)"),
+        .init("kernelopts", .str, .template(.fixed("")), help: "Kernel command line options"),
+        .init("klass", .str, .computed { $0.klass.rawValue }, classes: PropertyDefinition.all, readOnly: true,
+              help: "Domain class"),
+        .init("label", .label, .required, classes: PropertyDefinition.all, help: "Colourful label assigned to the domain"),
+        .init("maxmem", .int, .template(.fixed(String(defaultMaxmem))), help: "Maximum memory in MiB"),
+        .init("memory", .int, .template(.fixed(String(defaultMemory))), help: "Initial memory in MiB"),
+        .init("name", .str, .computed { $0.name }, classes: PropertyDefinition.all, readOnly: true,
+              help: "Domain name (cannot be changed)"),
+        .init("netvm", .vm, .global("default_netvm"),
+              help: "Domain that provides network to this domain (must have provides_network)"),
+        .init("provides_network", .bool, .fixed("False"), help: "Whether this domain can be the netvm of others"),
+        .init("qid", .int, .computed { String($0.qid) }, classes: PropertyDefinition.all, readOnly: true,
+              help: "Internal numeric identifier"),
+        .init("qrexec_timeout", .int, .template(.global("default_qrexec_timeout")),
+              help: "Seconds to wait for the domain's agent at start"),
+        .init("shutdown_timeout", .int, .template(.global("default_shutdown_timeout")),
+              help: "Seconds to wait for a clean shutdown before killing"),
+        .init("template", .vm, .required, classes: PropertyDefinition.templated, allowNone: false,
+              help: "Template the domain's root comes from (a TemplateVM; for a DispVM, a disposable template)"),
+        .init("template_for_dispvms", .bool, .fixed("False"), classes: [.appVM, .standaloneVM],
+              help: "Whether disposables can be created from this domain"),
+        .init("updateable", .bool, .computed { $0.klass.persistentRoot ? "True" : "False" }, readOnly: true,
+              help: "Whether changes to the root volume persist (TemplateVM, StandaloneVM)"),
+        .init("uuid", .str, .computed { $0.uuid.text }, classes: PropertyDefinition.all, readOnly: true,
+              help: "UUID of the domain"),
+        .init("vcpus", .int, .template(.fixed(String(defaultVcpus))), help: "Number of virtual CPUs"),
+        .init("virt_mode", .str, .template(.fixed("pvh")), help: "Virtualisation mode (pv, pvh, hvm; providers may ignore it)"),
+        .init("vmm", .str, .template(.global("default_vmm")),
+              help: "Isolation provider of the domain (a vmm factory name); tags the domain isolation-<provider>"),
+    ]
+
+    /// Global properties (admin.property.*).
+    public static let global: [PropertyDefinition] = [
+        .init("clockvm", .vm, .fixed(""), classes: [], help: "Domain that provides time"),
+        .init("default_audiovm", .vm, .fixed(DomainUUID.adminVM.text), classes: [], help: "Default audio domain"),
+        .init("default_dispvm", .vm, .fixed(""), classes: [], help: "Default disposable template"),
+        .init("default_guivm", .vm, .fixed(DomainUUID.adminVM.text), classes: [], help: "Default GUI domain"),
+        .init("default_kernel", .str, .fixed(""), classes: [], help: "Default kernel (empty: the provider's default)"),
+        .init("default_netvm", .vm, .fixed(""), classes: [], help: "Default network domain"),
+        .init("default_qrexec_timeout", .int, .fixed("60"), classes: [], help: "Default qrexec_timeout in seconds"),
+        .init("default_shutdown_timeout", .int, .fixed("60"), classes: [], help: "Default shutdown_timeout in seconds"),
+        .init("default_template", .vm, .fixed(""), classes: [], help: "Default template for new AppVMs"),
+        .init("default_vmm", .str, .fixed(""), classes: [], help: "Default isolation provider (from the host config)"),
+        .init("management_dispvm", .vm, .fixed(""), classes: [], help: "Disposable template for management tasks"),
+        .init("stats_interval", .int, .fixed("3"), classes: [], help: "Seconds between domain statistics"),
+        .init("updatevm", .vm, .fixed(""), classes: [], help: "Domain that downloads updates"),
+    ]
+
+    static let domainByName: [String: PropertyDefinition] = Dictionary(uniqueKeysWithValues: domain.map { ($0.name, $0) })
+    static let globalByName: [String: PropertyDefinition] = Dictionary(uniqueKeysWithValues: global.map { ($0.name, $0) })
+
+    /// The definition for `name` on a domain of class `klass`, or nil.
+    public static func definition(_ name: String, for klass: DomainClass) -> PropertyDefinition? {
+        guard let d = domainByName[name], d.classes.contains(klass) else { return nil }
+        return d
+    }
+
+    public static func names(for klass: DomainClass) -> [String] {
+        domain.filter { $0.classes.contains(klass) }.map(\.name).sorted()
+    }
+
+    /// Parses Qubes bool text ("True", "false", "1", "on", "" = False).
+    static func parseBool(_ s: String) -> Bool? {
+        switch s.lowercased() {
+        case "true", "yes", "on", "1": true
+        case "false", "no", "off", "0", "": false
+        default: nil
+        }
+    }
+}
