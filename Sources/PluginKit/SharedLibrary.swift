@@ -18,10 +18,19 @@ public final class LibraryError: Error, Sendable {
     public init(_ message: String) { self.message = message }
 
     /// `try LibraryError.raise("...")` in a plugin instead of `throw`: a
-    /// `throw` compiled into the plugin references this type's Error
-    /// conformance through the GOT, which leaks a symbol into its .dynsym.
+    /// `throw` compiled into the plugin (written there, or copied there by
+    /// cross-module optimisation) references this type's Error conformance
+    /// through the GOT, which leaks a symbol into the plugin's .dynsym. So
+    /// every `throw` of it is one of these two, which the optimiser may
+    /// neither inline nor clone into another module (@_optimize(none)).
+    @inline(never) @_optimize(none)
     public static func raise(_ message: String) throws(LibraryError) -> Never {
         throw LibraryError(message)
+    }
+
+    @inline(never) @_optimize(none)
+    static func rethrow(_ error: LibraryError) throws(LibraryError) -> Never {
+        throw error
     }
 }
 
@@ -40,14 +49,15 @@ public final class SharedLibrary: @unchecked Sendable {
     /// dlopen(soname, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE). `package` names
     /// the library for people ("libvirt"); a missing file reads
     /// "libvirt is not installed: libvirt.so.0: cannot open shared object file: ...".
+    @inline(never)
     public static func open(_ soname: String, package: String) throws(LibraryError) -> SharedLibrary {
         _ = dlerror()
         guard let h = dlopen(soname, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
             let why = dlerror().map { String(cString: $0) } ?? "\(soname): dlopen failed"
             if why.hasPrefix("\(soname): cannot open shared object file") {
-                throw LibraryError("\(package) is not installed: \(why)")
+                try LibraryError.raise("\(package) is not installed: \(why)")
             }
-            throw LibraryError("cannot load \(package) (\(soname)): \(why)")
+            try LibraryError.raise("cannot load \(package) (\(soname)): \(why)")
         }
         return SharedLibrary(soname: soname, handle: h)
     }
@@ -57,12 +67,18 @@ public final class SharedLibrary: @unchecked Sendable {
     /// name the type that matches the symbol.
     public func function<T>(_ name: String, as _: T.Type = T.self) throws(LibraryError) -> T {
         precondition(MemoryLayout<T>.size == MemoryLayout<UnsafeMutableRawPointer>.size, "\(T.self) is not a C function pointer")
+        return unsafeBitCast(try address(name), to: T.self)
+    }
+
+    /// The address of `name`, or an error naming the missing symbol.
+    @inline(never)
+    public func address(_ name: String) throws(LibraryError) -> UnsafeMutableRawPointer {
         _ = dlerror()
         guard let p = dlsym(handle, name) else {
             let why = dlerror().map { String(cString: $0) } ?? "not found"
-            throw LibraryError("\(soname) lacks the symbol \(name) (too old a version?): \(why)")
+            try LibraryError.raise("\(soname) lacks the symbol \(name) (too old a version?): \(why)")
         }
-        return unsafeBitCast(p, to: T.self)
+        return p
     }
 }
 
@@ -88,6 +104,6 @@ public final class LoadOnce<Value>: @unchecked Sendable {
             return value
         }
         if let v { return v }
-        throw failure!
+        try LibraryError.rethrow(failure!)
     }
 }
