@@ -1,0 +1,368 @@
+// Volumes following the Qubes model, as directories under the state dir.
+// The mounting is done by the vmm-native plugin; this layer owns the paths,
+// the per-start preparation, the cleanup after stop, revisions and revert.
+//
+// Layout (<state> = the stateDir given at init):
+//   <state>/domains/<name>/private/            private volume (/rw, /home in the domain)
+//   <state>/domains/<name>/private.base/       copy of private as of the last stop (hidden)
+//   <state>/domains/<name>/private.revisions/<id>/   revisions, id = nanoseconds since epoch
+//   <state>/domains/<name>/root/               own root (TemplateVM, StandaloneVM)
+//   <state>/domains/<name>/root.hostlinked     marker: root shares inodes with the host
+//   <state>/domains/<name>/private.snapshot/   DispVM: this start's copy of its template's private
+//   <state>/domains/<name>/running             marker: started and not yet cleaned after stop
+//   <state>/run/<name>/                        run_dir (upper/work/merged: the plugin's)
+//   <state>/staging/                           half-built templates (removed by recover())
+//
+// Revisions (Qubes semantics: a revision is the volume as it was when the
+// session that just ended started, so revert undoes that session):
+// at each stop, "rename and copy": the base (private as of the previous stop,
+// i.e. as this session found it) is renamed into the revisions (O(1)), then
+// private is copied to a new base with `cp -a --reflink=auto` (extents shared
+// where the file system can; a plain copy elsewhere). Hard links would be
+// wrong: the domain writes files in place, which would change the revision
+// too. The copy is off the start path; it costs one copy per stop.
+// Revisions beyond revisions_to_keep are removed, oldest first.
+//
+// Crash safety: every step is a rename or a copy into a temporary name then a
+// rename; the `running` marker tells the next start that a stop was never
+// processed, and that start processes it first.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the plugin must mount the root (vmm-native's `root_mode`).
+public enum RootMode: String, Sendable {
+    /// root_dir is the read-only lower layer of an overlay; the upper is discarded at stop.
+    case snapshot
+    /// root_dir is mounted read-write and changes persist.
+    case persistent
+}
+
+/// What the vmm plugin needs to start a domain (vmm-native params).
+public struct StartPlan: Sendable, Equatable {
+    public let rootDir: String
+    public let rootMode: RootMode
+    /// nil: the domain has no private volume.
+    public let privateDir: String?
+    public let runDir: String
+
+    /// The vmm-native definition params: root_dir, root_mode, private_dir, run_dir.
+    public var params: [String: String] {
+        var p = ["root_dir": rootDir, "root_mode": rootMode.rawValue, "run_dir": runDir]
+        if let privateDir { p["private_dir"] = privateDir }
+        return p
+    }
+}
+
+/// admin.vm.volume.Info data.
+public struct VolumeInfo: Sendable, Equatable {
+    public let domain: String
+    public let name: String
+    public let pool: String
+    public let vid: String
+    public let path: String
+    public let rw: Bool
+    public let saveOnStop: Bool
+    public let snapOnStart: Bool
+    /// The volume this one is a snapshot of (`<domain>:root`), if any.
+    public let source: String?
+    public let revisionsToKeep: Int
+    public let ephemeral: Bool
+    public let usage: Int64
+    public let revisions: [String]
+
+    /// The `key=value` lines of admin.vm.volume.Info.
+    public var qubesInfo: String {
+        """
+        pool=\(pool)
+        vid=\(vid)
+        size=\(usage)
+        usage=\(usage)
+        rw=\(rw ? "True" : "False")
+        source=\(source ?? "")
+        path=\(path)
+        save_on_stop=\(saveOnStop ? "True" : "False")
+        snap_on_start=\(snapOnStart ? "True" : "False")
+        revisions_to_keep=\(revisionsToKeep)
+        ephemeral=\(ephemeral ? "True" : "False")
+        is_outdated=False
+
+        """
+    }
+}
+
+public struct VolumeManager: Sendable {
+    public let stateDir: String
+    public static let pool = "default"
+
+    public init(stateDir: String) throws(DomainError) {
+        guard stateDir.hasPrefix("/") else { throw .storage("state dir must be absolute: \(stateDir)") }
+        self.stateDir = stateDir
+        try FileOps.makeDirectories(stateDir, mode: 0o700)
+        for d in ["domains", "run", "staging"] { try FileOps.makeDirectories("\(stateDir)/\(d)", mode: 0o700) }
+    }
+
+    public func domainDir(_ name: String) -> String { "\(stateDir)/domains/\(name)" }
+    public func privateDir(_ name: String) -> String { "\(domainDir(name))/private" }
+    public func rootDir(_ name: String) -> String { "\(domainDir(name))/root" }
+    public func runDir(_ name: String) -> String { "\(stateDir)/run/\(name)" }
+    func baseDir(_ name: String) -> String { "\(domainDir(name))/private.base" }
+    func revisionsDir(_ name: String) -> String { "\(domainDir(name))/private.revisions" }
+    func snapshotPrivateDir(_ name: String) -> String { "\(domainDir(name))/private.snapshot" }
+    func runningMarker(_ name: String) -> String { "\(domainDir(name))/running" }
+
+    /// Whether the domain's own root shares inodes with the host (a --from-host template).
+    public func rootIsHostLinked(_ name: String) -> Bool { FileOps.exists("\(domainDir(name))/root.hostlinked") }
+
+    // MARK: creation and removal
+
+    /// Creates a domain's directories. A StandaloneVM's root starts as a copy
+    /// of `rootFrom` (a domain whose root it clones) or empty; a TemplateVM
+    /// gets its root from TemplateBuilder instead (empty here if none).
+    public func createVolumes(_ name: String, klass: DomainClass, cloneRootFrom: String? = nil) throws(DomainError) {
+        let dir = domainDir(name)
+        guard !FileOps.exists(dir) else { throw .storage("volumes of '\(name)' already exist at \(dir)") }
+        let staging = try makeStaging(name)
+        if klass.persistentRoot {
+            if let src = cloneRootFrom {
+                if rootIsHostLinked(src) {
+                    // Copying a host-linked root would copy the host's /usr: link again instead.
+                    try TemplateBuilder.linkTree(rootDir(src), to: "\(staging)/root")
+                    try FileOps.writeFile("\(staging)/root.hostlinked", "")
+                } else {
+                    try FileOps.copyTree(rootDir(src), to: "\(staging)/root")
+                }
+            } else {
+                try FileOps.makeDirectories("\(staging)/root")
+            }
+        }
+        try commitStaging(staging, as: name)
+    }
+
+    /// A fresh directory under staging/ for building a domain's volumes.
+    func makeStaging(_ name: String) throws(DomainError) -> String {
+        var g = SystemRandomNumberGenerator()
+        let dir = "\(stateDir)/staging/\(name).\(UInt32.random(in: 0...UInt32.max, using: &g))"
+        try FileOps.makeDirectories(dir, mode: 0o700)
+        _ = chmod(dir, 0o755)
+        return dir
+    }
+
+    /// Atomically moves a built staging dir into place as the domain's dir.
+    func commitStaging(_ staging: String, as name: String) throws(DomainError) {
+        try FileOps.rename(staging, domainDir(name))
+        FileOps.syncDirectory("\(stateDir)/domains")
+    }
+
+    /// Removes all of a domain's volumes (halted; the store entry is removed by the caller).
+    public func removeVolumes(_ name: String) throws(DomainError) {
+        try FileOps.removeTree(runDir(name))
+        let dir = domainDir(name)
+        guard FileOps.exists(dir) else { return }
+        // Rename first so a crash mid-removal leaves only garbage in staging/.
+        let trash = "\(stateDir)/staging/\(name).removed"
+        try FileOps.removeTree(trash)
+        try FileOps.rename(dir, trash)
+        try FileOps.removeTree(trash)
+    }
+
+    // MARK: start and stop
+
+    /// Prepares a halted domain for start and returns the plugin's paths.
+    /// Cleans what a crash between start and stop left (run dir, a stop that
+    /// was never processed, a half-done revert).
+    public func prepareStart(_ name: String, in s: DomainsSnapshot) throws(DomainError) -> StartPlan {
+        let info = try s.domain(name)
+        guard info.klass != .adminVM else { throw .value("dom0 is not started by a provider") }
+        let dir = domainDir(name)
+        if !FileOps.isDirectory(dir) { try createVolumes(name, klass: info.klass) }
+        try recoverRevert(name)
+        if FileOps.exists(runningMarker(name)) {
+            // The previous session never stopped cleanly: process its stop now.
+            try cleanupAfterStop(name, in: s)
+        }
+        try FileOps.removeTree(runDir(name))
+
+        let source = try s.rootSource(of: name)
+        let rootDir = rootDir(source)
+        guard FileOps.isDirectory(rootDir) else {
+            throw .storage("\(name): root volume \(rootDir) is missing (template '\(source)' has no root)")
+        }
+        let persistent = info.klass.persistentRoot && !rootIsHostLinked(name)
+        var privateDir: String? = self.privateDir(name)
+        if info.klass == .dispVM {
+            // A snapshot of the disposable template's private, discarded at stop.
+            let snap = snapshotPrivateDir(name)
+            try FileOps.removeTree(snap)
+            if let t = info.template, FileOps.isDirectory(self.privateDir(t)) {
+                try FileOps.copyTree(self.privateDir(t), to: snap)
+            }
+            privateDir = snap
+        }
+        try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
+        try FileOps.writeFile(runningMarker(name), "")
+        FileOps.syncDirectory(dir)
+        return StartPlan(rootDir: rootDir, rootMode: persistent ? .persistent : .snapshot, privateDir: privateDir,
+                         runDir: runDir(name))
+    }
+
+    /// After the domain stopped (or was found dead): discard the run dir and
+    /// snapshots, and for a persistent private volume rotate revisions.
+    /// Returns the id of the revision created, if any.
+    @discardableResult
+    public func cleanupAfterStop(_ name: String, in s: DomainsSnapshot) throws(DomainError) -> String? {
+        let info = try s.domain(name)
+        try FileOps.removeTree(runDir(name))
+        var created: String?
+        if info.klass == .dispVM {
+            try FileOps.removeTree(snapshotPrivateDir(name))
+        } else if info.klass.persistentPrivate, FileOps.isDirectory(privateDir(name)) {
+            created = try rotateRevisions(name, keep: try s.revisionsToKeep(volume: "private", of: name))
+        }
+        if unlink(runningMarker(name)) == 0 { FileOps.syncDirectory(domainDir(name)) }
+        return created
+    }
+
+    /// base -> revision (rename), private -> new base (copy), prune.
+    private func rotateRevisions(_ name: String, keep: Int) throws(DomainError) -> String? {
+        let revs = revisionsDir(name)
+        try FileOps.makeDirectories(revs, mode: 0o700)
+        try removeTemporaries(in: revs)
+        var created: String?
+        if keep > 0, FileOps.isDirectory(baseDir(name)) {
+            let id = Self.newRevisionID(existing: try FileOps.list(revs))
+            try FileOps.rename(baseDir(name), "\(revs)/\(id)")
+            created = id
+        } else {
+            try FileOps.removeTree(baseDir(name))
+        }
+        // New base: copy to a temporary name, then rename (never a half base).
+        let tmp = "\(domainDir(name))/.private.base.tmp"
+        try FileOps.removeTree(tmp)
+        try FileOps.copyTree(privateDir(name), to: tmp)
+        try FileOps.removeTree(baseDir(name))
+        try FileOps.rename(tmp, baseDir(name))
+        let all = try revisions(of: name)
+        for old in all.dropLast(max(keep, 0)) { try FileOps.removeTree("\(revs)/\(old)") }
+        FileOps.syncDirectory(domainDir(name))
+        FileOps.syncDirectory(revs)
+        return created
+    }
+
+    private func removeTemporaries(in dir: String) throws(DomainError) {
+        for n in try FileOps.list(dir) where n.hasPrefix(".") { try FileOps.removeTree("\(dir)/\(n)") }
+    }
+
+    /// Revision ids: nanoseconds since the epoch, zero-padded (sort = age).
+    static func newRevisionID(existing: [String]) -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var n = UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+        while existing.contains(pad(n)) { n += 1 }
+        return pad(n)
+    }
+
+    static func pad(_ n: UInt64) -> String {
+        let s = String(n)
+        return String(repeating: "0", count: max(0, 20 - s.count)) + s
+    }
+
+    // MARK: revisions and revert
+
+    /// Revision ids of the private volume, oldest first (admin.vm.volume.ListSnapshots).
+    public func revisions(of name: String, volume: String = "private") throws(DomainError) -> [String] {
+        guard volume == "private" else { return [] }
+        let revs = revisionsDir(name)
+        guard FileOps.isDirectory(revs) else { return [] }
+        return try FileOps.list(revs).filter { !$0.hasPrefix(".") }
+    }
+
+    /// Restores a revision (default: the newest) of the private volume; the
+    /// domain must be halted. The revision is consumed; the current content is discarded.
+    public func revert(_ name: String, volume: String = "private", to revision: String? = nil, isRunning: Bool,
+                       in s: DomainsSnapshot) throws(DomainError) {
+        let info = try s.domain(name)
+        guard volume == "private", info.klass.persistentPrivate else {
+            throw .value("\(name): volume '\(volume)' has no revisions")
+        }
+        guard !isRunning else { throw .notHalted(name) }
+        try recoverRevert(name)
+        if FileOps.exists(runningMarker(name)) { try cleanupAfterStop(name, in: s) }
+        let all = try revisions(of: name)
+        guard let rev = revision ?? all.last else { throw .value("\(name):\(volume): no revisions to revert to") }
+        guard all.contains(rev) else { throw .value("\(name):\(volume): no revision '\(rev)'") }
+        let priv = privateDir(name), old = "\(domainDir(name))/private.old"
+        try FileOps.rename(priv, old)
+        try FileOps.rename("\(revisionsDir(name))/\(rev)", priv)
+        FileOps.syncDirectory(domainDir(name))
+        try FileOps.removeTree(old)
+        // The next revision must be "as the next session found it": the reverted content.
+        let tmp = "\(domainDir(name))/.private.base.tmp"
+        try FileOps.removeTree(tmp)
+        try FileOps.copyTree(priv, to: tmp)
+        try FileOps.removeTree(baseDir(name))
+        try FileOps.rename(tmp, baseDir(name))
+        FileOps.syncDirectory(domainDir(name))
+    }
+
+    /// Finishes or undoes a revert interrupted by a crash.
+    private func recoverRevert(_ name: String) throws(DomainError) {
+        let priv = privateDir(name), old = "\(domainDir(name))/private.old"
+        guard FileOps.exists(old) else { return }
+        if FileOps.exists(priv) { try FileOps.removeTree(old) }      // the revision was in place
+        else { try FileOps.rename(old, priv) }                        // undo the first rename
+    }
+
+    // MARK: listing
+
+    public func volumeNames(of name: String, in s: DomainsSnapshot) throws(DomainError) -> [String] {
+        let k = try s.domain(name).klass
+        return k == .adminVM ? [] : ["private", "root", "volatile"]
+    }
+
+    public func info(_ volume: String, of name: String, in s: DomainsSnapshot) throws(DomainError) -> VolumeInfo {
+        let d = try s.domain(name)
+        guard try volumeNames(of: name, in: s).contains(volume) else { throw .value("\(name): no volume '\(volume)'") }
+        let keep = try s.revisionsToKeep(volume: volume, of: name)
+        switch volume {
+        case "root":
+            let src = try s.rootSource(of: name)
+            let persistent = d.klass.persistentRoot && !rootIsHostLinked(name)
+            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(src)/root", path: rootDir(src),
+                              rw: true, saveOnStop: persistent, snapOnStart: !persistent,
+                              source: src == name ? nil : "\(src):root", revisionsToKeep: 0, ephemeral: false,
+                              usage: src == name ? FileOps.diskUsage(rootDir(src)) : 0, revisions: [])
+        case "private":
+            let disp = d.klass == .dispVM
+            let path = disp ? snapshotPrivateDir(name) : privateDir(name)
+            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/private", path: path,
+                              rw: true, saveOnStop: !disp, snapOnStart: disp,
+                              source: disp ? d.template.map { "\($0):private" } : nil,
+                              revisionsToKeep: disp ? 0 : keep, ephemeral: false,
+                              usage: FileOps.diskUsage(path), revisions: try revisions(of: name))
+        default:
+            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/volatile", path: "\(runDir(name))/upper",
+                              rw: true, saveOnStop: false, snapOnStart: false, source: nil, revisionsToKeep: 0,
+                              ephemeral: true, usage: 0, revisions: [])
+        }
+    }
+
+    // MARK: recovery at daemon start
+
+    /// Removes half-built templates and removed-domain leftovers in staging/,
+    /// and volume directories of domains the store does not know (a crash
+    /// between building a template and committing it). Returns what was removed.
+    @discardableResult
+    public func recover(knownDomains: Set<String>) throws(DomainError) -> [String] {
+        var removed: [String] = []
+        for n in try FileOps.list("\(stateDir)/staging") {
+            try FileOps.removeTree("\(stateDir)/staging/\(n)")
+            removed.append("staging/\(n)")
+        }
+        for n in try FileOps.list("\(stateDir)/domains") where !knownDomains.contains(n) {
+            try FileOps.removeTree("\(stateDir)/domains/\(n)")
+            removed.append("domains/\(n)")
+        }
+        return removed
+    }
+}
