@@ -115,7 +115,7 @@ final class XenEventThread: @unchecked Sendable {
             var timeout: Int32 = -1
             var now = timeval()
             gettimeofday(&now, nil)
-            let rc = fds.withUnsafeMutableBufferPointer { vmm.xl.libxl_osevent_beforepoll(ctx, &nfds, $0.baseAddress! + 1, &timeout, now) }
+            let rc = fds.withUnsafeMutableBufferPointer { xl.libxl_osevent_beforepoll(ctx, &nfds, $0.baseAddress! + 1, &timeout, now) }
             if rc == ERROR_BUFFERFULL.rawValue {
                 fds = [pollfd](repeating: pollfd(), count: Int(nfds) + 1)
                 continue
@@ -135,7 +135,7 @@ final class XenEventThread: @unchecked Sendable {
                 while read(wakeRead, &sink, sink.count) > 0 {}
             }
             gettimeofday(&now, nil)
-            fds.withUnsafeBufferPointer { vmm.xl.libxl_osevent_afterpoll(ctx, nfds, $0.baseAddress! + 1, now) }
+            fds.withUnsafeBufferPointer { xl.libxl_osevent_afterpoll(ctx, nfds, $0.baseAddress! + 1, now) }
         }
     }
 
@@ -150,7 +150,7 @@ final class XenEventThread: @unchecked Sendable {
                 vmm.host.emitLifecycle(domain: name, state: crashed ? ODY_STATE_CRASHED : ODY_STATE_HALTING, detail: r,
                                        message: "xen shutdown, reason \(reasonName(r))")
                 vmm.log.reset()
-                let rc = vmm.xl.libxl_domain_destroy(vmm.ctx, e.domid, nil)
+                let rc = xl.libxl_domain_destroy(vmm.ctx, e.domid, nil)
                 if rc != 0 && rc != ERROR_DOMAIN_NOTFOUND.rawValue {
                     vmm.host.log(ODY_LOG_ERROR, "destroying \(name) after its shutdown failed: libxl error \(rc) \(vmm.log.takeLastError() ?? "")")
                 }
