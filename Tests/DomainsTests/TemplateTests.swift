@@ -1,0 +1,149 @@
+import XCTest
+@testable import Domains
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class TemplateTests: XCTestCase {
+    /// A fake host root with a secret for every rule, plus ordinary files.
+    func fakeHost(_ dir: String) throws -> String {
+        let h = dir + "/host"
+        let files: [(String, String, mode_t)] = [
+            ("usr/bin/tool", "#!/bin/sh\n", 0o755), ("usr/lib/libx.so", "lib", 0o644),
+            ("usr/bin/su", "setuid", 0o4755), ("usr/lib/helper-only-group", "x", 0o4750),
+            ("etc/os-release", "ID=debian\n", 0o644), ("etc/shadow", "root:$6$hash", 0o640), ("etc/gshadow", "x", 0o640),
+            ("etc/passwd", "root:x:0:0::/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n", 0o644),
+            ("etc/group", "alice:x:1001:\n", 0o644), ("etc/sudoers", "alice ALL=(ALL) ALL", 0o440),
+            ("etc/sudoers.d/extra", "x", 0o440), ("etc/ssh/ssh_host_ed25519_key", "PRIVATE", 0o600),
+            ("etc/ssh/ssh_host_ed25519_key.pub", "ssh-ed25519 AAAA", 0o644), ("etc/ssh/sshd_config", "Port 22\n", 0o644),
+            ("etc/ssl/private/server.key", "KEY", 0o600), ("etc/ssl/certs/ca.pem", "CERT", 0o644),
+            ("etc/machine-id", "0123456789abcdef", 0o444), ("etc/app/secret.conf", "token=1", 0o600),
+            ("etc/app/group-secret.conf", "token=2", 0o640), ("etc/app/public.conf", "ok", 0o644),
+            ("etc/NetworkManager/system-connections/wifi.nmconnection", "psk=x", 0o644),
+            ("etc/wireguard/wg0.conf", "PrivateKey=x", 0o644), ("etc/odyssey/odyssey.toml", "x", 0o644),
+            ("root/.bash_history", "secret commands", 0o600), ("home/alice/.ssh/id_rsa", "KEY", 0o600),
+            ("var/lib/secret", "x", 0o644),
+        ]
+        for (p, c, m) in files {
+            let full = "\(h)/\(p)"
+            try FileOps.makeDirectories(String(full[..<full.lastIndex(of: "/")!]))
+            try FileOps.writeFile(full, c, mode: m)
+        }
+        _ = chmod(h + "/etc/ssl/private", 0o700)
+        _ = symlink("usr/bin", h + "/bin")
+        _ = symlink("usr/lib", h + "/lib")
+        _ = mkfifo(h + "/etc/a-fifo", 0o644)
+        return h
+    }
+
+    func testHostRulesOnAFakeHost() throws {
+        let dir = makeTempDir(self, "tpl")
+        let host = try fakeHost(dir)
+        var report = TemplateReport(name: "t")
+        let root = dir + "/root"
+        try TemplateBuilder.assembleFromHost(hostRoot: host, into: root, rules: .standard, report: &report)
+        for secret in ["etc/shadow", "etc/gshadow", "etc/sudoers", "etc/sudoers.d", "etc/ssh/ssh_host_ed25519_key",
+                       "etc/ssh/ssh_host_ed25519_key.pub", "etc/ssl/private", "etc/machine-id", "etc/app/secret.conf",
+                       "etc/app/group-secret.conf", "etc/NetworkManager/system-connections", "etc/wireguard",
+                       "etc/odyssey", "etc/a-fifo", "usr/lib/helper-only-group"] {
+            XCTAssertFalse(FileOps.exists("\(root)/\(secret)"), "\(secret) must not be in the template")
+        }
+        for kept in ["usr/bin/tool", "usr/lib/libx.so", "etc/os-release", "etc/ssh/sshd_config", "etc/ssl/certs/ca.pem",
+                     "etc/app/public.conf"] {
+            XCTAssertTrue(FileOps.exists("\(root)/\(kept)"), "\(kept) is expected in the template")
+        }
+        // Ordinary files are hard links (no copy); setuid files are private copies without the bit.
+        XCTAssertEqual(FileOps.lstatOf("\(root)/usr/bin/tool")!.st_ino, FileOps.lstatOf("\(host)/usr/bin/tool")!.st_ino)
+        let su = FileOps.lstatOf("\(root)/usr/bin/su")!
+        XCTAssertNotEqual(su.st_ino, FileOps.lstatOf("\(host)/usr/bin/su")!.st_ino)
+        XCTAssertEqual(su.st_mode & 0o7777, 0o755)
+        XCTAssertEqual(FileOps.lstatOf("\(host)/usr/bin/su")!.st_mode & 0o7777, 0o4755, "the host file is untouched")
+        // Symlinks stay symlinks.
+        XCTAssertEqual(FileOps.lstatOf("\(root)/bin")!.st_mode & S_IFMT, S_IFLNK)
+        // Generated accounts: root and user (1000) only.
+        let passwd = try FileOps.readFile("\(root)/etc/passwd")
+        XCTAssertTrue(passwd.contains("user:x:1000:1000:"))
+        XCTAssertFalse(passwd.contains("alice"))
+        XCTAssertFalse(try FileOps.readFile("\(root)/etc/group").contains("alice"))
+        // Empty mount points.
+        for (d, mode) in [("home", 0o755), ("root", 0o700), ("tmp", 0o1777), ("var", 0o755), ("run", 0o755), ("proc", 0o555),
+                          ("sys", 0o555), ("dev", 0o755), ("rw", 0o755)] {
+            XCTAssertTrue(FileOps.isDirectory("\(root)/\(d)"), d)
+            XCTAssertEqual(FileOps.lstatOf("\(root)/\(d)")!.st_mode & 0o7777, mode_t(mode), d)
+        }
+        XCTAssertEqual(try FileOps.list("\(root)/home"), [])
+        XCTAssertEqual(try FileOps.list("\(root)/root"), [])
+        XCTAssertEqual(try FileOps.list("\(root)/var").sorted(), ["cache", "lib", "log", "tmp"])
+        XCTAssertTrue(report.excluded.contains { $0.path == "etc/shadow" })
+        XCTAssertTrue(report.excluded.contains { $0.path == "etc/app/secret.conf" && $0.reason == "file not world-readable" })
+    }
+
+    /// The real thing, from this host's /: fast, and no secret gets in.
+    func testTemplateFromThisHost() throws {
+        let dir = makeTempDir(self, "host")
+        let s = try openStore(dir)
+        let v = try VolumeManager(stateDir: dir + "/state")
+        let report = try TemplateBuilder(store: s, volumes: v).createFromHost("debian-host")
+        print("template-from-host: \(report.seconds) s, \(report.linked) linked, \(report.copied) copied, "
+              + "\(report.symlinks) symlinks, \(report.directories) dirs, \(report.excludedCount) excluded")
+        let root = v.rootDir("debian-host")
+        XCTAssertEqual(try s.domain("debian-host").klass, .templateVM)
+        XCTAssertTrue(v.rootIsHostLinked("debian-host"))
+        XCTAssertFalse(FileOps.exists(root + "/etc/shadow"))
+        XCTAssertFalse(FileOps.exists(root + "/etc/gshadow"))
+        XCTAssertFalse(FileOps.exists(root + "/etc/sudoers"))
+        XCTAssertFalse(FileOps.exists(root + "/etc/machine-id"))
+        XCTAssertEqual(try FileOps.list(root + "/root"), [])
+        XCTAssertEqual(try FileOps.list(root + "/home"), [])
+        XCTAssertTrue(FileOps.exists(root + "/usr/bin/env") || FileOps.exists(root + "/bin/env"))
+        // Nothing in the result is unreadable to others, nothing matches an exclusion, no setuid bit.
+        var offenders: [String] = []
+        func walk(_ rel: String) {
+            let p = rel.isEmpty ? root : "\(root)/\(rel)"
+            guard let st = FileOps.lstatOf(p) else { return }
+            let type = st.st_mode & S_IFMT
+            if !rel.isEmpty, HostTemplateRules.standard.exclusion(for: rel) != nil,
+               !HostTemplateRules.standard.generated.contains(where: { $0.path == rel }),
+               !HostTemplateRules.standard.emptyDirs.contains(where: { $0.0 == rel }) { offenders.append(rel) }
+            if type == S_IFREG, (st.st_mode & 0o004) == 0 || (st.st_mode & 0o6000) != 0 { offenders.append(rel) }
+            if type == S_IFDIR, let names = try? FileOps.list(p) {
+                for n in names { walk(rel.isEmpty ? n : "\(rel)/\(n)") }
+            }
+        }
+        walk("etc")
+        XCTAssertEqual(offenders, [])
+        // A host-linked TemplateVM starts with a snapshot root (never writes the host's inodes).
+        XCTAssertEqual(try v.prepareStart("debian-host", in: s.snapshot()).rootMode, .snapshot)
+        XCTAssertLessThan(report.seconds, 30)
+    }
+
+    func testRootfsTarball() throws {
+        let dir = makeTempDir(self, "tar")
+        let s = try openStore(dir)
+        let v = try VolumeManager(stateDir: dir + "/state")
+        let b = TemplateBuilder(store: s, volumes: v)
+        try FileOps.makeDirectories(dir + "/src/usr/bin")
+        try FileOps.writeFile(dir + "/src/usr/bin/hello", "hi", mode: 0o755)
+        try Spawn.run(["tar", "-czf", dir + "/good.tar.gz", "-C", dir + "/src", "."])
+        try b.createFromRootfs("from-tar", source: dir + "/good.tar.gz")
+        XCTAssertEqual(try FileOps.readFile(v.rootDir("from-tar") + "/usr/bin/hello"), "hi")
+        XCTAssertTrue(FileOps.isDirectory(v.rootDir("from-tar") + "/proc"))
+        XCTAssertEqual(try v.prepareStart("from-tar", in: s.snapshot()).rootMode, .persistent)
+
+        // ../evil and /absolute members are refused before anything is extracted.
+        try FileOps.makeDirectories(dir + "/x/sub")
+        try FileOps.writeFile(dir + "/x/evil", "evil")
+        try Spawn.run(["tar", "-cPf", dir + "/evil.tar", "-C", dir + "/x/sub", "../evil"])
+        assertDomainError("StoragePoolException", "'../evil' contains '..'") { try b.createFromRootfs("evil", source: dir + "/evil.tar") }
+        try Spawn.run(["tar", "-cPf", dir + "/abs.tar", dir + "/x/evil"])
+        assertDomainError("StoragePoolException", "absolute name") { try b.createFromRootfs("evil", source: dir + "/abs.tar") }
+        XCTAssertFalse(s.snapshot().contains("evil"))
+        XCTAssertFalse(FileOps.exists(v.domainDir("evil")))
+        XCTAssertEqual(try FileOps.list(dir + "/state/staging"), [], "nothing left behind")
+        // Bad inputs.
+        assertDomainError("StoragePoolException", "no such file") { try b.createFromRootfs("t2", source: dir + "/nope.tar") }
+        assertDomainError("QubesValueError", "already exists") { try b.createFromRootfs("from-tar", source: dir + "/good.tar.gz") }
+        try FileOps.writeFile(dir + "/garbage.tar", "not a tarball")
+        assertDomainError("StoragePoolException", "tar") { try b.createFromRootfs("t3", source: dir + "/garbage.tar") }
+    }
+}
