@@ -10,6 +10,7 @@ public final class Backends: @unchecked Sendable {
     let logger: Logger
     let events: EventBus
     private let vmms = Mutex<[String: VmmBackend]>([:])
+    private let vchans = Mutex<[String: VchanBackend]>([:])
 
     public init(registry: PluginRegistry, config: OdysseyConfig, logger: Logger, events: EventBus) {
         self.registry = registry
@@ -71,6 +72,27 @@ public final class Backends: @unchecked Sendable {
             let ctx = ServiceContext(source: "vmm.\(name)", config: instanceConfig(.vmm, name), logger: logger, events: events)
             do throws(OdysseyError) {
                 let v = try VmmBackend(factory: f, context: ctx)
+                open[name] = v
+                return .success(v)
+            } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    public var defaultVchanName: String? { config.role(.vchan).defaultFactory }
+
+    /// The vchan instance `name` (nil = the configured default), opened on first use.
+    public func vchan(_ name: String? = nil) throws(OdysseyError) -> VchanBackend {
+        guard let name = name ?? defaultVchanName else { throw OdysseyError(.config, "no default vchan configured ([vchan] default = \"NAME\")") }
+        let result: Result<VchanBackend, OdysseyError> = vchans.withLock { open in
+            if let v = open[name] { return .success(v) }
+            guard let f = registry.factory(.vchan, name) else {
+                let refused = registry.refused.map(\.line).joined(separator: "; ")
+                return .failure(OdysseyError(.notFound, "no loaded plugin provides vchan '\(name)'" + (refused.isEmpty ? "" : " (refused: \(refused))")))
+            }
+            let ctx = ServiceContext(source: "vchan.\(name)", config: instanceConfig(.vchan, name), logger: logger, events: events)
+            do throws(OdysseyError) {
+                let v = try VchanBackend(factory: f, context: ctx)
                 open[name] = v
                 return .success(v)
             } catch { return .failure(error) }

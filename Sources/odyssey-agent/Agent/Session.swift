@@ -1,0 +1,238 @@
+// One command the host asked for (MSG_EXEC_CMDLINE / MSG_JUST_EXEC), on its
+// own thread: connect the data channel named by connect_domain/connect_port
+// (the agent is its client), HELLO, run `/bin/sh -c COMMAND` as the user, and
+// stream stdin/stdout/stderr and the exit status. The data socket is never
+// written blocking: one poll loop with bounded buffers in both directions, so
+// no amount of output or input can deadlock the two sides.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CAgentShim
+import Qrexec
+import VchanSocketCore
+
+enum Session {
+    static let connectTimeoutNs: Int64 = 5_000_000_000
+    static let highWater = 256 * 1024
+    /// Exit status for failures of qrexec itself (Qubes: 125).
+    static let qrexecFailure: Int32 = 125
+
+    static func run(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
+        defer { try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort)) }
+        let ch: SocketChannel
+        if let passedFD {
+            ch = SocketChannel.adopt(connectedFD: passedFD)
+        } else if p.connectDomain == 0 {
+            let path = ChannelLayout.clientPath(base: cfg.socketDir, local: cfg.domain, remote: ChannelLayout.adminDomain, port: p.connectPort)
+            do { ch = try SocketChannel.connect(path: path, timeoutNs: connectTimeoutNs) } catch {
+                Log.say("data channel \(path): \(error)")
+                return
+            }
+        } else {
+            // Channels to other domains come as passed descriptors (issue 5).
+            Log.say("data channel to domain id \(p.connectDomain) port \(p.connectPort) without a passed descriptor; dropped")
+            return
+        }
+        defer { ch.close() }
+        let fd = ch.fd
+        var stream = QrexecStream(fd: fd, incoming: .clientToService)
+        let version: UInt32
+        do { version = try stream.handshake() } catch {
+            Log.say("data channel port \(p.connectPort): handshake failed: \(error)")
+            return
+        }
+        func failWith(_ status: Int32, _ message: String) {
+            Log.say(message)
+            try? stream.send(.stderr(Array(("odyssey-agent: " + message + "\n").utf8)))
+            try? stream.send(.exitCode(status))
+        }
+        let user: String, command: [UInt8]
+        do { (user, command) = try Names.splitUserCommand(p.cmdline) } catch {
+            return failWith(qrexecFailure, "\(error)")
+        }
+        if command.starts(with: Array("QUBESRPC ".utf8)) {
+            // SKELETON (issue 5): service lookup (SERVICE+ARG, then SERVICE, in
+            // the service directories) and the QREXEC_* environment.
+            return failWith(127, "qrexec services arrive with issue 5")
+        }
+        guard let entry = Users.lookup(user) else { return failWith(qrexecFailure, "no user \"\(user)\" in /etc/passwd") }
+        let setIDs = geteuid() == 0
+        if !setIDs && entry.uid != geteuid() {
+            return failWith(qrexecFailure, "cannot run as \(user): the agent does not run as root")
+        }
+        let env: [[UInt8]] = [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=\(entry.home)", "USER=\(entry.name)", "LOGNAME=\(entry.name)", "SHELL=\(entry.shell)",
+        ].map { Array($0.utf8) }
+        let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
+
+        if justExec {
+            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+            defer { if null >= 0 { close(null) } }
+            switch spawn(argv, env, entry, setIDs, stdin: null, stdout: null, stderr: null) {
+            case .failure(let e): return failWith(127, "cannot run /bin/sh: \(String(cString: strerror(e.code)))")
+            case .success: try? stream.send(.exitCode(0))   // started; its end is reaped and not reported
+            }
+            return
+        }
+
+        var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1], note: [Int32] = [-1, -1]
+        guard agent_pipe_cloexec(&inPipe) == 0, agent_pipe_cloexec(&outPipe) == 0, agent_pipe_cloexec(&errPipe) == 0,
+              agent_pipe_cloexec(&note) == 0 else {
+            for f in inPipe + outPipe + errPipe + note where f >= 0 { close(f) }
+            return failWith(qrexecFailure, "pipe: \(String(cString: strerror(errno)))")
+        }
+        let pid: pid_t
+        switch spawn(argv, env, entry, setIDs, stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
+        case .failure(let e):
+            for f in inPipe + outPipe + errPipe + note { close(f) }
+            return failWith(127, "cannot run /bin/sh: \(String(cString: strerror(e.code)))")
+        case .success(let p): pid = p
+        }
+        close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
+        Reaper.shared.register(pid, notifyFD: note[1])
+        var io = PumpState(stdinW: inPipe[1], stdoutR: outPipe[0], stderrR: errPipe[0], noteR: note[0], pid: pid)
+        _ = fcntl(inPipe[1], F_SETFL, fcntl(inPipe[1], F_GETFL) | O_NONBLOCK)
+        pump(fd: fd, version: version, &io)
+        if io.exitStatus == nil { Reaper.shared.forget(pid) }
+        for f in [io.stdinW, io.stdoutR, io.stderrR] where f >= 0 { close(f) }
+        close(note[0]); close(note[1])
+    }
+
+    static func spawn(_ argv: [[UInt8]], _ env: [[UInt8]], _ u: UserEntry, _ setIDs: Bool,
+                      stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SpawnError> {
+        let a = CStringArray(argv), e = CStringArray(env)
+        defer { a.free(); e.free() }
+        var err: Int32 = 0
+        let groups = u.groups.map { gid_t($0) }
+        let pid = a.pointers.withUnsafeBufferPointer { ap in
+            e.pointers.withUnsafeBufferPointer { ep in
+                groups.withUnsafeBufferPointer { gp in
+                    agent_spawn("/bin/sh", ap.baseAddress, ep.baseAddress, stdin, stdout, stderr,
+                                setIDs ? 1 : 0, uid_t(u.uid), gid_t(u.gid), gp.baseAddress, Int32(gp.count), u.home, &err)
+                }
+            }
+        }
+        return pid > 0 ? .success(pid) : .failure(SpawnError(code: err))
+    }
+
+    struct PumpState {
+        var stdinW: Int32
+        var stdoutR: Int32
+        var stderrR: Int32
+        var noteR: Int32
+        var pid: pid_t
+        var exitStatus: Int32?
+    }
+
+    /// The service side of the data channel until the command's exit status
+    /// was sent (or the caller went away).
+    static func pump(fd: Int32, version: UInt32, _ s: inout PumpState) {
+        var reader = MessageReader(direction: .clientToService, version: version)
+        var out = OutBuffer()
+        var toChild: [UInt8] = []
+        var toChildHead = 0
+        var stdinEOF = false
+        var callerGone = false
+        let chunk = QrexecVersion.maxDataChunk(version)
+        var buf = [UInt8](repeating: 0, count: max(chunk, 65536))
+
+        func hangUp() {
+            callerGone = true
+            kill(-s.pid, SIGHUP)
+            kill(-s.pid, SIGCONT)
+        }
+
+        while true {
+            if s.stdoutR < 0 && s.stderrR < 0 && s.exitStatus != nil { break }
+            if callerGone && s.exitStatus != nil { return }
+            let pendingIn = toChild.count - toChildHead
+            if stdinEOF && pendingIn == 0 && s.stdinW >= 0 { close(s.stdinW); s.stdinW = -1 }
+            var fds: [pollfd] = []
+            var idx = (data: -1, stdin: -1, stdout: -1, stderr: -1, note: -1)
+            if !callerGone {
+                var ev: Int16 = 0
+                if pendingIn == 0 && !stdinEOF { ev |= Int16(POLLIN) }
+                if !out.isEmpty { ev |= Int16(POLLOUT) }
+                if pendingIn == 0 && stdinEOF { ev |= Int16(POLLIN) }   // notice the caller closing
+                idx.data = fds.count; fds.append(pollfd(fd: fd, events: ev, revents: 0))
+            }
+            if pendingIn > 0 && s.stdinW >= 0 { idx.stdin = fds.count; fds.append(pollfd(fd: s.stdinW, events: Int16(POLLOUT), revents: 0)) }
+            if s.stdoutR >= 0 && (out.count < highWater || callerGone) { idx.stdout = fds.count; fds.append(pollfd(fd: s.stdoutR, events: Int16(POLLIN), revents: 0)) }
+            if s.stderrR >= 0 && (out.count < highWater || callerGone) { idx.stderr = fds.count; fds.append(pollfd(fd: s.stderrR, events: Int16(POLLIN), revents: 0)) }
+            if s.exitStatus == nil { idx.note = fds.count; fds.append(pollfd(fd: s.noteR, events: Int16(POLLIN), revents: 0)) }
+            let rc = poll(&fds, nfds_t(fds.count), -1)
+            if rc < 0 { if errno == EINTR { continue }; hangUp(); continue }
+
+            if idx.data >= 0 && fds[idx.data].revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 && !out.isEmpty {
+                if (try? out.flush(to: fd)) != true { hangUp(); out = OutBuffer() }
+            }
+            if idx.data >= 0 && !callerGone && fds[idx.data].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+                if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
+                    // The caller closed without waiting for the exit status.
+                    if s.exitStatus == nil { hangUp() } else { callerGone = true }
+                    out = OutBuffer()
+                } else if n > 0 {
+                    buf.withUnsafeBytes { reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                    do {
+                        while let m = try reader.next() {
+                            switch DataStream.event(m, incoming: .clientToService) {
+                            case .data(let b): if s.stdinW >= 0 && !stdinEOF { toChild += b }
+                            case .eof: stdinEOF = true
+                            default: break   // caller STDERR/EXIT_CODE: ignored (QSB-087)
+                            }
+                        }
+                    } catch {
+                        Log.say("malformed data message from the caller: \(error); command killed")
+                        kill(-s.pid, SIGKILL)
+                        hangUp(); out = OutBuffer()
+                    }
+                }
+            }
+            if idx.stdin >= 0 && fds[idx.stdin].revents != 0 {
+                let w = toChild.withUnsafeBytes { Glibc.write(s.stdinW, $0.baseAddress! + toChildHead, toChild.count - toChildHead) }
+                if w > 0 {
+                    toChildHead += w
+                    if toChildHead == toChild.count { toChild.removeAll(keepingCapacity: true); toChildHead = 0 }
+                } else if w < 0 && errno != EAGAIN && errno != EINTR {
+                    // The command closed its stdin (EPIPE): drop what is left.
+                    close(s.stdinW); s.stdinW = -1; toChild.removeAll(); toChildHead = 0; stdinEOF = true
+                }
+            }
+            for (which, type) in [(idx.stdout, MessageType.dataStdout), (idx.stderr, MessageType.dataStderr)] where which >= 0 {
+                guard fds[which].revents != 0 else { continue }
+                let rfd = type == .dataStdout ? s.stdoutR : s.stderrR
+                let n = buf.withUnsafeMutableBytes { Glibc.read(rfd, $0.baseAddress!, chunk) }
+                if n > 0 {
+                    if !callerGone { buf.withUnsafeBytes { out.appendData(type, UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
+                } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                    close(rfd)
+                    if type == .dataStdout {
+                        s.stdoutR = -1
+                        if !callerGone { out.append(.stdout([])) }   // EOF
+                    } else {
+                        s.stderrR = -1
+                    }
+                }
+            }
+            if idx.note >= 0 && fds[idx.note].revents != 0 {
+                var b: UInt8 = 0
+                _ = Glibc.read(s.noteR, &b, 1)
+                if let st = Reaper.shared.take(s.pid) { s.exitStatus = st }
+            }
+            if !callerGone && !out.isEmpty { if (try? out.flush(to: fd)) != true { hangUp(); out = OutBuffer() } }
+        }
+        guard !callerGone, let st = s.exitStatus else { return }
+        out.append(.exitCode(DataStream.exitStatus(waitStatus: st)))
+        // Send everything left, blocking now (only our own output is pending).
+        while !out.isEmpty {
+            guard (try? out.flush(to: fd)) == true else { return }
+            if out.isEmpty { break }
+            var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&p, 1, -1)
+        }
+    }
+}
+
+struct SpawnError: Error { var code: Int32 }

@@ -1,0 +1,73 @@
+/* See agent_shim.h: fork/exec must be C. */
+#define _GNU_SOURCE
+#include "agent_shim.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void child_fail(int pipe_w, int step_errno) {
+    int e = step_errno;
+    (void)!write(pipe_w, &e, sizeof e);
+    _exit(127);
+}
+
+pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
+                  int in_fd, int out_fd, int err_fd,
+                  int set_ids, uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
+                  const char *cwd, int *err) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) { *err = errno; return -1; }
+    pid_t pid = fork();
+    if (pid < 0) { *err = errno; close(p[0]); close(p[1]); return -1; }
+    if (pid == 0) {
+        /* Child: async-signal-safe calls only. */
+        sigset_t none;
+        sigemptyset(&none);
+        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setpgid(0, 0);
+        /* Move the stdio sources above 2 first so dup2 cannot clobber one another. */
+        int fds[3] = { in_fd, out_fd, err_fd };
+        for (int i = 0; i < 3; i++) {
+            int f = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+            if (f < 0) child_fail(p[1], errno);
+            fds[i] = f;
+        }
+        for (int i = 0; i < 3; i++) if (dup2(fds[i], i) < 0) child_fail(p[1], errno);
+        /* Close everything else except the error pipe (close-on-exec). */
+        if (p[1] > 3) {
+            if (syscall(SYS_close_range, 3u, (unsigned)p[1] - 1, 0u) != 0)
+                for (int f = 3; f < p[1]; f++) close(f);
+        }
+        if (syscall(SYS_close_range, (unsigned)p[1] + 1, ~0u, 0u) != 0)
+            for (int f = p[1] + 1; f < 4096; f++) close(f);
+        if (set_ids) {
+            if (setgroups((size_t)ngroups, groups) != 0) child_fail(p[1], errno);
+            if (setgid(gid) != 0) child_fail(p[1], errno);
+            if (setuid(uid) != 0) child_fail(p[1], errno);
+        }
+        if (cwd == NULL || chdir(cwd) != 0) (void)!chdir("/");
+        execve(path, argv, envp);
+        child_fail(p[1], errno);
+    }
+    close(p[1]);
+    int child_errno = 0;
+    ssize_t n;
+    do n = read(p[0], &child_errno, sizeof child_errno); while (n < 0 && errno == EINTR);
+    close(p[0]);
+    if (n == sizeof child_errno) {
+        /* exec (or a step before it) failed: the child exits 127 at once.
+         * Reap it here; if the agent's reaper got it first, ECHILD is fine. */
+        *err = child_errno;
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        return -1;
+    }
+    return pid;
+}
+
+int agent_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

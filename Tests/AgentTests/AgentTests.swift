@@ -1,0 +1,172 @@
+// The agent and the host's AgentLink end to end, over the real socket vchan.
+import Foundation
+import Host
+import Qrexec
+import VchanSocketCore
+import XCTest
+
+final class AgentTests: XCTestCase {
+    func testReadyHandshake() throws {
+        let f = try AgentFixture()
+        let l = try f.link("work")
+        XCTAssertEqual(l.state, .waiting)
+        try f.startAgent("work")
+        XCTAssertEqual(try l.waitReady(timeoutMs: 20_000), QrexecVersion.current)
+        XCTAssertEqual(l.state, .ready(version: QrexecVersion.current))
+    }
+
+    func testEchoStdout() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let r = try f.run(l, "echo hi")
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.out, "hi\n")
+        XCTAssertEqual(r.err, "")
+    }
+
+    func testStderr() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let r = try f.run(l, "echo out; echo oops >&2")
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.out, "out\n")
+        XCTAssertEqual(r.err, "oops\n")
+    }
+
+    func testExitCode() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        XCTAssertEqual(try f.run(l, "exit 3").status, 3)
+        XCTAssertEqual(try f.run(l, "true").status, 0)
+        XCTAssertEqual(try f.run(l, "kill -9 $$").status, 128 + 9)
+        XCTAssertEqual(try f.run(l, "no-such-command-here").status, 127)
+    }
+
+    func testEnvironmentAndUser() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let r = try f.run(l, "echo \"$USER:$(id -u)\"; case \"$PATH\" in */usr/bin*) echo path-ok;; esac; test -n \"$HOME\" && echo home-ok")
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.out, "\(AgentFixture.user):\(geteuid())\npath-ok\nhome-ok\n")
+        let bad = try f.run(l, "true", user: "no-such-user-xyz")
+        XCTAssertEqual(bad.status, 125)
+        XCTAssertTrue(bad.err.contains("no-such-user-xyz"), bad.err)
+    }
+
+    func testStdinRoundTripWithEOF() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let r = try f.run(l, "cat", stdin: Data("hello\nworld".utf8))
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.out, "hello\nworld")
+        // No stdin at all: EOF at once, cat ends.
+        let s = try f.run(l, "cat; echo done")
+        XCTAssertEqual(s.out, "done\n")
+        // wc sees exactly the bytes sent, then EOF.
+        let w = try f.run(l, "wc -c", stdin: Data(repeating: 65, count: 100_000))
+        XCTAssertEqual(w.out.trimmingCharacters(in: .whitespacesAndNewlines), "100000")
+    }
+
+    func testTenMiBThroughCatBothWays() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        var rng = SplitMix(seed: 42)
+        var data = Data(count: 10 << 20)
+        data.withUnsafeMutableBytes { raw in
+            let p = raw.bindMemory(to: UInt64.self)
+            for i in 0..<p.count { p[i] = rng.next() }
+        }
+        let r = try f.run(l, "cat", stdin: data)
+        XCTAssertEqual(r.status, 0)
+        XCTAssertEqual(r.stdout.count, data.count)
+        XCTAssertTrue(r.stdout == data, "10 MiB came back different")
+        // And a command writing to stdout and stderr at once while reading stdin.
+        let t = try f.run(l, "tee /dev/stderr", stdin: data)
+        XCTAssertEqual(t.status, 0)
+        XCTAssertTrue(t.stdout == data && t.stderr == data)
+    }
+
+    func testJustExecAndConcurrentSessions() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let s = try l.exec(user: AgentFixture.user, command: "sleep 0", justExec: true)
+        let null = open("/dev/null", O_WRONLY)
+        defer { close(null) }
+        XCTAssertEqual(try s.run(stdin: nil, stdout: null, stderr: null), 0)
+        s.close()
+        // Several commands at once: one slow command does not block the others.
+        let slow = try l.exec(user: AgentFixture.user, command: "read x; echo $x")
+        try slow.waitConnected()
+        for i in 0..<8 { XCTAssertEqual(try f.run(l, "echo \(i)").out, "\(i)\n") }
+        let inFD = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
+        defer { inFD.deallocate() }
+        XCTAssertEqual(pipe(inFD), 0)
+        _ = write(inFD[1], "late\n", 5); close(inFD[1])
+        let outPath = f.dir + "/slow-out"
+        let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        XCTAssertEqual(try slow.run(stdin: inFD[0], stdout: out, stderr: null), 0)
+        close(out); close(inFD[0])
+        XCTAssertEqual(try String(contentsOfFile: outPath, encoding: .utf8), "late\n")
+    }
+
+    func testCallerHangupStopsCommand() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let started = f.dir + "/started", marker = f.dir + "/hup-marker"
+        let s = try l.exec(user: AgentFixture.user,
+                           command: "trap 'echo hup > \(marker); exit 0' HUP; echo > \(started); while :; do sleep 0.05; done")
+        try s.waitConnected()
+        var stream = QrexecStream(fd: try s.dataFD(), incoming: .serviceToClient)
+        try stream.handshake()
+        var seen = false
+        for _ in 0..<400 where !seen { usleep(25_000); seen = FileManager.default.fileExists(atPath: started) }
+        XCTAssertTrue(seen, "the command did not start")
+        s.close()   // the caller goes away without waiting for the exit code
+        seen = false
+        for _ in 0..<400 where !seen { usleep(25_000); seen = FileManager.default.fileExists(atPath: marker) }
+        XCTAssertTrue(seen, "the command did not get SIGHUP when its caller left")
+        XCTAssertEqual(try f.run(l, "echo still-alive").out, "still-alive\n")
+    }
+
+    func testExecRefusedBeforeReadyAndBadUserNames() throws {
+        let f = try AgentFixture()
+        let l = try f.link("work")
+        XCTAssertThrowsError(try l.exec(user: "root", command: "true"))
+        try f.startAgent("work")
+        try l.waitReady(timeoutMs: 20_000)
+        XCTAssertThrowsError(try l.exec(user: "", command: "true"))
+        XCTAssertThrowsError(try l.exec(user: "a:b", command: "true"))
+        XCTAssertThrowsError(try l.exec(user: "root", command: ""))
+    }
+
+    /// Median of 100 `true` round trips (exec to exit code); printed, not asserted.
+    func testExecTrueRoundTripTiming() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let null = open("/dev/null", O_WRONLY)
+        defer { close(null) }
+        for _ in 0..<5 { _ = try l.run(user: AgentFixture.user, command: "true", stdin: nil, stdout: null, stderr: null) }
+        var ns: [UInt64] = []
+        for _ in 0..<100 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            XCTAssertEqual(try l.run(user: AgentFixture.user, command: "true", stdin: nil, stdout: null, stderr: null), 0)
+            ns.append(DispatchTime.now().uptimeNanoseconds - t0)
+        }
+        ns.sort()
+        print(String(format: "exec-true round trip over 100 runs: median %.3f ms, p90 %.3f ms, min %.3f ms",
+                     Double(ns[50]) / 1e6, Double(ns[90]) / 1e6, Double(ns[0]) / 1e6))
+    }
+}
+
+/// Deterministic test data.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
