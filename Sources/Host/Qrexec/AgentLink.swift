@@ -45,6 +45,10 @@ public final class AgentLink: @unchecked Sendable {
         public var target: String
         public var serviceName: String
         public var ident: String
+
+        public init(source: String, target: String, serviceName: String, ident: String) {
+            self.source = source; self.target = target; self.serviceName = serviceName; self.ident = ident
+        }
     }
 
     public static let controlPort: UInt32 = 512
