@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -142,28 +143,6 @@ static void do_mount(const char *src, const char *target, const char *type, unsi
                      const char *data, const char *step) {
     if (mount(src, target, type, flags, data) != 0)
         die(errno, step, "%s on %s%s%s", src ? src : type, target, data ? ", " : "", data ? data : "");
-}
-
-/* A mount point inside the new root for bind source `src`: a directory, or
- * an empty file when the source is a file. */
-static void make_mountpoint(const char *src, const char *target) {
-    struct stat st;
-    if (stat(src, &st) != 0) die(errno, "bind mount", "source %s", src);
-    if (S_ISDIR(st.st_mode)) { mkdir_p(target, 0755, (uid_t)-1, (gid_t)-1); return; }
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", target);
-    char *slash = strrchr(parent, '/');
-    if (slash && slash != parent) { *slash = '\0'; mkdir_p(parent, 0755, (uid_t)-1, (gid_t)-1); }
-    int fd = open(target, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd < 0 && errno != EISDIR) die(errno, "bind mount", "create mount point %s", target);
-    if (fd >= 0) close(fd);
-}
-
-static void bind_mount(const char *src, const char *target, int readonly) {
-    make_mountpoint(src, target);
-    do_mount(src, target, NULL, MS_BIND | MS_REC, NULL, readonly ? "bind_ro" : "bind_rw");
-    if (readonly)
-        do_mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL, "bind_ro remount");
 }
 
 static unsigned long parse_ul(const char *key, unsigned long def) {
@@ -299,7 +278,6 @@ static void idmapped_bind(const struct domain *d, const char *target, int readon
 static void make_dev(const char *root, uid_t ns_root) {
     char p[4096], opts[128];
     snprintf(p, sizeof p, "%s/dev", root);
-    mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
     do_mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", "mount /dev");
     static const struct { const char *name; unsigned maj, min; } nodes[] = {
         {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
@@ -336,9 +314,62 @@ static void loopback_up(void) {
     close(s);
 }
 
-/* Runs in C, the new PID 1, still root of the host user namespace. */
+/* A detached copy of a host directory tree, to be attached inside the new
+ * root after pivot_root (see build_and_exec). */
+struct tree { int fd; const char *target; const char *what; };
+
+static struct tree capture(const char *src, const char *target, int readonly, const char *what) {
+    int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (fd < 0) die(errno, what, "open_tree %s", src);
+    if (readonly) {
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+        if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
+            die(errno, what, "make %s read-only", src);
+    }
+    return (struct tree){fd, target, what};
+}
+
+/* Attaches a captured tree at `target` inside the new root, creating the
+ * mount point (a directory, or an empty file for a file source). */
+static void attach(const struct tree *t, uid_t ns_root) {
+    struct stat st;
+    if (fstat(t->fd, &st) != 0) die(errno, t->what, "stat source of %s", t->target);
+    /* Mount points are created as the domain's root: on an idmapped root the
+     * host's root has no mapping there (EOVERFLOW), and they belong to the
+     * domain anyway. */
+    if (setfsgid(ns_root) < 0 || setfsuid(ns_root) < 0) die(errno, "setfsuid", NULL);
+    if (S_ISDIR(st.st_mode)) {
+        mkdir_p(t->target, 0755, (uid_t)-1, (gid_t)-1);
+    } else {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", t->target);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) { *slash = '\0'; mkdir_p(parent, 0755, (uid_t)-1, (gid_t)-1); }
+        int fd = open(t->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0 && errno != EISDIR) die(errno, t->what, "create mount point %s", t->target);
+        if (fd >= 0) close(fd);
+    }
+    setfsuid(0);
+    setfsgid(0);
+    if (move_mount(t->fd, "", AT_FDCWD, t->target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        die(errno, t->what, "attach at %s", t->target);
+    close(t->fd);
+}
+
+static void mountpoint(const char *path, mode_t mode, uid_t ns_root) {
+    if (setfsgid(ns_root) < 0 || setfsuid(ns_root) < 0) die(errno, "setfsuid", NULL);
+    mkdir_p(path, mode, (uid_t)-1, (gid_t)-1);
+    setfsuid(0);
+    setfsgid(0);
+}
+
+/* Runs in C, the new PID 1, still root of the host user namespace.
+ * Order matters for safety: host trees to bind are captured as detached
+ * mounts first, then we pivot into the domain's root, and only then resolve
+ * mount points, so a symlink planted in a template (by a TemplateVM, say)
+ * resolves inside the domain, never on the host. */
 static void build_and_exec(struct domain *d) {
-    char root[4096], p[4096], opts[256];
+    char root[4096], opts[256];
     uid_t ns_root = (uid_t)d->uid_base;
 
     /* Nothing we mount may propagate back to the host. */
@@ -357,48 +388,28 @@ static void build_and_exec(struct domain *d) {
             die(errno, "mount overlay", "%s", data);
     }
 
-    snprintf(p, sizeof p, "%s/proc", root);
-    mkdir_p(p, 0555, (uid_t)-1, (gid_t)-1);
-    do_mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
-    make_dev(root, ns_root);
-
-    snprintf(p, sizeof p, "%s/tmp", root);
-    mkdir_p(p, 01777, (uid_t)-1, (gid_t)-1);
-    snprintf(opts, sizeof opts, "mode=1777,size=%lum,uid=%u,gid=%u", d->volatile_mib, ns_root, ns_root);
-    do_mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /tmp");
-
-    snprintf(p, sizeof p, "%s/run", root);
-    mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
-    snprintf(opts, sizeof opts, "mode=0755,size=16m,uid=%u,gid=%u", ns_root, ns_root);
-    do_mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /run");
-
+    struct tree trees[2 + 2 * 64];
+    int ntrees = 0;
+    char home[4096];
     if (d->private_dir && *d->private_dir) {
         /* Qubes layout: the private volume is /rw, and /home is /rw/home. */
-        char home[4096];
         snprintf(home, sizeof home, "%s/home", d->private_dir);
         mkdir_p(home, 0755, ns_root, ns_root);
-        snprintf(p, sizeof p, "%s/rw", root);
-        bind_mount(d->private_dir, p, 0);
-        snprintf(p, sizeof p, "%s/home", root);
-        bind_mount(home, p, 0);
+        trees[ntrees++] = capture(d->private_dir, "/rw", 0, "private_dir");
+        trees[ntrees++] = capture(home, "/home", 0, "private_dir/home");
     }
-
     for (int ro = 1; ro >= 0; ro--) {
-        for (int i = 0;; i++) {
+        for (int i = 0; ntrees < (int)(sizeof trees / sizeof trees[0]); i++) {
             const char *spec = get_nth(ro ? "bind_ro" : "bind_rw", i);
             if (!spec) break;
             const char *colon = strrchr(spec, ':');
             if (!colon || colon == spec || colon[1] != '/')
                 die(EINVAL, ro ? "bind_ro" : "bind_rw", "expected HOST:/GUEST, got '%s'", spec);
-            char src[4096];
-            snprintf(src, sizeof src, "%.*s", (int)(colon - spec), spec);
-            snprintf(p, sizeof p, "%s%s", root, colon + 1);
-            bind_mount(src, p, ro);
+            char *src = strndup(spec, (size_t)(colon - spec));
+            trees[ntrees++] = capture(src, colon + 1, ro, ro ? "bind_ro" : "bind_rw");
+            free(src);
         }
     }
-
-    if (sethostname(d->hostname, strlen(d->hostname)) != 0) die(errno, "sethostname", "%s", d->hostname);
-    loopback_up();
 
     /* pivot_root(".", ".") stacks the old root under the new one; detaching
      * it leaves no path back to the host file system. */
@@ -406,6 +417,21 @@ static void build_and_exec(struct domain *d) {
     if (syscall(SYS_pivot_root, ".", ".") != 0) die(errno, "pivot_root", "%s", root);
     if (umount2(".", MNT_DETACH) != 0) die(errno, "detach old root", NULL);
     if (chdir("/") != 0) die(errno, "chdir /", NULL);
+
+    mountpoint("/proc", 0555, ns_root);
+    do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
+    mountpoint("/dev", 0755, ns_root);
+    make_dev("", ns_root);
+    mountpoint("/tmp", 01777, ns_root);
+    snprintf(opts, sizeof opts, "mode=1777,size=%lum,uid=%u,gid=%u", d->volatile_mib, ns_root, ns_root);
+    do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /tmp");
+    mountpoint("/run", 0755, ns_root);
+    snprintf(opts, sizeof opts, "mode=0755,size=16m,uid=%u,gid=%u", ns_root, ns_root);
+    do_mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /run");
+    for (int i = 0; i < ntrees; i++) attach(&trees[i], ns_root);
+
+    if (sethostname(d->hostname, strlen(d->hostname)) != 0) die(errno, "sethostname", "%s", d->hostname);
+    loopback_up();
 
     /* Enter the domain's user namespace and become its root: uid_base on the
      * host, with capabilities over this user namespace only. */
@@ -505,11 +531,16 @@ int main(void) {
         die(EINVAL, "parse spec", "root_mode must be snapshot or persistent, got '%s'", d.root_mode);
     }
     if (d.private_dir && *d.private_dir) {
+        /* The private volume belongs to the domain's root: created if
+         * missing, and its top directory (re)owned by the domain's root at
+         * every start (a host that prepared it as root keeps it usable). */
         struct stat st;
-        if (stat(d.private_dir, &st) != 0) {
+        if (lstat(d.private_dir, &st) != 0) {
             mkdir_p(d.private_dir, 0755, ns_root, ns_root);
         } else if (!S_ISDIR(st.st_mode)) {
-            die(ENOTDIR, "private_dir", "%s", d.private_dir);
+            die(ENOTDIR, "private_dir", "%s (not a directory, or a symlink)", d.private_dir);
+        } else if (st.st_uid != ns_root || st.st_gid != ns_root) {
+            if (lchown(d.private_dir, ns_root, ns_root) != 0) die(errno, "chown private_dir", "%s", d.private_dir);
         }
     }
 

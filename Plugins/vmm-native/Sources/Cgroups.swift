@@ -19,8 +19,8 @@ struct Cgroups {
         var seen: Set<String> = []
         var out: [String] = []
         for c in controllers where Sys.exists("\(root)/\(c)/cgroup.procs") {
-            var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
-            let real = realpath("\(root)/\(c)", &buf) != nil ? String(cString: buf) : c
+            var real = c
+            if let p = realpath("\(root)/\(c)", nil) { real = String(cString: p); free(p) }
             if seen.insert(real).inserted { out.append(c) }
         }
         return out

@@ -2,6 +2,7 @@
 import Glibc
 import PluginABI
 import PluginKit
+import CVmmNative
 
 struct Config {
     /// Definitions, run records, console logs, default run/private dirs.
@@ -51,15 +52,12 @@ struct Config {
     /// The directory holding this plugin's .so, found through dladdr on a
     /// symbol of our own module.
     static func moduleDirectory() -> String {
-        var info = Dl_info()
-        let fn: @convention(c) () -> Void = vmmNativeAnchor
-        let addr = unsafeBitCast(fn, to: UnsafeRawPointer.self)
-        guard dladdr(addr, &info) != 0, let fname = info.dli_fname else { return "." }
+        guard let fname = vmm_module_path() else { return "." }
         var path = String(cString: fname)
         if let slash = path.lastIndex(of: "/") { path = String(path[..<slash]) } else { path = "." }
-        if !path.hasPrefix("/") {
-            var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
-            if realpath(path, &buf) != nil { path = String(cString: buf) }
+        if !path.hasPrefix("/"), let real = realpath(path, nil) {
+            path = String(cString: real)
+            free(real)
         }
         return path
     }
@@ -78,6 +76,3 @@ struct Config {
         return candidates.first { access($0, R_OK) == 0 }
     }
 }
-
-/// A function of this module, so dladdr can name the .so that holds it.
-func vmmNativeAnchor() {}

@@ -3,6 +3,7 @@
 // on fd 4. See Plugins/vmm-native/Jailer/jailer.c for the other side.
 import Glibc
 import PluginABI
+import CVmmNative
 
 enum JailerLaunch {
     /// The jailer's spec: NUL-separated key=value entries.
@@ -29,19 +30,19 @@ enum JailerLaunch {
     /// child that died half-built has been reaped.
     static func run(jailer: String, spec: [UInt8], console: String, name: String) throws -> Int32 {
         var specPipe: [Int32] = [-1, -1], statusPipe: [Int32] = [-1, -1]
-        try Sys.check("pipe2") { pipe2(&specPipe, O_CLOEXEC) }
+        try Sys.check("pipe2") { vmm_pipe2(&specPipe, O_CLOEXEC) }
         defer { for fd in specPipe where fd >= 0 { close(fd) } }
-        try Sys.check("pipe2") { pipe2(&statusPipe, O_CLOEXEC) }
+        try Sys.check("pipe2") { vmm_pipe2(&statusPipe, O_CLOEXEC) }
         defer { for fd in statusPipe where fd >= 0 { close(fd) } }
         // Sources above 10 so the dup2s onto 3 and 4 cannot clobber each other.
-        let specSrc = try Sys.check("dup spec pipe") { fcntl(specPipe[0], F_DUPFD_CLOEXEC, 10) }
-        defer { close(specSrc) }
-        let statusSrc = try Sys.check("dup status pipe") { fcntl(statusPipe[1], F_DUPFD_CLOEXEC, 10) }
-        defer { close(statusSrc) }
+        var specSrc = try Sys.check("dup spec pipe") { fcntl(specPipe[0], F_DUPFD_CLOEXEC, 10) }
+        defer { if specSrc >= 0 { close(specSrc) } }
+        var statusSrc = try Sys.check("dup status pipe") { fcntl(statusPipe[1], F_DUPFD_CLOEXEC, 10) }
+        defer { if statusSrc >= 0 { close(statusSrc) } }
         // The whole spec goes into the pipe before the spawn: no blocking, and
         // no SIGPIPE for the host if the jailer died before reading it.
         if spec.count > 60000 {
-            try Sys.check("grow spec pipe to \(spec.count) bytes") { fcntl(specPipe[1], F_SETPIPE_SZ, Int32(spec.count + 4096)) }
+            try Sys.check("grow spec pipe to \(spec.count) bytes") { vmm_set_pipe_size(specPipe[1], Int32(spec.count + 4096)) }
         }
         var done = 0
         while done < spec.count {
@@ -85,11 +86,28 @@ enum JailerLaunch {
         let rc = posix_spawn(&pid, jailer, &actions, &attr, argv, envp)
         guard rc == 0 else { throw NativeError.sys("spawn jailer \(jailer) for \(name)", rc) }
 
+        // Only the jailer (and its child) may hold the status pipe's write
+        // end now: EOF then means they are done.
         close(specPipe[0]); specPipe[0] = -1
+        close(specSrc); specSrc = -1
         close(statusPipe[1]); statusPipe[1] = -1
+        close(statusSrc); statusSrc = -1
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 2048)
+        // The jailer answers within milliseconds; a hung one (a stuck mount,
+        // say) is killed after 30 s instead of hanging start() forever.
+        let deadline = Sys.monotonicNanos() + 30_000_000_000
         while true {
+            var pfd = pollfd(fd: statusPipe[0], events: Int16(POLLIN), revents: 0)
+            let left = deadline > Sys.monotonicNanos() ? (deadline - Sys.monotonicNanos()) / 1_000_000 : 0
+            let ready = poll(&pfd, 1, Int32(left))
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 {
+                Glibc.kill(pid, SIGKILL)
+                var st: Int32 = 0
+                waitpid(pid, &st, 0)
+                throw NativeError(ODY_E_TIMEOUT, "native: jailer for \(name) gave no answer within 30 s; killed it")
+            }
             let n = chunk.withUnsafeMutableBytes { read(statusPipe[0], $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }

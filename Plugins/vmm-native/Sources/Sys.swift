@@ -41,7 +41,7 @@ enum Sys {
             EACCES: "EACCES", EBUSY: "EBUSY", EEXIST: "EEXIST", ENOTDIR: "ENOTDIR", EISDIR: "EISDIR",
             EINVAL: "EINVAL", ENOSPC: "ENOSPC", EROFS: "EROFS", ENAMETOOLONG: "ENAMETOOLONG",
             ENOSYS: "ENOSYS", ENOTEMPTY: "ENOTEMPTY", ELOOP: "ELOOP", EOVERFLOW: "EOVERFLOW",
-            EOPNOTSUPP: "EOPNOTSUPP", ETIMEDOUT: "ETIMEDOUT", EWOULDBLOCK: "EWOULDBLOCK",
+            EOPNOTSUPP: "EOPNOTSUPP", ETIMEDOUT: "ETIMEDOUT",
         ]
         if let n = names[e] { return n }
         return "errno \(e) (\(String(cString: strerror(e))))"
@@ -210,7 +210,8 @@ enum Sys {
 
     static func sleepMillis(_ ms: Int) {
         var ts = timespec(tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000)
-        while nanosleep(&ts, &ts) != 0 && errno == EINTR {}
+        var left = timespec()
+        while nanosleep(&ts, &left) != 0 && errno == EINTR { ts = left }
     }
 
     static func pidfdOpen(_ pid: Int32) throws -> Int32 {
@@ -222,19 +223,16 @@ enum Sys {
         _ = vmm_pidfd_send_signal(pidfd, sig)
     }
 
-    /// Reaps `pidfd` if it is our exited child: the wait status, or nil when
-    /// it is not our child (re-adopted) or has not exited.
-    static func reap(_ pidfd: Int32) -> Int32? {
+    enum Exit { case exited(Int32), signaled(Int32) }
+
+    /// Reaps `pidfd` if it is our exited child: how it ended, or nil when it
+    /// is not our child (a re-adopted domain) or has not exited.
+    static func reap(_ pidfd: Int32) -> Exit? {
         var info = siginfo_t()
         let rc = waitid(idtype_t(rawValue: UInt32(vmm_p_pidfd())), id_t(pidfd), &info, WEXITED | WNOHANG)
-        guard rc == 0 else { return nil }
-        let pid = info._sifields._sigchld.si_pid
-        if pid == 0 { return nil }
+        guard rc == 0, info._sifields._sigchld.si_pid != 0 else { return nil }
         let status = info._sifields._sigchld.si_status
-        switch info.si_code {
-        case Int32(CLD_EXITED): return status << 8
-        default: return status & 0x7f // killed or dumped: the signal number
-        }
+        return info.si_code == Int32(CLD_EXITED) ? .exited(status) : .signaled(status)
     }
 }
 
