@@ -42,6 +42,15 @@ enum Supervisor {
         // Signals are handled by one thread with sigwait; every other thread
         // has them blocked, and children get a clean mask from the spawn shim.
         signal(SIGPIPE, SIG_IGN)
+        // A real (empty) handler, not SIG_DFL: the kernel drops SIG_DFL
+        // signals sent to a pid namespace's init, even from the host.
+        for s in handledSignals {
+            var sa = sigaction()
+            sa.__sigaction_handler.sa_handler = { _ in }
+            sigemptyset(&sa.sa_mask)
+            sa.sa_flags = Int32(SA_RESTART)
+            sigaction(s, &sa, nil)
+        }
         var handled = sigset_t()
         sigemptyset(&handled)
         for s in handledSignals { sigaddset(&handled, s) }
