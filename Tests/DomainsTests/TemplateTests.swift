@@ -78,6 +78,34 @@ final class TemplateTests: XCTestCase {
         XCTAssertTrue(report.excluded.contains { $0.path == "etc/app/secret.conf" && $0.reason == "file not world-readable" })
     }
 
+    func testHostLinkedTemplateThroughTheStore() throws {
+        let dir = makeTempDir(self, "tpl2")
+        let host = try fakeHost(dir)
+        let s = try openStore(dir)
+        let v = try VolumeManager(stateDir: dir + "/state")
+        let b = TemplateBuilder(store: s, volumes: v)
+        let rec = Recorder()
+        s.addObserver { rec.append($0) }
+        let report = try b.createFromHost("host-t", label: "gray", hostRoot: host, caller: "mgmt")
+        XCTAssertGreaterThan(report.linked, 3)
+        XCTAssertEqual(try s.domain("host-t").label.name, "gray")
+        XCTAssertEqual(try s.tags(of: "host-t"), ["created-by-mgmt", "isolation-native"])
+        XCTAssertEqual(rec.all.first?.eventName, "domain-add")
+        XCTAssertTrue(v.rootIsHostLinked("host-t"))
+        assertDomainError("QubesValueError", "already exists") { try b.createFromHost("host-t", hostRoot: host) }
+        assertDomainError("QubesValueError", "reserved") { try b.createFromHost("default", hostRoot: host) }
+        // A StandaloneVM cloned from it is linked too, and never writes through the links.
+        try s.create("solo", class: .standaloneVM, label: "red")
+        try v.createVolumes("solo", klass: .standaloneVM, cloneRootFrom: "host-t")
+        XCTAssertTrue(v.rootIsHostLinked("solo"))
+        XCTAssertEqual(FileOps.lstatOf(v.rootDir("solo") + "/usr/bin/tool")!.st_ino, FileOps.lstatOf(host + "/usr/bin/tool")!.st_ino)
+        XCTAssertEqual(try v.prepareStart("solo", in: s.snapshot()).rootMode, .snapshot)
+        // Removing the template's volumes unlinks, never touches the host's files.
+        try v.removeVolumes("solo")
+        XCTAssertEqual(try FileOps.readFile(host + "/usr/bin/tool"), "#!/bin/sh\n")
+        XCTAssertEqual(FileOps.lstatOf(host + "/usr/bin/tool")!.st_mode & 0o7777, 0o755)
+    }
+
     /// The real thing, from this host's /: fast, and no secret gets in.
     func testTemplateFromThisHost() throws {
         let dir = makeTempDir(self, "host")

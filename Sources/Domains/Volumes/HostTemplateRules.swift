@@ -73,6 +73,12 @@ public struct HostTemplateRules: Sendable {
             .init("etc/hostname", "host name (generated)"), .init("etc/hosts", "host names (generated)"),
             .init("etc/resolv.conf", "host network configuration"), .init("etc/fstab", "host disk layout"),
             .init("etc/mtab", "host mounts"), .init("etc/adjtime", "host clock state"),
+            // Size, not secrecy: documentation and debug symbols are a quarter of
+            // /usr's files on a typical host, are not needed to run programs, and
+            // creation time is proportional to the number of files linked.
+            // Remove these four lines to keep them.
+            .init("usr/share/doc", "documentation (size)"), .init("usr/share/man", "manual pages (size)"),
+            .init("usr/share/info", "info pages (size)"), .init("usr/lib/debug", "debug symbols (size)"),
             // Never taken even if a rule above is edited (also not in `include`).
             .init("root", "root's home"), .init("home", "users' homes"), .init("var", "host state, logs, caches"),
         ],

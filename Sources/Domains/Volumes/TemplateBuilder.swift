@@ -76,7 +76,16 @@ public struct TemplateBuilder: Sendable {
         guard rootFD >= 0 else { throw FileOps.fail("open", root) }
         defer { close(rootFD) }
         var st = stat()
-        if fstat(rootFD, &st) == 0 { walker.skipInode = (UInt64(st.st_dev), UInt64(st.st_ino)) }
+        guard fstat(rootFD, &st) == 0 else { throw FileOps.fail("stat", root) }
+        walker.skipInode = (UInt64(st.st_dev), UInt64(st.st_ino))
+        // Hard links need one file system: refuse up front rather than copy gigabytes.
+        for top in rules.include {
+            var hst = stat()
+            if fstatat(hostFD, top, &hst, AT_SYMLINK_NOFOLLOW) == 0, (hst.st_mode & S_IFMT) == S_IFDIR, hst.st_dev != st.st_dev {
+                throw .storage("template from host: \(hostRoot == "/" ? "" : hostRoot)/\(top) is on another file system than "
+                               + "\(root); the state dir must be on the same file system to hard-link it (or use --from-rootfs)")
+            }
+        }
         for top in rules.include {
             try walker.entry(srcDir: hostFD, dstDir: rootFD, name: top, relative: top)
         }
@@ -156,7 +165,11 @@ public struct TemplateBuilder: Sendable {
                     try copyFile(srcDir, dstDir, name, relative, st)
                 } else if linkat(srcDir, name, dstDir, name, 0) == 0 {
                     report.linked += 1
+                } else if errno == EPERM, geteuid() != 0 {
+                    // fs.protected_hardlinks: only root may link files it does not own.
+                    throw FileOps.fail("link (template from host needs root)", "/" + relative)
                 } else if errno == EXDEV || errno == EPERM || errno == EMLINK {
+                    // A mount below /usr, an immutable file, a link-count limit: copy this one.
                     try copyFile(srcDir, dstDir, name, relative, st)
                 } else {
                     throw FileOps.fail("link", "/" + relative)
