@@ -40,6 +40,10 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(try f.run(l, "true").status, 0)
         XCTAssertEqual(try f.run(l, "kill -9 $$").status, 128 + 9)
         XCTAssertEqual(try f.run(l, "no-such-command-here").status, 127)
+        // Every session's port comes back once both ends are done.
+        var free = false
+        for _ in 0..<400 where !free { free = l.openPorts.isEmpty; if !free { usleep(10_000) } }
+        XCTAssertEqual(l.openPorts, [])
     }
 
     func testEnvironmentAndUser() throws {
@@ -137,6 +141,31 @@ final class AgentTests: XCTestCase {
         XCTAssertThrowsError(try l.exec(user: "", command: "true"))
         XCTAssertThrowsError(try l.exec(user: "a:b", command: "true"))
         XCTAssertThrowsError(try l.exec(user: "root", command: ""))
+    }
+
+    /// Issue 5's direct channels: the data channel is one end of a socketpair
+    /// passed to the agent with SCM_RIGHTS; the host never touches the data.
+    func testExecWithPassedDataChannel() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        var sp: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sp), 0)
+        let port = try l.exec(user: AgentFixture.user, command: "cat; echo via-fd", connectDomain: 7, passing: sp[1])
+        close(sp[1])
+        XCTAssertGreaterThanOrEqual(port, AgentLink.firstDataPort)
+        let outPath = f.dir + "/fd-out"
+        let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let inPath = f.dir + "/fd-in"
+        FileManager.default.createFile(atPath: inPath, contents: Data("peer data\n".utf8))
+        let inFD = open(inPath, O_RDONLY)
+        let null = open("/dev/null", O_WRONLY)
+        XCTAssertEqual(try DataClient.run(channel: sp[0], stdin: inFD, stdout: out, stderr: null), 0)
+        close(sp[0]); close(out); close(inFD); close(null)
+        XCTAssertEqual(try String(contentsOfFile: outPath, encoding: .utf8), "peer data\nvia-fd\n")
+        // The agent reports the session over: the port is free again.
+        var free = false
+        for _ in 0..<400 where !free { free = !l.openPorts.contains(port); if !free { usleep(10_000) } }
+        XCTAssertTrue(free, "port \(port) still held after MSG_CONNECTION_TERMINATED")
     }
 
     /// Median of 100 `true` round trips (exec to exit code); printed, not asserted.

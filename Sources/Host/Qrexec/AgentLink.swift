@@ -26,6 +26,9 @@
 import Logging
 import Qrexec
 import Synchronization
+#if canImport(VchanSocketCore)
+import VchanSocketCore
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -150,6 +153,40 @@ public final class AgentLink: @unchecked Sendable {
         }
         return ExecSession(link: self, port: port, channel: channel)
     }
+
+#if canImport(VchanSocketCore)
+    /// A data channel the host did not make by path (issue 5's direct
+    /// channels between domains): `dataFD`, one end of a socketpair, goes to
+    /// the agent with SCM_RIGHTS attached to the MSG_EXEC_CMDLINE, and the
+    /// agent uses it instead of connecting. `connectDomain` is the peer's id
+    /// (informational for the agent). The caller keeps (and may close) its
+    /// copy of `dataFD`. Needs an fd-passing vchan. Returns the port used as
+    /// the session's id (freed by the agent's MSG_CONNECTION_TERMINATED).
+    @discardableResult
+    public func exec(user: String, command: String, connectDomain: UInt32, passing dataFD: Int32) throws(OdysseyError) -> UInt32 {
+        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
+        guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+        let cmdline = Array("\(user):\(command)".utf8)
+        do {
+            guard try Names.splitUserCommand(cmdline).user == user else { throw QrexecError.badCommandLine("user name contains ':'") }
+        } catch { throw OdysseyError(.invalid, "\(domain): \(error)") }
+        guard cmdline.count <= ExecParams.maxCmdline, !cmdline.contains(0) else {
+            throw OdysseyError(.invalid, "\(domain): command line longer than \(ExecParams.maxCmdline) bytes or with a NUL byte")
+        }
+        let port = try allocatePort()
+        releasePort(port, host: true)   // nothing of the host's to close: only the agent's end is pending
+        let bytes = QrexecMessage.execCmdline(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: cmdline)).encoded
+        let controlFD = try control.pollFD()
+        let r: Result<Void, OdysseyError> = writer.withLock { closed in
+            if closed { return .failure(OdysseyError(.state, "agent link of \(domain) is closed")) }
+            do throws(VchanError) { try FDPassing.send(controlFD, bytes, fds: [dataFD]); return .success(()) } catch {
+                return .failure(OdysseyError(.io, "\(domain): sending MSG_EXEC_CMDLINE with a descriptor: \(error)"))
+            }
+        }
+        do { try r.get() } catch { releasePort(port, agent: true); throw error }
+        return port
+    }
+#endif
 
     /// Runs `command` to completion with the given local fds; returns its exit status.
     public func run(user: String, command: String, stdin: Int32?, stdout: Int32, stderr: Int32,
