@@ -129,6 +129,25 @@ final class VolumeTests: XCTestCase {
         XCTAssertEqual(try v.revisions(of: d.name), [])
     }
 
+    func testEmptyRootAndNoRevisions() throws {
+        let (s, v, _) = try setUpDomains()
+        try s.create("bare", class: .templateVM, label: "red")
+        assertDomainError("StoragePoolException", "missing or empty") { try v.prepareStart("bare", in: s.snapshot()) }
+        try s.create("on-bare", class: .appVM, label: "red", template: "bare")
+        assertDomainError("StoragePoolException", "(template 'bare')") { try v.prepareStart("on-bare", in: s.snapshot()) }
+        // revisions_to_keep=0: no revisions and no base copy at all.
+        try s.setRevisionsToKeep(volume: "private", of: "work", to: 0)
+        for c in ["a", "b"] {
+            let p = try v.prepareStart("work", in: s.snapshot())
+            try FileOps.makeDirectories(p.privateDir!)
+            try FileOps.writeFile(p.privateDir! + "/data", c)
+            try v.cleanupAfterStop("work", in: s.snapshot())
+        }
+        XCTAssertEqual(try v.revisions(of: "work"), [])
+        XCTAssertFalse(FileOps.exists(v.baseDir("work")))
+        XCTAssertEqual(try FileOps.readFile(v.privateDir("work") + "/data"), "b")
+    }
+
     func testRemoveAndRecover() throws {
         let (s, v, dir) = try setUpDomains()
         try FileOps.makeDirectories(dir + "/state/staging/half-built.123/root/usr")

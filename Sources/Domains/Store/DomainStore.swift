@@ -166,6 +166,8 @@ public final class DomainStore: Sendable {
     @discardableResult
     public func create(_ name: String, class klass: DomainClass, label: String?, template: String? = nil,
                        properties: [String: String] = [:], caller: String? = nil) throws(DomainError) -> DomainInfo {
+        let label = label ?? properties["label"]
+        let template = template ?? properties["template"]
         try DomainName.validate(name)
         guard klass.creatable else { throw .value("a domain of class \(klass.rawValue) cannot be created (dom0 exists always)") }
         if let caller { try TagRules.validate(TagRules.createdByPrefix + caller) }

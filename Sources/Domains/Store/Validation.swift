@@ -29,7 +29,7 @@ extension DomainsSnapshot {
             try checkString(def.name, text, bad)
             return text
         case .vm:
-            if text.isEmpty || text == "None" {
+            if text.isEmpty {                       // qubesd: an empty value is None
                 guard def.allowNone else { throw bad("cannot be None") }
                 return ""
             }

@@ -261,7 +261,7 @@ public struct TemplateBuilder: Sendable {
                                  caller: String? = nil) throws(DomainError) -> TemplateReport {
         let t0 = Self.now()
         try precheck(name, label: label)
-        guard let st = FileOps.lstatOf(source) ?? statFollow(source) else {
+        guard let st = statFollow(source) else {
             throw .storage("rootfs \(source): no such file or directory")
         }
         let isDir = (st.st_mode & S_IFMT) == S_IFDIR

@@ -185,8 +185,9 @@ public struct VolumeManager: Sendable {
 
         let source = try s.rootSource(of: name)
         let rootDir = rootDir(source)
-        guard FileOps.isDirectory(rootDir) else {
-            throw .storage("\(name): root volume \(rootDir) is missing (template '\(source)' has no root)")
+        guard FileOps.isDirectory(rootDir), !(try FileOps.list(rootDir)).isEmpty else {
+            throw .storage("\(name): root volume \(rootDir) is missing or empty"
+                           + (source == name ? "" : " (template '\(source)')") + "; create it with --from-host or --from-rootfs")
         }
         let persistent = info.klass.persistentRoot && !rootIsHostLinked(name)
         var privateDir: String? = self.privateDir(name)
@@ -228,6 +229,12 @@ public struct VolumeManager: Sendable {
         let revs = revisionsDir(name)
         try FileOps.makeDirectories(revs, mode: 0o700)
         try removeTemporaries(in: revs)
+        guard keep > 0 else {
+            // No revisions wanted: no base to keep either.
+            try FileOps.removeTree(baseDir(name))
+            for old in try revisions(of: name) { try FileOps.removeTree("\(revs)/\(old)") }
+            return nil
+        }
         var created: String?
         if keep > 0, FileOps.isDirectory(baseDir(name)) {
             let id = Self.newRevisionID(existing: try FileOps.list(revs))
@@ -331,7 +338,9 @@ public struct VolumeManager: Sendable {
             return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(src)/root", path: rootDir(src),
                               rw: true, saveOnStop: persistent, snapOnStart: !persistent,
                               source: src == name ? nil : "\(src):root", revisionsToKeep: 0, ephemeral: false,
-                              usage: src == name ? FileOps.diskUsage(rootDir(src)) : 0, revisions: [])
+                              // Not computed: it would walk the whole tree (and count the host's files
+                              // for a host-linked template) on every Info call.
+                              usage: 0, revisions: [])
         case "private":
             let disp = d.klass == .dispVM
             let path = disp ? snapshotPrivateDir(name) : privateDir(name)
