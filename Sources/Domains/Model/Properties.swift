@@ -70,8 +70,8 @@ public enum PropertyTable {
         .init("default_user", .str, .template(.fixed("user")), classes: PropertyDefinition.all,
               help: "Default user to run commands as"),
         .init("guivm", .vm, .global("default_guivm"), help: "Domain that provides the GUI to this domain"),
-        .init("icon", .str, .computed { d in "appvm-\(d.properties["label"] ?? "black")" }, classes: PropertyDefinition.all,
-              readOnly: true, help: "Icon name, derived from the label"),
+        .init("icon", .str, .computed { _ in "" }, classes: PropertyDefinition.all,   // resolved in DomainsSnapshot.defaultRaw
+              readOnly: true, help: "Icon name, derived from the class and the label (appvm-blue)"),
         .init("include_in_backups", .bool, .fixed("True"), help: "Include this domain in backups"),
         .init("kernel", .str, .template(.global("default_kernel")), help: "Kernel used by the domain (empty: the provider's default)"),
         .init("kernelopts", .str, .template(.fixed("")), help: "Kernel command line options"),

@@ -144,6 +144,11 @@ public struct DomainsSnapshot: Sendable {
 
     public var globalPropertyNames: [String] { PropertyTable.global.map(\.name) }
 
+    public func globalPropertyHelp(_ prop: String) throws(DomainError) -> String {
+        guard let def = PropertyTable.globalByName[prop] else { throw .noSuchProperty(domain: nil, property: prop) }
+        return def.help
+    }
+
     func globalDefault(_ def: PropertyDefinition) -> String {
         if def.name == "default_vmm" { return defaultVmm }
         if case .fixed(let v) = def.rule { return v }
@@ -180,8 +185,8 @@ public struct DomainsSnapshot: Sendable {
             // A domain is never its own default netvm (sys-firewall with default_netvm=sys-firewall).
             let g = globalRaw("default_netvm")
             return g == r.uuid.text ? "" : g
-        case ("auto_cleanup", _), ("template_for_dispvms", _), ("provides_network", _):
-            break
+        case ("icon", _):                     // Qubes icon names: appvm-blue, templatevm-black, dispvm-red...
+            return "\(r.klass.rawValue.lowercased())-\(rawEffective("label", r) ?? "black")"
         default: break
         }
         return resolve(def.rule, def, r, depth: depth)
