@@ -45,6 +45,44 @@ final class PropertyTests: XCTestCase {
         XCTAssertEqual(try s.snapshot().allProperties(of: "work").count, try s.snapshot().propertyNames(of: "work").count)
     }
 
+    /// Every property of every class: Get works and reports the table's type;
+    /// every writable one round-trips a valid value and resets to a default.
+    func testEveryPropertyRoundTrips() throws {
+        let (s, _) = try populatedStore(self)
+        try s.create("sys-net", class: .appVM, label: "red", template: "fedora", properties: ["provides_network": "True"])
+        try s.create("dvm", class: .appVM, label: "red", template: "fedora", properties: ["template_for_dispvms": "True"])
+        try s.create("solo", class: .standaloneVM, label: "green")
+        try s.create("named-disp", class: .dispVM, label: "red", template: "dvm")
+        let samples: [String: String] = [
+            "audiovm": "sys-net", "guivm": "sys-net", "netvm": "sys-net", "default_dispvm": "dvm", "template": "fedora",
+            "label": "purple", "default_user": "bob", "kernel": "6.1", "kernelopts": "quiet", "virt_mode": "hvm",
+            "vmm": "libvirt", "memory": "512", "maxmem": "2048", "vcpus": "4", "qrexec_timeout": "10", "shutdown_timeout": "20",
+        ]
+        for dom in ["dom0", "fedora", "work", "solo", "named-disp"] {
+            let klass = try s.domain(dom).klass
+            for name in PropertyTable.names(for: klass) {
+                let def = PropertyTable.definition(name, for: klass)!
+                let v = try s.property(name, of: dom)
+                XCTAssertEqual(v.type, def.type, "\(dom).\(name)")
+                guard !def.readOnly else {
+                    assertDomainError("QubesPropertyAccessError") { try s.setProperty(name, of: dom, to: v.value) }
+                    continue
+                }
+                var sample = samples[name] ?? (def.type == .bool ? (v.value == "True" ? "False" : "True") : v.value)
+                if name == "template", klass == .dispVM { sample = "dvm" }
+                if dom == "fedora" && name == "provides_network" { sample = "True" }
+                try s.setProperty(name, of: dom, to: sample)
+                let after = try s.property(name, of: dom)
+                XCTAssertFalse(after.isDefault, "\(dom).\(name)")
+                XCTAssertEqual(after.value, def.type == .bool ? (PropertyTable.parseBool(sample)! ? "True" : "False") : sample, "\(dom).\(name)")
+                if def.hasDefault || (name == "label" && klass == .dispVM) {
+                    try s.resetProperty(name, of: dom)
+                    XCTAssertTrue(try s.property(name, of: dom).isDefault, "\(dom).\(name)")
+                }
+            }
+        }
+    }
+
     func testSetParseAndValidate() throws {
         let (s, _) = try populatedStore(self)
         try s.setProperty("memory", of: "work", to: "800")
