@@ -203,9 +203,14 @@ public final class AgentLink: @unchecked Sendable {
 
     /// Closes the link (the agent sees its control channel close).
     public func close(reason: String = "closed by the host") {
-        monitor.withLock { if case .closed = _state {} else { closeReason = reason } }
-        var b: UInt8 = 1
-        _ = Glibc.write(wake.w, &b, 1)
+        // Under the monitor: the reader thread closes the wake fds under it
+        // too, so a late close() never writes to a reused descriptor.
+        monitor.withLock {
+            if case .closed = _state { return }
+            if closeReason == nil { closeReason = reason }
+            var b: UInt8 = 1
+            _ = Glibc.write(wake.w, &b, 1)
+        }
     }
 
     private var closeReason: String?
@@ -254,8 +259,8 @@ public final class AgentLink: @unchecked Sendable {
             closed = true
             control.close()
         }
-        Glibc.close(wake.r); Glibc.close(wake.w)
         let final: String = monitor.withLock {
+            Glibc.close(wake.r); Glibc.close(wake.w)
             let r = closeReason ?? reason
             _state = .closed(reason: r)
             for (p, u) in ports where !u.hostOpen { ports[p] = nil }
