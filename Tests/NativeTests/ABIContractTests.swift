@@ -92,4 +92,43 @@ final class NativeABIContractTests: XCTestCase {
         XCTAssertEqual(try again.list(), ["mail"])
         again.close()
     }
+
+    /// Unprivileged, the plugin still opens and defines, logs what is
+    /// missing, and start fails with a clear permission error. As root, the
+    /// test re-runs itself as nobody.
+    func testUnprivilegedStartFailsClearly() throws {
+        if geteuid() == 0 {
+            let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", exe,
+                           "NativeTests.NativeABIContractTests/testUnprivilegedStartFailsClearly"]
+            var env = ProcessInfo.processInfo.environment
+            env["ODY_NATIVE_BUILD_DIR"] = LoadedPlugin.buildDirectory
+            env["HOME"] = "/tmp"
+            p.environment = env
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, text)
+            XCTAssertTrue(text.contains("passed") && !text.contains("skipped"), text)
+            return
+        }
+        let dir = "/tmp/odyssey-native-unpriv-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let host = TestHost(config: ["state_dir": dir])
+        let vmm = try VMM(plugin: try LoadedPlugin.load(), host: host)
+        defer { vmm.close() }
+        XCTAssertTrue(host.logs.contains { $0.contains("not root") && $0.contains("cgroup") }, "\(host.logs)")
+        try vmm.define("web", params: ["root_dir": "/"])
+        XCTAssertThrowsError(try vmm.start("web")) { e in
+            let f = e as? VMM.Failure
+            XCTAssertEqual(f?.code, ODY_E_PERMISSION.rawValue)
+            XCTAssertTrue(f?.message.contains("not root") == true && f?.message.contains("uid range") == true, "\(e)")
+        }
+        XCTAssertEqual(try vmm.info("web").state, ODY_STATE_HALTED.rawValue)
+    }
 }

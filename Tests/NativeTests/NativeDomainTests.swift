@@ -220,6 +220,22 @@ final class NativeIsolationTests: NativeTestCase {
         XCTAssertEqual(again["home"], "ok")
     }
 
+    /// A domain controls its private volume: turning /rw/home into a symlink
+    /// to a host directory must not get that directory mounted next time.
+    func testPrivateVolumeSymlinkIsRefused() throws {
+        let hostSecret = dir + "/host-secret"
+        try FileManager.default.createDirectory(atPath: hostSecret, withIntermediateDirectories: true)
+        try "do not leak\n".write(toFile: hostSecret + "/key", atomically: true, encoding: .utf8)
+        _ = try runScript("evil", "rm -rf /rw/home && ln -s \(hostSecret) /rw/home && echo done=1 > /rw/result")
+        XCTAssertEqual(Fixtures.results(privateDir("evil") + "/result")["done"], "1")
+        XCTAssertThrowsError(try vmm.start("evil")) { e in
+            let m = (e as? VMM.Failure)?.message ?? "\(e)"
+            XCTAssertTrue(m.contains("home") && m.contains("symlink"), m)
+        }
+        XCTAssertEqual(Fixtures.cgroupDirs(parent: cgParent, name: "evil"), [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: runDir("evil")))
+    }
+
     /// maxmem 32 MiB: an 8 MiB buffer works, a 100 MiB one is OOM-killed.
     func testMemoryLimitOOMKills() throws {
         let r = try runScript("mem", """

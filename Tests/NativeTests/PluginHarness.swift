@@ -139,8 +139,9 @@ struct LoadedPlugin {
 }
 
 /// One open instance of the native vmm with convenience calls that throw
-/// the plugin's message.
-final class VMM {
+/// the plugin's message. The plugin is thread-safe, so this wrapper is too
+/// (as long as close is not racing other calls).
+final class VMM: @unchecked Sendable {
     let plugin: LoadedPlugin
     let host: TestHost
     private(set) var raw: OpaquePointer?

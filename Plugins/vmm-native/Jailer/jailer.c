@@ -112,6 +112,13 @@ static void die(int err, const char *step, const char *fmt, ...) {
 
 /* ------------------------------------------------------------- helpers */
 
+/* snprintf into a path buffer, failing loudly instead of truncating. */
+#define PATHF(buf, ...)                                                        \
+    do {                                                                       \
+        if (snprintf((buf), sizeof(buf), __VA_ARGS__) >= (int)sizeof(buf))    \
+            die(ENAMETOOLONG, "path", "%.100s...", (buf));                     \
+    } while (0)
+
 static void write_file(const char *path, const char *value, const char *step) {
     int fd = open(path, O_WRONLY | O_CLOEXEC);
     if (fd < 0) die(errno, step, "open %s", path);
@@ -275,30 +282,29 @@ static void idmapped_bind(const struct domain *d, const char *target, int readon
     close(tree);
 }
 
-static void make_dev(const char *root, uid_t ns_root) {
-    char p[4096], opts[128];
-    snprintf(p, sizeof p, "%s/dev", root);
-    do_mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", "mount /dev");
+/* A minimal /dev on a small tmpfs (we are still host root, so mknod works;
+ * the domain gets the nodes, never the right to make more). */
+static void make_dev(uid_t ns_root) {
+    char p[64], opts[128];
+    do_mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k", "mount /dev");
     static const struct { const char *name; unsigned maj, min; } nodes[] = {
         {"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        snprintf(p, sizeof p, "%s/dev/%s", root, nodes[i].name);
+        PATHF(p, "/dev/%s", nodes[i].name);
         if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) != 0) die(errno, "mknod", "%s", p);
         if (chmod(p, 0666) != 0) die(errno, "chmod", "%s", p); /* umask */
     }
-    snprintf(p, sizeof p, "%s/dev/pts", root);
-    mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
+    mkdir_p("/dev/pts", 0755, (uid_t)-1, (gid_t)-1);
     snprintf(opts, sizeof opts, "newinstance,ptmxmode=0666,mode=0620,gid=%u", ns_root + 5);
-    do_mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, opts, "mount /dev/pts");
-    snprintf(p, sizeof p, "%s/dev/shm", root);
-    mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
+    do_mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, opts, "mount /dev/pts");
+    mkdir_p("/dev/shm", 0755, (uid_t)-1, (gid_t)-1);
     snprintf(opts, sizeof opts, "mode=1777,size=64m,uid=%u,gid=%u", ns_root, ns_root);
-    do_mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /dev/shm");
+    do_mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /dev/shm");
     static const struct { const char *name, *to; } links[] = {
         {"ptmx", "pts/ptmx"}, {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
         {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"}};
     for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
-        snprintf(p, sizeof p, "%s/dev/%s", root, links[i].name);
+        PATHF(p, "/dev/%s", links[i].name);
         if (symlink(links[i].to, p) != 0) die(errno, "symlink", "%s", p);
     }
 }
@@ -318,15 +324,38 @@ static void loopback_up(void) {
  * root after pivot_root (see build_and_exec). */
 struct tree { int fd; const char *target; const char *what; };
 
-static struct tree capture(const char *src, const char *target, int readonly, const char *what) {
-    int fd = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-    if (fd < 0) die(errno, what, "open_tree %s", src);
+static struct tree capture_at(int dirfd, const char *src, const char *target, int readonly, const char *what) {
+    int fd = open_tree(dirfd, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | (*src ? 0 : AT_EMPTY_PATH));
+    if (fd < 0) die(errno, what, "open_tree %s", *src ? src : target);
     if (readonly) {
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) != 0)
             die(errno, what, "make %s read-only", src);
     }
     return (struct tree){fd, target, what};
+}
+
+static struct tree capture(const char *src, const char *target, int readonly, const char *what) {
+    return capture_at(AT_FDCWD, src, target, readonly, what);
+}
+
+/* The private volume and its home/ are written by the domain, so they are
+ * opened without following symlinks: a domain that turned /rw/home into a
+ * symlink to a host path gets an error at its next start, not that path. */
+static void capture_private(const char *private_dir, uid_t ns_root, struct tree *out) {
+    int pfd = open(private_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0) die(errno, "private_dir", "open %s", private_dir);
+    if (mkdirat(pfd, "home", 0755) == 0) {
+        if (fchownat(pfd, "home", ns_root, ns_root, AT_SYMLINK_NOFOLLOW) != 0) die(errno, "chown", "%s/home", private_dir);
+    } else if (errno != EEXIST) {
+        die(errno, "mkdir", "%s/home", private_dir);
+    }
+    int hfd = openat(pfd, "home", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (hfd < 0) die(errno, "private_dir/home", "%s/home must be a directory, not a symlink", private_dir);
+    out[0] = capture_at(pfd, "", "/rw", 0, "private_dir");
+    out[1] = capture_at(hfd, "", "/home", 0, "private_dir/home");
+    close(hfd);
+    close(pfd);
 }
 
 /* Attaches a captured tree at `target` inside the new root, creating the
@@ -342,7 +371,7 @@ static void attach(const struct tree *t, uid_t ns_root) {
         mkdir_p(t->target, 0755, (uid_t)-1, (gid_t)-1);
     } else {
         char parent[4096];
-        snprintf(parent, sizeof parent, "%s", t->target);
+        PATHF(parent, "%s", t->target);
         char *slash = strrchr(parent, '/');
         if (slash && slash != parent) { *slash = '\0'; mkdir_p(parent, 0755, (uid_t)-1, (gid_t)-1); }
         int fd = open(t->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -375,28 +404,25 @@ static void build_and_exec(struct domain *d) {
     /* Nothing we mount may propagate back to the host. */
     do_mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, "make / private");
 
-    snprintf(root, sizeof root, "%s/merged", d->run_dir);
+    PATHF(root, "%s/merged", d->run_dir);
     if (strcmp(d->root_mode, "persistent") == 0) {
         idmapped_bind(d, root, 0);
     } else {
         char lower[4096];
-        snprintf(lower, sizeof lower, "%s/lower", d->run_dir);
+        PATHF(lower, "%s/lower", d->run_dir);
         idmapped_bind(d, lower, 1);
         char data[3 * 4096 + 128];
-        snprintf(data, sizeof data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, d->run_dir, d->run_dir);
+        PATHF(data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, d->run_dir, d->run_dir);
         if (mount("overlay", root, "overlay", MS_NOSUID, data) != 0)
             die(errno, "mount overlay", "%s", data);
     }
 
     struct tree trees[2 + 2 * 64];
     int ntrees = 0;
-    char home[4096];
     if (d->private_dir && *d->private_dir) {
         /* Qubes layout: the private volume is /rw, and /home is /rw/home. */
-        snprintf(home, sizeof home, "%s/home", d->private_dir);
-        mkdir_p(home, 0755, ns_root, ns_root);
-        trees[ntrees++] = capture(d->private_dir, "/rw", 0, "private_dir");
-        trees[ntrees++] = capture(home, "/home", 0, "private_dir/home");
+        capture_private(d->private_dir, ns_root, trees);
+        ntrees = 2;
     }
     for (int ro = 1; ro >= 0; ro--) {
         for (int i = 0; ntrees < (int)(sizeof trees / sizeof trees[0]); i++) {
@@ -421,7 +447,7 @@ static void build_and_exec(struct domain *d) {
     mountpoint("/proc", 0555, ns_root);
     do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
     mountpoint("/dev", 0755, ns_root);
-    make_dev("", ns_root);
+    make_dev(ns_root);
     mountpoint("/tmp", 01777, ns_root);
     snprintf(opts, sizeof opts, "mode=1777,size=%lum,uid=%u,gid=%u", d->volatile_mib, ns_root, ns_root);
     do_mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount /tmp");
@@ -515,17 +541,17 @@ int main(void) {
     uid_t ns_root = (uid_t)d.uid_base;
     char p[4096];
     mkdir_p(d.run_dir, 0700, (uid_t)-1, (gid_t)-1);
-    snprintf(p, sizeof p, "%s/merged", d.run_dir);
+    PATHF(p, "%s/merged", d.run_dir);
     mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
     if (strcmp(d.root_mode, "snapshot") == 0) {
         struct stat st;
         if (stat(d.root_dir, &st) != 0) die(errno, "stat root_dir", "%s", d.root_dir);
-        snprintf(p, sizeof p, "%s/lower", d.run_dir);
+        PATHF(p, "%s/lower", d.run_dir);
         mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
-        snprintf(p, sizeof p, "%s/work", d.run_dir);
+        PATHF(p, "%s/work", d.run_dir);
         mkdir_p(p, 0700, (uid_t)-1, (gid_t)-1);
         /* The upper root gives the domain's / its owner and mode. */
-        snprintf(p, sizeof p, "%s/upper", d.run_dir);
+        PATHF(p, "%s/upper", d.run_dir);
         mkdir_p(p, st.st_mode & 07777, ns_root + st.st_uid, ns_root + st.st_gid);
     } else if (strcmp(d.root_mode, "persistent") != 0) {
         die(EINVAL, "parse spec", "root_mode must be snapshot or persistent, got '%s'", d.root_mode);
@@ -551,7 +577,7 @@ int main(void) {
     for (int i = 0;; i++) {
         const char *dir = get_nth("cgroup", i);
         if (!dir) break;
-        snprintf(p, sizeof p, "%s/cgroup.procs", dir);
+        PATHF(p, "%s/cgroup.procs", dir);
         write_file(p, self, "join cgroup");
     }
 

@@ -185,7 +185,9 @@ final class NativeVMM: @unchecked Sendable {
         }
         guard let (slot, status, runDir) = taken else { return }
         let mem = slot.cgroups.dir("memory")
-        let oom = (Sys.readText("\(mem)/memory.oom_control") ?? "").contains("oom_kill 1")
+        let oomKills = (Sys.readText("\(mem)/memory.oom_control") ?? "").split(separator: "\n")
+            .first { $0.hasPrefix("oom_kill ") }.flatMap { Int($0.dropFirst(9)) } ?? 0
+        let oom = oomKills > 0
         cleanup(slot, runDir: store.runRecord(name)?.runDir ?? runDir)
         let (final, message, detail): (ody_power_state, String, Int32) = lock.locked {
             var st = ODY_STATE_HALTED
@@ -203,7 +205,7 @@ final class NativeVMM: @unchecked Sendable {
                 msg = "init killed by signal \(sig)"
                 if !slot.stopRequested { st = ODY_STATE_CRASHED }
             }
-            if oom { msg += " (the memory cgroup OOM-killed a process)" }
+            if oom { msg += " (the memory limit OOM-killed \(oomKills) process\(oomKills == 1 ? "" : "es"))" }
             slot.state = st
             slot.pid = -1
             slot.busy = false
