@@ -54,7 +54,9 @@ public final class DomainStore: Sendable {
             guard try db.scalarText("PRAGMA journal_mode=WAL")?.lowercased() == "wal" else {
                 throw DomainError.storage("store \(path): the file system does not support WAL mode")
             }
-            try db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")
+            // Reads are served from memory, so SQLite's page cache only serves writes
+            // and the load at open: 256 KiB instead of the default 2 MiB (odysseyd's idle bar).
+            try db.exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-256")
             try Schema.migrate(db)
             // dom0 exists always: restore it if someone deleted it by hand.
             if try db.scalarInt("SELECT count(*) FROM domains WHERE qid = 0") == 0 {

@@ -356,6 +356,18 @@ public struct VolumeManager: Sendable {
         }
     }
 
+    // MARK: pool
+
+    /// admin.pool.Info for the one pool (`default`): the state dir's file system.
+    public func poolInfo() -> [(String, String)] {
+        var fs = statvfs()
+        let ok = statvfs(stateDir, &fs) == 0
+        let size = ok ? UInt64(fs.f_blocks) * UInt64(fs.f_frsize) : 0
+        let free = ok ? UInt64(fs.f_bavail) * UInt64(fs.f_frsize) : 0
+        return [("driver", "odyssey-dir"), ("dir_path", "\(stateDir)/domains"), ("name", Self.pool),
+                ("revisions_to_keep", "1"), ("size", String(size)), ("usage", String(size - min(size, free)))]
+    }
+
     // MARK: recovery at daemon start
 
     /// Removes half-built templates and removed-domain leftovers in staging/,
