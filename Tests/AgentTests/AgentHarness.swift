@@ -130,7 +130,7 @@ extension AgentFixture {
         let inPath = "\(dir)/in-\(id)", outPath = "\(dir)/out-\(id)", errPath = "\(dir)/err-\(id)"
         var inFD: Int32? = nil
         if let stdin {
-            FileManager.default.createFile(atPath: inPath, contents: stdin)
+            _ = FileManager.default.createFile(atPath: inPath, contents: stdin)
             inFD = open(inPath, O_RDONLY)
         }
         let outFD = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)

@@ -156,7 +156,7 @@ final class AgentTests: XCTestCase {
         let outPath = f.dir + "/fd-out"
         let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let inPath = f.dir + "/fd-in"
-        FileManager.default.createFile(atPath: inPath, contents: Data("peer data\n".utf8))
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data("peer data\n".utf8))
         let inFD = open(inPath, O_RDONLY)
         let null = open("/dev/null", O_WRONLY)
         XCTAssertEqual(try DataClient.run(channel: sp[0], stdin: inFD, stdout: out, stderr: null), 0)

@@ -55,6 +55,8 @@ pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
         execve(path, argv, envp);
         child_fail(p[1], errno);
     }
+    /* Also in the parent, so the group exists before anyone signals it. */
+    setpgid(pid, pid);
     close(p[1]);
     int child_errno = 0;
     ssize_t n;
