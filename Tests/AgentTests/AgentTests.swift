@@ -168,6 +168,32 @@ final class AgentTests: XCTestCase {
         XCTAssertTrue(free, "port \(port) still held after MSG_CONNECTION_TERMINATED")
     }
 
+    /// Agent process start to "ready" (HELLO crossed), 10 starts; printed, not asserted.
+    func testAgentStartToReadyTiming() throws {
+        let f = try AgentFixture()
+        var ns: [UInt64] = []
+        for i in 0..<10 {
+            let l = try f.link("start\(i)")
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try f.startAgent("start\(i)")
+            try l.waitReady(timeoutMs: 20_000)
+            ns.append(DispatchTime.now().uptimeNanoseconds - t0)
+        }
+        ns.sort()
+        print(String(format: "agent start to ready over 10 starts: median %.3f ms, min %.3f ms", Double(ns[5]) / 1e6, Double(ns[0]) / 1e6))
+    }
+
+    /// Unknown flag bits and bad endpoints are refused by the plugin, not ignored.
+    func testVchanRefusesUnknownFlags() throws {
+        let f = try AgentFixture()
+        XCTAssertThrowsError(try f.vchan.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 600), flags: 1 << 20)) { e in
+            XCTAssertEqual((e as? OdysseyError)?.code, .invalid)
+        }
+        XCTAssertThrowsError(try f.vchan.clientInit(VchanEndpoint(local: "dom0", remote: "work", port: 70000)))
+        XCTAssertEqual(f.vchan.factory.name, "socket")
+        XCTAssertEqual(CapabilityNames.names(kind: .vchan, bits: f.vchan.factory.capabilities), ["fd-passing"])
+    }
+
     /// Median of 100 `true` round trips (exec to exit code); printed, not asserted.
     func testExecTrueRoundTripTiming() throws {
         let f = try AgentFixture()
