@@ -54,8 +54,11 @@ final class CrashSafetyTests: XCTestCase {
             posix_spawn_file_actions_destroy(&actions)
             for p in cargs { free(p) }
             for p in env { free(p) }
-            // Let it start (open + migrate) and commit for a random while.
-            usleep(UInt32.random(in: 60_000...250_000, using: &g))
+            // Wait for its first commit of this round (slow CI: the binary takes a while
+            // to start), then let it commit for a random while and kill it.
+            let before = ((try? FileOps.readFile(dir + "/report")) ?? "").utf8.count
+            for _ in 0..<1000 where ((try? FileOps.readFile(dir + "/report")) ?? "").utf8.count == before { usleep(5_000) }
+            usleep(UInt32.random(in: 0...120_000, using: &g))
             kill(pid, SIGKILL)
             var status: Int32 = 0
             waitpid(pid, &status, 0)
