@@ -93,6 +93,32 @@ final class NativeABIContractTests: XCTestCase {
         again.close()
     }
 
+    /// A broken or missing seccomp profile fails open with the reason: a
+    /// domain never runs unfiltered.
+    func testBadSeccompProfileFailsOpen() throws {
+        let dir = "/tmp/odyssey-native-seccomp-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cases: [(String, String)] = [
+            ("{\"rules\": [{\"syscalls\": [\"bpf\"], \"action\": \"errno\", \"errno\": \"EPERM\"}]}", "no comment"),
+            ("{\"rules\": [{\"comment\": \"x\", \"syscalls\": [\"bpf\"], \"action\": \"explode\"}]}", "bad or missing action"),
+            ("{\"rules\": [", "unexpected end"),
+        ]
+        for (i, (json, expected)) in cases.enumerated() {
+            let path = "\(dir)/p\(i).json"
+            try json.write(toFile: path, atomically: true, encoding: .utf8)
+            let host = TestHost(config: ["state_dir": "\(dir)/state\(i)", "seccomp_profile": path])
+            XCTAssertThrowsError(try VMM(plugin: try LoadedPlugin.load(), host: host)) { e in
+                let m = (e as? VMM.Failure)?.message ?? "\(e)"
+                XCTAssertTrue(m.contains(path) && m.contains(expected), m)
+            }
+        }
+        let host = TestHost(config: ["state_dir": "\(dir)/state9", "seccomp_profile": "\(dir)/missing.json"])
+        XCTAssertThrowsError(try VMM(plugin: try LoadedPlugin.load(), host: host)) { e in
+            XCTAssertEqual((e as? VMM.Failure)?.code, ODY_E_NOT_FOUND.rawValue)
+        }
+    }
+
     /// Unprivileged, the plugin still opens and defines, logs what is
     /// missing, and start fails with a clear permission error. As root, the
     /// test re-runs itself as nobody.

@@ -37,3 +37,40 @@ final class NativeBenchmarkTests: NativeTestCase {
               + "min/max init up \(fmt(initUp.min()!))/\(fmt(initUp.max()!)), shutdown \(fmt(shutdown.min()!))/\(fmt(shutdown.max()!))")
     }
 }
+
+final class NativeScaleBenchmarkTests: NativeTestCase {
+    /// 100 domains at once (ODY_NATIVE_BENCH=1): time to start them all, the
+    /// host process's RSS growth, and each domain's own memory (its cgroup).
+    func testHundredDomains() throws {
+        guard ProcessInfo.processInfo.environment["ODY_NATIVE_BENCH"] != nil else {
+            throw XCTSkip("set ODY_NATIVE_BENCH=1 to run the 100-domain benchmark")
+        }
+        func rssKiB() -> Int {
+            let s = Fixtures.read("/proc/self/status") ?? ""
+            return Int(s.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ")[1] ?? "") ?? 0
+        }
+        let names = (0..<100).map { "d\($0)" }
+        for n in names { try vmm.define(n, params: params(n, "trap 'exit 0' TERM; while :; do sleep 1000 & wait; done")) }
+        let rss0 = rssKiB()
+        let t0 = Date()
+        var each: [Double] = []
+        for n in names { let t = Date(); try vmm.start(n); each.append(Date().timeIntervalSince(t) * 1000) }
+        print("starts (ms): first \(each.prefix(5).map { Int($0) }) last \(each.suffix(5).map { Int($0) })")
+        let startAll = Date().timeIntervalSince(t0)
+        let rss1 = rssKiB()
+        var domainKiB: [UInt64] = []
+        for n in names {
+            let i = try vmm.info(n)
+            XCTAssertEqual(i.state, ODY_STATE_RUNNING.rawValue)
+            domainKiB.append(i.memory_kib)
+        }
+        let t1 = Date()
+        for n in names { try vmm.shutdown(n, wait: true) }
+        let stopAll = Date().timeIntervalSince(t1)
+        let sorted = domainKiB.sorted()
+        print(String(format: "vmm-native 100 domains: start all %.0f ms (%.1f ms each), shutdown --wait all %.0f ms; host RSS +%d KiB (%.1f KiB/domain); domain cgroup memory median %d KiB (max %d)",
+                     startAll * 1000, startAll * 10, stopAll * 1000, rss1 - rss0, Double(rss1 - rss0) / 100,
+                     Int(sorted[50]), Int(sorted.last!)))
+        for n in names { XCTAssertEqual(Fixtures.cgroupDirs(parent: cgParent, name: n), []) }
+    }
+}

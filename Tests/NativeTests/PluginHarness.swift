@@ -117,7 +117,9 @@ struct LoadedPlugin {
     static func load() throws -> LoadedPlugin {
         let path = buildDirectory + "/libvmm-native.so"
         guard FileManager.default.fileExists(atPath: path) else {
-            throw XCTSkip("\(path) is not built: run `swift build` before `swift test`")
+            // A loud failure, not a skip: CI must not pass without the plugin.
+            throw NSError(domain: "NativeTests", code: 1, userInfo: [NSLocalizedDescriptionKey:
+                "\(path) is not built: run `swift build` (all products) before `swift test`, or set ODY_NATIVE_BUILD_DIR"])
         }
         guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             throw NSError(domain: "dlopen", code: 1, userInfo: [NSLocalizedDescriptionKey: String(cString: dlerror())])
