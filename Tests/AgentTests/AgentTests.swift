@@ -52,6 +52,16 @@ final class AgentTests: XCTestCase {
         let r = try f.run(l, "echo \"$USER:$(id -u)\"; case \"$PATH\" in */usr/bin*) echo path-ok;; esac; test -n \"$HOME\" && echo home-ok")
         XCTAssertEqual(r.status, 0)
         XCTAssertEqual(r.out, "\(AgentFixture.user):\(geteuid())\npath-ok\nhome-ok\n")
+        // As root the agent switches user: ids, groups and HOME are the user's own.
+        if geteuid() == 0, let pw = getpwnam("nobody") {
+            let n = try f.run(l, "id -u; id -g; id -G; echo $USER $HOME", user: "nobody")
+            XCTAssertEqual(n.status, 0, n.err)
+            let lines = n.out.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.first, "\(pw.pointee.pw_uid)")
+            XCTAssertEqual(lines.dropFirst().first, "\(pw.pointee.pw_gid)")
+            XCTAssertFalse(lines.count > 2 && lines[2].split(separator: " ").contains("0"), "root's group kept: \(n.out)")
+            XCTAssertEqual(lines.last, "nobody \(String(cString: pw.pointee.pw_dir))")
+        }
         let bad = try f.run(l, "true", user: "no-such-user-xyz")
         XCTAssertEqual(bad.status, 125)
         XCTAssertTrue(bad.err.contains("no-such-user-xyz"), bad.err)

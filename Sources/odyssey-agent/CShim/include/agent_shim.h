@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 /*
- * Forks and execs `path` with `argv`/`envp` in a new process group, with
+ * Forks (vfork) and execs `path` with `argv`/`envp` in a new process group, with
  * stdin/stdout/stderr from the three fds (duplicated; every other fd is
  * closed), the default signal dispositions and an empty signal mask, in
  * directory `cwd` (or / if it cannot be entered). If `set_ids` is non-zero,
