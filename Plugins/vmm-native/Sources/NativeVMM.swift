@@ -94,9 +94,11 @@ final class NativeVMM: @unchecked Sendable {
     private func readopt() {
         for name in store.runRecordNames() {
             guard let rec = store.runRecord(name), let slot = slots[name] else {
-                // A record without a definition: clean what we can find.
-                if let rec = store.runRecord(name) { try? Sys.removeTree(rec.runDir) }
+                // A record without a definition, or an unreadable record:
+                // clean what we can find.
+                let runDir = store.runRecord(name)?.runDir ?? slots[name]?.layout.runDir
                 try? Cgroups(parent: config.cgroupParent, name: name).destroy()
+                if let runDir { try? Sys.removeTree(runDir) }
                 store.removeRun(name)
                 continue
             }
