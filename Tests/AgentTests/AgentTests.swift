@@ -15,6 +15,19 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(l.state, .ready(version: QrexecVersion.current))
     }
 
+    /// The daemon restarts (its link goes away) and listens again: the agent reconnects.
+    func testAgentReconnectsWhenTheHostListensAgain() throws {
+        let f = try AgentFixture()
+        let first = try f.readyDomain("work")
+        let gone = DispatchSemaphore(value: 0)
+        first.close()
+        for _ in 0..<1000 { if case .closed = first.state { gone.signal(); break }; usleep(5_000) }
+        XCTAssertEqual(gone.wait(timeout: .now() + 1), .success)
+        let second = try f.link("work")
+        XCTAssertEqual(try second.waitReady(timeoutMs: 20_000), QrexecVersion.current)
+        XCTAssertEqual(try f.run(second, "echo again").out, "again\n")
+    }
+
     func testEchoStdout() throws {
         let f = try AgentFixture()
         let l = try f.readyDomain("work")

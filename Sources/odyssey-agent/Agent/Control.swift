@@ -43,7 +43,12 @@ enum Control {
         while true {
             let ch: SocketChannel
             do {
-                ch = try SocketChannel.connect(path: path, timeoutNs: nil)
+                // Fast for two seconds (the host listens before it starts the
+                // domain, so the first try normally succeeds), then gently:
+                // a host restarting may take a while to listen again.
+                do { ch = try SocketChannel.connect(path: path, timeoutNs: 2_000_000_000) } catch .timeout {
+                    ch = try SocketChannel.connect(path: path, timeoutNs: nil, maxBackoffNs: 200_000_000)
+                }
             } catch {
                 Log.say("control channel \(path): \(error); retrying")
                 sleepMs(100)
