@@ -36,6 +36,13 @@ enum Session {
         defer { ch.close() }
         let fd = ch.fd
         var stream = QrexecStream(fd: fd, incoming: .clientToService)
+        // A caller that never says HELLO must not hold this thread forever.
+        var hp = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&hp, 1, 10_000) < 0 && errno == EINTR {}
+        guard hp.revents != 0 else {
+            Log.say("data channel port \(p.connectPort): no MSG_HELLO from the caller within 10 s; dropped")
+            return
+        }
         let version: UInt32
         do { version = try stream.handshake() } catch {
             Log.say("data channel port \(p.connectPort): handshake failed: \(error)")
