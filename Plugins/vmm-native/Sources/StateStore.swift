@@ -70,7 +70,9 @@ final class StateStore {
 
     func runRecord(_ name: String) -> RunRecord? { Sys.readText(runPath(name)).flatMap(RunRecord.decode) }
 
-    func saveRun(_ name: String, _ r: RunRecord) throws { try Sys.writeAtomic(runPath(name), r.encoded()) }
+    /// Run records need no fsync: they only matter while the machine is up
+    /// (a reboot ends every domain), and a killed host loses no page cache.
+    func saveRun(_ name: String, _ r: RunRecord) throws { try Sys.writeAtomic(runPath(name), r.encoded(), durable: false) }
 
     func removeRun(_ name: String) { unlink(runPath(name)) }
 }

@@ -100,8 +100,9 @@ enum Sys {
         }
     }
 
-    /// Replaces `path` atomically and durably with `bytes`.
-    static func writeAtomic(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws {
+    /// Replaces `path` atomically with `bytes`; `durable` adds an fsync
+    /// (needed for what must survive a power loss, not a process crash).
+    static func writeAtomic(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600, durable: Bool = true) throws {
         let tmp = path + ".tmp"
         let fd = try check("create \(tmp)") { open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
         var done = 0
@@ -111,7 +112,7 @@ enum Sys {
             if n < 0 { let e = errno; close(fd); throw NativeError.sys("write \(tmp)", e) }
             done += n
         }
-        if fsync(fd) != 0 { let e = errno; close(fd); throw NativeError.sys("fsync \(tmp)", e) }
+        if durable && fsync(fd) != 0 { let e = errno; close(fd); throw NativeError.sys("fsync \(tmp)", e) }
         close(fd)
         try check("rename \(tmp) to \(path)") { rename(tmp, path) }
     }
