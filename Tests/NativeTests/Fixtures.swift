@@ -17,6 +17,11 @@ enum Fixtures {
         }
     }
 
+    static func removeAll() {
+        try? FileManager.default.removeItem(atPath: base)
+        built = false
+    }
+
     static func buildTemplate() throws {
         if built { return }
         let fm = FileManager.default

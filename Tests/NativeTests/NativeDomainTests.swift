@@ -11,6 +11,12 @@ class NativeTestCase: XCTestCase {
     var dir = ""
     let cgParent = "odyssey-test-\(getpid())"
 
+    /// After each test class: the template, state and private dirs go.
+    override class func tearDown() {
+        Fixtures.removeAll()
+        super.tearDown()
+    }
+
     override func setUpWithError() throws {
         try Fixtures.requireRoot()
         try Fixtures.buildTemplate()
@@ -109,11 +115,6 @@ class NativeTestCase: XCTestCase {
 }
 
 final class NativeIsolationTests: NativeTestCase {
-    override class func tearDown() {
-        try? FileManager.default.removeItem(atPath: Fixtures.base)
-        super.tearDown()
-    }
-
     /// Everything a domain can try from inside, in one domain: processes,
     /// network, hostname, uid, seccomp, mounts, modules. The host checks the
     /// uid mapping while the domain waits on a gate.

@@ -48,6 +48,8 @@ final class NativeHostDeathTests: NativeTestCase {
         Glibc.kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         XCTAssertEqual(child.terminationReason, .uncaughtSignal)
+        // The helper's own fixtures (it died before its tearDown).
+        try? FileManager.default.removeItem(atPath: "/tmp/odyssey-native-tests-\(child.processIdentifier)")
 
         // The domain outlived its host and now belongs to init (or a subreaper).
         XCTAssertTrue(Fixtures.processAlive(pid))
