@@ -161,15 +161,20 @@ final class NativeVMM: @unchecked Sendable {
             }
             // Shutdowns that outlived their timeout: SIGKILL (thawed first).
             let now = Sys.monotonicNanos()
-            lock.locked {
+            let killed: [String] = lock.locked {
+                var killed: [String] = []
                 for s in slots.values where s.pidfd >= 0 {
                     if let d = s.killDeadline, d <= now {
                         s.killDeadline = nil
-                        host.log(ODY_LOG_WARNING, "native: \(s.def.name) did not halt within \(config.shutdownTimeoutMs) ms; killing it")
                         Sys.signal(s.pidfd, SIGKILL)
                         try? Sys.writeKnob("\(s.cgroups.dir("freezer"))/freezer.state", "THAWED")
+                        killed.append(s.def.name)
                     }
                 }
+                return killed
+            }
+            for name in killed {
+                host.log(ODY_LOG_WARNING, "native: \(name) did not halt within \(config.shutdownTimeoutMs) ms; killed it")
             }
         }
     }
