@@ -41,9 +41,15 @@ let package = Package(
         .target(name: "CSupport", path: "Sources/CSupport"),
         // The qrexec policy engine: pure, no I/O in the matcher.
         .target(name: "Policy", path: "Sources/Policy"),
+        // SQLite's C API for the domain store (apt: libsqlite3-dev).
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        // The domain store, volumes and templates (no Foundation; linked into odysseyd).
+        .target(name: "Domains", dependencies: ["CSQLite"], path: "Sources/Domains", exclude: ["README.md"]),
+        // qrexec framing, message validators and name sanitisers (no Foundation).
+        .target(name: "Qrexec", path: "Sources/Qrexec"),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
-            "PluginABI", "CSupport", "Policy",
+            "PluginABI", "CSupport", "Policy", "Domains", "Qrexec",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/Host"),
         .executableTarget(name: "odysseyd", dependencies: [
@@ -56,6 +62,7 @@ let package = Package(
         .executableTarget(name: "odyssey-bench", dependencies: [
             "Host", "Policy", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/odyssey-bench"),
+        .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),

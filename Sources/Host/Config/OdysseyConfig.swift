@@ -24,6 +24,8 @@ public struct OdysseyConfig: Sendable {
     public var logLevel: Logger.Level
     /// Seconds a pending `ask` waits for an answer before it is denied.
     public var askTimeoutSeconds: Int
+    /// The in-domain agent binary (bind-mounted read-only into every domain).
+    public var agentPath: String
     public var roles: [InterfaceKind: Role]
 
     public static let defaultPath = "/etc/odyssey/odyssey.toml"
@@ -34,6 +36,7 @@ public struct OdysseyConfig: Sendable {
         OdysseyConfig(path: path, stateDir: "/var/lib/odyssey", adminSocket: defaultSocket,
                       adminSocketGroup: nil, pluginDirs: ["/usr/local/lib/odyssey/plugins"],
                       policyDirs: ["/etc/odyssey/policy.d"], logLevel: .info, askTimeoutSeconds: 60,
+                      agentPath: Path.join(Path.dirname(Sys.executablePath() ?? "/usr/local/bin/odysseyd"), "odyssey-agent"),
                       roles: [.vmm: Role(defaultFactory: "native"), .vchan: Role(defaultFactory: "socket")])
     }
 

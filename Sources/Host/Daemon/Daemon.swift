@@ -3,6 +3,7 @@
 import FoundationEssentials
 import Logging
 import Synchronization
+import Domains
 import PluginABI
 import Policy
 #if canImport(Glibc)
@@ -16,6 +17,11 @@ public final class Daemon: @unchecked Sendable {
     let started = Sys.monotonicSeconds()
     private struct Current { var config: OdysseyConfig; var backends: Backends; var policy: PolicyService }
     private let current: Mutex<Current>
+    public let store: DomainStore
+    public let volumes: VolumeManager
+    public let runtime: DomainRuntime
+    /// What admin methods call to run domains (the runtime).
+    public var lifecycle: DomainLifecycle { runtime }
     private var server: AdminServer?
 
     var config: OdysseyConfig { current.withLock { $0.config } }
@@ -30,8 +36,24 @@ public final class Daemon: @unchecked Sendable {
         let events = EventBus()
         self.events = events
         let backends = try Self.loadBackends(config, logger: logger, events: events)
-        let policy = try Self.makePolicy(config, logger: logger)
+        do { try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true) } catch {
+            throw OdysseyError(.io, "cannot create state_dir \(config.stateDir): \(error)")
+        }
+        let store = try mapped { () throws(DomainError) in
+            try DomainStore(path: config.stateDir + "/domains.db", defaultVmm: config.role(.vmm).defaultFactory ?? "native")
+        }
+        let volumes = try mapped { () throws(DomainError) in try VolumeManager(stateDir: config.stateDir) }
+        let recovered = try mapped { () throws(DomainError) in try volumes.recover(knownDomains: Set(store.allDomains().map(\.name))) }
+        for r in recovered { logger.notice("recovered after a crash: \(r)") }
+        self.store = store
+        self.volumes = volumes
+        let box = BackendsBox()
+        let runtime = DomainRuntime(store: store, volumes: volumes, backends: { box.get() }, events: events, logger: logger,
+                                    agentPath: config.agentPath)
+        self.runtime = runtime
+        let policy = try Self.makePolicy(config, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
         current = Mutex(Current(config: config, backends: backends, policy: policy))
+        box.daemon = self
         events.subscribe { [logger] e in
             if e.kind == .lifecycle { logger.info("\(e.source): domain \(e.domain) is \(e.state.rawValue)") }
         }
@@ -43,19 +65,13 @@ public final class Daemon: @unchecked Sendable {
         [config.stateDir + "/policy.d"] + config.policyDirs
     }
 
-    private static func makePolicy(_ config: OdysseyConfig, logger: Logger) throws(OdysseyError) -> PolicyService {
+    private static func makePolicy(_ config: OdysseyConfig, logger: Logger,
+                                   facts: @escaping @Sendable () -> PolicySystem) throws(OdysseyError) -> PolicyService {
         let runtime = config.stateDir + "/policy.d"
         do { try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true) } catch {
             throw OdysseyError(.io, "cannot create \(runtime): \(error)")
         }
-        return PolicyService(directories: policyDirectories(config), logger: logger) { Daemon.domainFacts() }
-    }
-
-    /// What the policy knows about domains. The admin domain always exists;
-    /// the domain store adds the rest.
-    static func domainFacts() -> PolicySystem {
-        PolicySystem(domains: [PolicyDomain(name: "dom0", type: "AdminVM", powerState: "Running",
-                                            uuid: "00000000-0000-0000-0000-000000000000")])
+        return PolicyService(directories: policyDirectories(config), logger: logger, system: facts)
     }
 
     private static func loadBackends(_ config: OdysseyConfig, logger: Logger, events: EventBus) throws(OdysseyError) -> Backends {
@@ -116,7 +132,9 @@ public final class Daemon: @unchecked Sendable {
             let newConfig = try OdysseyConfig.load(path: configPath)
             let newBackends = try Self.loadBackends(newConfig, logger: logger, events: events)
             let oldPolicy = policy
-            let newPolicy = Self.policyDirectories(newConfig) == oldPolicy.directories ? oldPolicy : try Self.makePolicy(newConfig, logger: logger)
+            let (store, runtime) = (self.store, self.runtime)
+            let newPolicy = Self.policyDirectories(newConfig) == oldPolicy.directories ? oldPolicy
+                : try Self.makePolicy(newConfig, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
             if newPolicy === oldPolicy { oldPolicy.reload(reason: "SIGHUP") }
             let old = current.withLock { cur in
                 defer { cur = Current(config: newConfig, backends: newBackends, policy: newPolicy) }
@@ -146,4 +164,11 @@ public final class Daemon: @unchecked Sendable {
                             defaultVmm: b.defaultVmmName, defaultVmmAvailable: defaultAvailable,
                             defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine)
     }
+}
+
+/// Lets the runtime reach the current backends (they change on reload)
+/// without holding the daemon itself during init.
+final class BackendsBox: @unchecked Sendable {
+    weak var daemon: Daemon?
+    func get() -> Backends { daemon!.backends }
 }

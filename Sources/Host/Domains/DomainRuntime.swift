@@ -1,0 +1,235 @@
+// Runs domains: the one place that ties a domain's life together.
+//
+//   start     store facts -> volumes.prepareStart (root/private/run paths)
+//             -> AgentLink (listens on the domain's control channel first, so
+//             the agent connects on its first try) -> vmm.define + vmm.start
+//             -> wait for the agent's HELLO (qrexec_timeout) -> Running.
+//   stop      vmm.shutdown/kill -> link closed -> volumes.cleanupAfterStop
+//             (AppVM root discarded, private revision kept).
+//   crash     a Halted/Crashed lifecycle event for a domain we run (its init
+//             exited) cleans up the same way; nothing is left behind.
+//
+// Runtime facts (which domains run, their links) live here, never in the
+// store: after a daemon restart, `adopt` asks the backends what still runs.
+import Domains
+import Logging
+import PluginABI
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
+    struct Running {
+        var vmm: String
+        var link: AgentLink
+        var paused = false
+        var stopping = false
+    }
+
+    let store: DomainStore
+    let volumes: VolumeManager
+    let backends: @Sendable () -> Backends
+    let logger: Logger
+    let agentPath: String
+    /// Serialises start/stop of the same domain; reads never wait on it.
+    private let lifecycleLock = Mutex<Set<String>>([])
+    private let running = Mutex<[String: Running]>([:])
+
+    /// Where the agent sits inside every domain (bind-mounted read-only).
+    public static let agentPathInDomain = "/.odyssey/bin/odyssey-agent"
+    /// Where a domain sees its own channel directory.
+    public static let vchanDirInDomain = "/run/odyssey/vchan"
+
+    public init(store: DomainStore, volumes: VolumeManager, backends: @escaping @Sendable () -> Backends,
+                events: EventBus, logger: Logger, agentPath: String) {
+        self.store = store
+        self.volumes = volumes
+        self.backends = backends
+        self.logger = logger
+        self.agentPath = agentPath
+        events.subscribe { [weak self] e in
+            guard e.kind == .lifecycle, e.state == .halted || e.state == .crashed, let runtime = self else { return }
+            // Cleanup does I/O; never run it on the plugin's event thread.
+            Threads.detach { runtime.domainStopped(e.domain, state: e.state) }
+        }
+    }
+
+    // MARK: DomainLifecycle
+
+    public func powerState(_ name: String) -> PowerState {
+        running.withLock { r in
+            guard let d = r[name] else { return name == "dom0" ? .running : .halted }
+            if d.stopping { return .halting }
+            if d.paused { return .paused }
+            if case .ready = d.link.state { return .running }
+            return .transient
+        }
+    }
+
+    public func currentState(_ name: String) -> DomainCurrentState {
+        let state = powerState(name)
+        guard let vmmName = running.withLock({ $0[name]?.vmm }),
+              let info = try? backends().vmm(vmmName).info(name) else { return DomainCurrentState(state: state) }
+        return DomainCurrentState(state: state, memoryKiB: info.memoryKiB, maxmemKiB: info.maxmemKiB, cputimeNs: info.cputimeNs)
+    }
+
+    public func start(_ name: String) throws(OdysseyError) {
+        try exclusive(name) { () throws(OdysseyError) in try startLocked(name) }
+    }
+
+    public func shutdown(_ name: String, wait: Bool) throws(OdysseyError) {
+        try exclusive(name) { () throws(OdysseyError) in
+            let vmm = try runningVmm(name)
+            markStopping(name)
+            do throws(OdysseyError) { try backends().vmm(vmm).shutdown(name, wait: wait) } catch {
+                unmarkStopping(name)
+                throw error
+            }
+            if wait { domainStopped(name, state: .halted) }
+        }
+    }
+
+    public func kill(_ name: String) throws(OdysseyError) {
+        try exclusive(name) { () throws(OdysseyError) in
+            let vmm = try runningVmm(name)
+            markStopping(name)
+            try backends().vmm(vmm).kill(name)
+            domainStopped(name, state: .halted)
+        }
+    }
+
+    public func pause(_ name: String) throws(OdysseyError) {
+        let vmm = try runningVmm(name)
+        try backends().vmm(vmm).pause(name)
+        running.withLock { $0[name]?.paused = true }
+    }
+
+    public func unpause(_ name: String) throws(OdysseyError) {
+        let vmm = try runningVmm(name)
+        try backends().vmm(vmm).unpause(name)
+        running.withLock { $0[name]?.paused = false }
+    }
+
+    /// The control link of a running domain (for `ody run` and the broker).
+    public func link(_ name: String) throws(OdysseyError) -> AgentLink {
+        guard let l = running.withLock({ $0[name]?.link }) else { throw OdysseyError(.state, "\(name) is not running") }
+        return l
+    }
+
+    public var runningNames: [String] { running.withLock { $0.keys.sorted() } }
+
+    // MARK: start
+
+    private func startLocked(_ name: String) throws(OdysseyError) {
+        let snap = store.snapshot()
+        let d = try mapped { () throws(DomainError) in try snap.domain(name) }
+        guard d.klass != .adminVM else { throw OdysseyError(.invalid, "\(name) is the admin domain; it is always running") }
+        guard running.withLock({ $0[name] == nil }) else { throw OdysseyError(.state, "\(name) is already running") }
+        if let why = try? snap.feature("prohibit-start", of: name), !why.isEmpty {
+            throw OdysseyError(.state, "\(name) has the feature prohibit-start set")
+        }
+        try checkTemplateConflicts(d, snap)
+
+        guard let vmmName = d.vmm else { throw OdysseyError(.invalid, "\(name) has no isolation provider (vmm)") }
+        let vmm = try backends().vmm(vmmName)
+        let vchan = try backends().vchan()
+        let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
+
+        let link = try AgentLink(domain: name, vchan: vchan, logger: logger)
+        var spec = DomainSpec(name: name, uuid: "\(d.uuid)",
+                              memoryMiB: UInt64(try intProperty("memory", of: name, snap)),
+                              maxmemMiB: UInt64(try intProperty("maxmem", of: name, snap)),
+                              vcpus: UInt32(try intProperty("vcpus", of: name, snap)))
+        spec.params = plan.params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let vchanDir = backends().instanceConfig(.vchan, vchan.factory.name)["socket_dir"] ?? "/run/odyssey/vchan"
+        spec.params += [
+            ("init", Self.agentPathInDomain),
+            ("arg0", "--domain"), ("arg1", name),
+            ("bind_ro.0", "\(agentPath):\(Self.agentPathInDomain)"),
+            ("bind_rw.0", "\(vchanDir)/\(name):\(Self.vchanDirInDomain)"),
+            ("env.VCHAN_SOCKET_DIR", Self.vchanDirInDomain),
+            ("hostname", name),
+        ]
+        do throws(OdysseyError) {
+            try? vmm.undefine(name)   // a definition left by a crash; params may have changed
+            try vmm.define(spec)
+            try vmm.start(name)
+            running.withLock { $0[name] = Running(vmm: vmmName, link: link) }
+            let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
+            try link.waitReady(timeoutMs: timeout * 1000)
+            logger.info("\(name) started (\(vmmName)), agent ready")
+        } catch {
+            logger.error("start of \(name) failed: \(error)")
+            try? vmm.kill(name)
+            running.withLock { _ = $0.removeValue(forKey: name) }
+            link.close(reason: "start failed")
+            _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
+            throw error
+        }
+    }
+
+    /// A TemplateVM with a persistent root must not run while domains based
+    /// on it run: their read-only lower layer would change under them.
+    private func checkTemplateConflicts(_ d: DomainInfo, _ snap: DomainsSnapshot) throws(OdysseyError) {
+        let names = Set(runningNames)
+        if d.klass == .templateVM {
+            let busy = snap.children(of: d.name).filter { names.contains($0) }
+            if !busy.isEmpty { throw OdysseyError(.state, "\(d.name) is a template in use by running \(busy.sorted().joined(separator: ", "))") }
+        } else if let t = d.template, names.contains(t) {
+            throw OdysseyError(.state, "template \(t) of \(d.name) is running; shut it down first")
+        }
+    }
+
+    // MARK: stop
+
+    /// The domain halted (by request, by itself, or crashed): close its link
+    /// and clean its volumes. Idempotent.
+    func domainStopped(_ name: String, state: PowerState) {
+        guard let r = running.withLock({ $0.removeValue(forKey: name) }) else { return }
+        r.link.close(reason: "domain \(state.rawValue.lowercased())")
+        do {
+            _ = try volumes.cleanupAfterStop(name, in: store.snapshot())
+        } catch {
+            logger.error("cleanup after stop of \(name): \(error)")
+        }
+        if !r.stopping { logger.warning("\(name) stopped by itself (\(state.rawValue))") }
+    }
+
+    private func runningVmm(_ name: String) throws(OdysseyError) -> String {
+        if let v = running.withLock({ $0[name]?.vmm }) { return v }
+        _ = try mapped { () throws(DomainError) in try store.domain(name) }   // unknown name: not-found error
+        throw OdysseyError(.state, "\(name) is not running")
+    }
+
+    private func markStopping(_ name: String) { running.withLock { $0[name]?.stopping = true } }
+    private func unmarkStopping(_ name: String) { running.withLock { $0[name]?.stopping = false } }
+
+    // MARK: helpers
+
+    private func exclusive(_ name: String, _ body: () throws(OdysseyError) -> Void) throws(OdysseyError) {
+        let got = lifecycleLock.withLock { $0.insert(name).inserted }
+        guard got else { throw OdysseyError(.state, "\(name) is already starting or stopping") }
+        defer { lifecycleLock.withLock { _ = $0.remove(name) } }
+        try body()
+    }
+
+    private func intProperty(_ p: String, of name: String, _ snap: DomainsSnapshot) throws(OdysseyError) -> Int {
+        let v = try mapped { () throws(DomainError) in try snap.property(p, of: name).value }
+        guard let n = Int(v) else { throw OdysseyError(.invalid, "\(name): property \(p) is '\(v)', not a number") }
+        return n
+    }
+}
+
+/// Store errors become host errors, keeping their Qubes exception type.
+func mapped<T>(_ body: () throws(DomainError) -> T) throws(OdysseyError) -> T {
+    do { return try body() } catch {
+        let code: OdysseyError.Code = switch error.qubesType {
+        case "QubesVMNotFoundError", "QubesLabelNotFoundError": .notFound
+        case "QubesNoSuchPropertyError", "QubesValueError", "QubesPropertyValueError": .invalid
+        case "QubesVMInUseError": .state
+        default: .invalid
+        }
+        throw OdysseyError(code, error.message, cause: error.qubesType)
+    }
+}
