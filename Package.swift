@@ -19,6 +19,8 @@ func plugin(_ product: String, target: String, dependencies: [Target.Dependency]
 let plugins: [(Product, Target)] = [
     plugin("vmm-libvirt", target: "VmmLibvirt", dependencies: ["CLibvirt"]),
     plugin("vmm-xen", target: "VmmXen", dependencies: ["CXenlight"]),
+    plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
+    plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
 ]
 
 let package = Package(
@@ -27,6 +29,8 @@ let package = Package(
     products: [
         .executable(name: "odysseyd", targets: ["odysseyd"]),
         .executable(name: "ody", targets: ["ody"]),
+        .executable(name: "odyssey-jailer", targets: ["odyssey-jailer"]),
+        .executable(name: "odyssey-agent", targets: ["odyssey-agent"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,7 +53,7 @@ let package = Package(
         .target(name: "Qrexec", path: "Sources/Qrexec"),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
-            "PluginABI", "CSupport", "Policy", "Domains", "Qrexec",
+            "PluginABI", "CSupport", "Policy", "Domains", "Qrexec", "VchanSocketCore",
             .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/Host"),
         .executableTarget(name: "odysseyd", dependencies: [
@@ -62,6 +66,24 @@ let package = Package(
         .executableTarget(name: "odyssey-bench", dependencies: [
             "Host", "Policy", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/odyssey-bench"),
+        // vmm-native: one-line C wrappers Swift cannot reach (pidfd_open/send_signal, dladdr, pipe2, F_SETPIPE_SZ).
+        .target(name: "CVmmNative", path: "Plugins/vmm-native/CShim"),
+        // The native jailer: a small single-threaded C program the plugin posix_spawns (Jailer/jailer.c says why).
+        .executableTarget(name: "odyssey-jailer", path: "Plugins/vmm-native/Jailer",
+                          linkerSettings: [.linkedLibrary("seccomp")]),
+        // Socket vchan code shared by the vchan-socket plugin and the agent;
+        // its C shim holds what Swift cannot call (CMSG_*, ioctl, accept4, dup3).
+        .target(name: "CVchanSocket", path: "Plugins/vchan-socket/CShim"),
+        .target(name: "VchanSocketCore", dependencies: ["CVchanSocket"], path: "Plugins/vchan-socket/Core"),
+        // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
+        // in the domain); its C shim is the code between fork and exec.
+        .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
+        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim"],
+                          path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
+        .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
+        .testTarget(name: "IntegrationTests", dependencies: ["Host", "Domains"], path: "Tests/IntegrationTests"),
+        .testTarget(name: "NativeTests", dependencies: ["PluginABI", "odyssey-jailer"], path: "Tests/NativeTests"),
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),

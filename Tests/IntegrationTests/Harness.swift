@@ -1,0 +1,108 @@
+// An in-process odysseyd with the real plugins (native, socket vchan), a real
+// domain store in a temp state dir, and a busybox template: what the
+// integration tests drive. Needs root (namespaces, cgroups, mounts).
+import Domains
+import Foundation
+import Logging
+import XCTest
+@testable import Host
+
+enum Build {
+    static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    static var dir: String { ProcessInfo.processInfo.environment["ODYSSEY_BUILD_DIR"] ?? root + "/.build/debug" }
+}
+
+final class Host {
+    let dir: String
+    let daemon: Daemon
+    let pluginDir: String
+
+    /// Needs root; skips with the reason otherwise.
+    init(_ label: String = "odyssey-it") throws {
+        guard geteuid() == 0 else { throw XCTSkip("integration tests need root (namespaces, cgroups, mounts); CI runs them as root") }
+        dir = "/tmp/\(label)-\(UUID().uuidString.prefix(6))"
+        pluginDir = dir + "/plugins"
+        try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
+        let stage = Process()
+        stage.executableURL = URL(fileURLWithPath: Build.root + "/scripts/stage-plugins")
+        stage.arguments = [Build.dir, pluginDir]
+        stage.currentDirectoryURL = URL(fileURLWithPath: Build.root)
+        stage.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try stage.run(); stage.waitUntilExit()
+        for needed in ["libvmm-native.so", "libvchan-socket.so", "odyssey-agent", "odyssey-jailer"] {
+            guard FileManager.default.fileExists(atPath: pluginDir + "/" + needed) else {
+                throw XCTSkip("\(needed) is not built; run `make test`")
+            }
+        }
+        let config = dir + "/odyssey.toml"
+        try """
+        state_dir = "\(dir)/state"
+        admin_socket = "\(dir)/state/admin.sock"
+        plugin_dirs = ["\(pluginDir)"]
+        policy_dirs = ["\(Build.root)/config/policy.d"]
+        agent_path = "\(pluginDir)/odyssey-agent"
+        [vmm]
+        default = "native"
+        [vmm.native]
+        state_dir = "\(dir)/native"
+        cgroup_parent = "odyssey-it-\(UUID().uuidString.prefix(6))"
+        [vchan.socket]
+        socket_dir = "\(dir)/vchan"
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        daemon = try Daemon(configPath: config, logger: Logger(label: "it", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    /// A tiny template: busybox, /etc/passwd with root and user.
+    func makeBusyboxTemplate(_ name: String = "tpl") throws {
+        let rootfs = dir + "/rootfs-src"
+        for d in ["bin", "etc", "home", "root", "tmp", "proc", "dev", "rw", "run", "usr/bin"] {
+            try FileManager.default.createDirectory(atPath: rootfs + "/" + d, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "cat", "echo", "ls", "id", "hostname", "ps", "mount", "kill", "sleep", "true", "false", "head", "dd", "ip", "wc", "touch", "rm", "mkdir", "env", "insmod", "grep"] {
+            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
+        }
+        try "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
+        try "root:x:0:\nuser:x:1000:\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
+        try mapped { () throws(DomainError) in
+            _ = try TemplateBuilder(store: daemon.store, volumes: daemon.volumes).createFromRootfs(name, source: rootfs, label: "black")
+        }
+    }
+
+    func create(_ name: String, template: String = "tpl", label: String = "blue", klass: DomainClass = .appVM) throws {
+        try mapped { () throws(DomainError) in
+            _ = try daemon.store.create(name, class: klass, label: label, template: klass.hasTemplate ? template : nil)
+            try daemon.volumes.createVolumes(name, klass: klass, cloneRootFrom: klass == .standaloneVM ? template : nil)
+        }
+    }
+
+    /// Runs `command` in `domain` through its agent; returns (exit, stdout, stderr).
+    func run(_ domain: String, _ command: String, user: String = "root", stdin: String? = nil) throws -> (Int32, String, String) {
+        let out = Pipe(), err = Pipe()
+        var inFD: Int32? = nil
+        let inPipe = Pipe()
+        if let stdin {
+            inFD = inPipe.fileHandleForReading.fileDescriptor
+            inPipe.fileHandleForWriting.write(Data(stdin.utf8))
+            try inPipe.fileHandleForWriting.close()
+        }
+        let code = try daemon.runtime.link(domain).run(user: user, command: command, stdin: inFD,
+                                                       stdout: out.fileHandleForWriting.fileDescriptor,
+                                                       stderr: err.fileHandleForWriting.fileDescriptor)
+        try out.fileHandleForWriting.close(); try err.fileHandleForWriting.close()
+        return (code, String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+                String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    func shutdownAll() {
+        for n in daemon.runtime.runningNames { try? daemon.runtime.kill(n) }
+        daemon.stop()
+        daemon.backends.closeAll()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+}
