@@ -16,7 +16,7 @@ struct Ody: ParsableCommand {
               ody backend define test1 --vmm libvirt --memory 256
               ody backend start test1 --vmm libvirt
             """,
-        subcommands: [Status.self, Plugins.self, PolicyCommand.self, Backend.self])
+        subcommands: [Status.self, Plugins.self, Run.self, PolicyCommand.self, Backend.self])
 }
 
 Ody.main()

@@ -21,6 +21,7 @@ final class NativeConformanceTests: XCTestCase {
         [vmm.native]
         state_dir = "@DIR@/native-state"
         cgroup_parent = "odyssey-conformance-\(getpid())"
+        seccomp_profile = "\(Build.repoRoot)/config/seccomp/native-domain.json"
         """)
         XCTAssertEqual(fx.backends.registry.refused, [], "plugin refused")
         let root = try Self.template(in: fx.dir, busybox: busybox)

@@ -23,6 +23,7 @@ public final class Daemon: @unchecked Sendable {
     /// What admin methods call to run domains (the runtime).
     public var lifecycle: DomainLifecycle { runtime }
     private var server: AdminServer?
+    private var runService: RunService?
 
     var config: OdysseyConfig { current.withLock { $0.config } }
     var backends: Backends { current.withLock { $0.backends } }
@@ -95,6 +96,9 @@ public final class Daemon: @unchecked Sendable {
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
         server = srv
+        let run = try RunService(path: Path.join(Path.dirname(c.adminSocket), "qrexec.sock"), runtime: runtime, allowedGroup: c.adminSocketGroup, logger: logger)
+        try run.start()
+        runService = run
         let b = backends
         logger.info("odysseyd \(OdysseyVersion.string) ready: \(b.registry.loaded.count) plugins loaded, \(b.registry.refused.count) refused, admin socket \(c.adminSocket)")
     }
@@ -151,6 +155,7 @@ public final class Daemon: @unchecked Sendable {
     public func stop() {
         logger.info("stopping")
         server?.stop()
+        runService?.stop()
         backends.closeAll()
         unlink(config.stateDir + "/odysseyd.pid")
     }

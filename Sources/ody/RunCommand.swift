@@ -1,0 +1,49 @@
+// `ody run`: a command in a domain, like qvm-run. Talks to the daemon's
+// qrexec socket (<state_dir>/qrexec.sock, next to the admin socket); the
+// daemon passes the session's data channel over, so stdio flows between this
+// process and the domain's agent directly.
+import ArgumentParser
+import Foundation
+import Host
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a domain (starting it if needed).",
+        discussion: """
+            With --pass-io (-p) stdin, stdout and stderr are connected and ody exits with the
+            command's status; without it the command is started detached, as qvm-run does.
+            One argument after -- is a shell command line run by /bin/sh -c in the domain;
+            several arguments are passed as they are (each one quoted for the shell).
+
+            Examples:
+              ody run work -p -- uname -a
+              ody run work -p -- 'ls /home/user | wc -l'
+              echo data | ody run vault -p --user root -- cat
+            """)
+    @OptionGroup var client: ClientOptions
+    @Argument(help: "The domain.") var domain: String
+    @Option(name: [.short, .long], help: "User to run as in the domain.") var user: String = "user"
+    @Flag(name: [.short, .customLong("pass-io")], help: "Connect stdio and return the command's exit status.") var passIO = false
+    @Argument(parsing: .postTerminator, help: "The command.") var command: [String] = []
+
+    func validate() throws {
+        guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. ody run \(domain) -p -- uname -a") }
+    }
+
+    /// One argument is a command line; several are quoted so sh sees them as they are.
+    static func commandLine(_ argv: [String]) -> String {
+        if argv.count == 1 { return argv[0] }
+        return argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    }
+
+    func run() throws {
+        let socket = (client.socketPath as NSString).deletingLastPathComponent + "/qrexec.sock"
+        do {
+            let status = try RunClient.run(socket: socket, domain: domain, user: user, command: Self.commandLine(command), passIO: passIO)
+            if status != 0 { throw ExitCode(status) }
+        } catch let e as AdminClientError {
+            printError("ody: \(e)")
+            throw ExitCode(125)   // qrexec failure, as qrexec-client reports it
+        }
+    }
+}
