@@ -32,6 +32,12 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     let backends: @Sendable () -> Backends
     let logger: Logger
     let agentPath: String
+    /// Receives the service requests (TRIGGER_SERVICE3/4) agents forward,
+    /// validated, with the source set from the link: the qrexec broker.
+    public typealias TriggerHandler = @Sendable (AgentLink, AgentLink.ServiceRequest) -> Void
+    private let triggerHandler = Mutex<TriggerHandler?>(nil)
+    public func setTriggerHandler(_ h: @escaping TriggerHandler) { triggerHandler.withLock { $0 = h } }
+
     /// Serialises start/stop of the same domain; reads never wait on it.
     private let lifecycleLock = Mutex<Set<String>>([])
     private let running = Mutex<[String: Running]>([:])
@@ -136,7 +142,9 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         let vchan = try backends().vchan()
         let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
 
-        let link = try AgentLink(domain: name, vchan: vchan, logger: logger)
+        let handler = triggerHandler.withLock { $0 }
+        let link = try AgentLink(domain: name, vchan: vchan, logger: logger,
+                                 onTrigger: handler.map { h in { link, request in h(link, request) } })
         var spec = DomainSpec(name: name, uuid: "\(d.uuid)",
                               memoryMiB: UInt64(try intProperty("memory", of: name, snap)),
                               maxmemMiB: UInt64(try intProperty("maxmem", of: name, snap)),
