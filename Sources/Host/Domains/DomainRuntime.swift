@@ -142,9 +142,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         let vchan = try backends().vchan()
         let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
 
-        let handler = triggerHandler.withLock { $0 }
-        let link = try AgentLink(domain: name, vchan: vchan, logger: logger,
-                                 onTrigger: handler.map { h in { link, request in h(link, request) } })
+        let handler: TriggerHandler? = triggerHandler.withLock { $0 }
+        let link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler)
         var spec = DomainSpec(name: name, uuid: "\(d.uuid)",
                               memoryMiB: UInt64(try intProperty("memory", of: name, snap)),
                               maxmemMiB: UInt64(try intProperty("maxmem", of: name, snap)),
