@@ -1,33 +1,79 @@
-// The admin methods the daemon answers. Each method is declared once in a
-// table with its shape; a request that does not fit is a ProtocolError.
+// The admin methods the daemon answers: one table of declared methods (the
+// Qubes Admin API under Qubes/, Odyssey's own under admin.odyssey.*).
+// Every call goes: permission (policy, for callers other than dom0) ->
+// method known -> shape (argument, payload, destination) -> handler.
+import Domains
 import PluginABI
 
-struct AdminMethod: Sendable {
-    let name: String
-    let takesArgument: Bool       // may carry +ARG
-    let takesPayload: Bool
-    let destMustBeAdmin: Bool
-    let run: @Sendable (AdminRequest) throws(AdminError) -> [UInt8]
-}
-
-final class AdminMethods: @unchecked Sendable {
+public final class AdminMethods: @unchecked Sendable {
     unowned let daemon: Daemon
+    let hub: EventHub
+    let permission: AdminPermission
     private var table: [String: AdminMethod] = [:]
+    private var storeToken: ObserverToken?
+    private var busID: Int?
 
-    init(daemon: Daemon) {
+    /// `eventQueueLimit`: events an admin.Events subscriber may have unread
+    /// before it is disconnected.
+    public init(daemon: Daemon, eventQueueLimit: Int = 10_000) {
         self.daemon = daemon
-        for m in odysseyMethods() { table[m.name] = m }
+        let hub = EventHub(logger: daemon.logger, queueLimit: eventQueueLimit)
+        self.hub = hub
+        permission = AdminPermission(policy: { [unowned daemon] in daemon.policy })
+        let api = QubesAPI(daemon: daemon, hub: hub, permission: permission)
+        let all = api.vmMethods() + api.propertyMethods() + api.featureTagMethods() + api.lifecycleMethods()
+            + api.storageMethods() + api.labelMethods() + [api.eventsMethod()] + api.templateMethods() + odysseyMethods()
+        for m in all { table[m.name] = m }
+
+        // Committed changes become events, in commit order (this runs under the store's write lock).
+        storeToken = daemon.store.addObserver { records in
+            hub.publish(records.map { AdminEvent(ChangeRecordView(domain: $0.domain, eventName: $0.eventName, arguments: $0.arguments)) })
+        }
+        // A domain that halts by itself (or after a shutdown without wait) is reported by its backend.
+        let store = daemon.store
+        busID = daemon.events.subscribe { e in
+            guard e.kind == .lifecycle, e.state == .halted || e.state == .crashed, store.snapshot().contains(e.domain) else { return }
+            hub.lifecycle(e.domain, "domain-shutdown", dedupe: true)
+        }
     }
 
+    /// Stops turning store changes and backend events into admin events.
+    public func close() {
+        if let t = storeToken { daemon.store.removeObserver(t); storeToken = nil }
+        if let b = busID { daemon.events.unsubscribe(b); busID = nil }
+    }
+
+    /// Every declared method name with its policy include file (for policy files and tests).
+    var declaredMethods: [(name: String, include: String)] { table.values.map { ($0.name, $0.includeFile) }.sorted { $0.name < $1.name } }
+
+    /// The admin socket: the server has authenticated the peer and set the source to dom0.
     func handle(_ r: AdminRequest) -> AdminResponse {
-        // Local socket clients are the admin domain; requests on behalf of
-        // other domains arrive through qrexec (a later issue).
-        guard r.source == "dom0" else { return .failure(.permissionDenied()) }
-        guard let m = table[r.method] else { return .failure(.protocolError("unknown method \(r.method)")) }
-        if !m.takesArgument && !r.argument.isEmpty { return .failure(.protocolError("\(r.method) takes no argument")) }
-        if !m.takesPayload && !r.payload.isEmpty { return .failure(.protocolError("\(r.method) takes no payload")) }
-        if m.destMustBeAdmin && r.dest != "dom0" { return .failure(.protocolError("\(r.method) must be called on dom0")) }
-        do throws(AdminError) { return .success(try m.run(r)) } catch { return .failure(error) }
+        handle(r, callerSource: r.source, stream: AdminConnection.current)
+    }
+
+    /// A call on behalf of a domain (qrexec): `callerSource` comes from the
+    /// channel the call arrived on, never from the request.
+    public func handle(_ request: AdminRequest, callerSource: String) -> AdminResponse {
+        handle(request, callerSource: callerSource, stream: nil)
+    }
+
+    /// As above, with the caller's connection for admin.Events (it blocks,
+    /// writing events to `stream`, until the peer hangs up).
+    public func handle(_ request: AdminRequest, callerSource: String, stream: AdminStream?) -> AdminResponse {
+        var r = request
+        r.source = callerSource
+        // Permission before anything else: a denied caller learns nothing about what exists.
+        guard permission.allows(method: r.method, argument: r.argument, caller: callerSource, dest: r.dest) else {
+            daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest)")
+            return .failure(.permissionDenied())
+        }
+        guard let m = table[r.method] else { return .failure(.protocolError("no such method: \(r.method)")) }
+        do throws(AdminError) {
+            try m.checkShape(r)
+            return .success(try m.run(AdminCall(request: r, stream: stream)))
+        } catch {
+            return .failure(error)
+        }
     }
 
     private func odysseyMethods() -> [AdminMethod] {
@@ -39,21 +85,5 @@ final class AdminMethods: @unchecked Sendable {
                 JSON.encode(PluginReport(registry: daemon.backends.registry, hostABI: "\(ODY_ABI_MAJOR).\(ODY_ABI_MINOR)"))
             },
         ] + BackendMethods(daemon: daemon).methods() + PolicyMethods(daemon: daemon).methods()
-    }
-}
-
-extension OdysseyError {
-    /// The Qubes exception type a host error travels as.
-    var adminError: AdminError {
-        let type = switch code {
-        case .notFound: "QubesVMNotFoundError"
-        case .invalid: "QubesValueError"
-        case .state: "QubesVMNotRunningError"
-        case .unsupported: "QubesNotImplementedError"
-        case .permission: "PermissionDenied"
-        case .protocolError: "ProtocolError"
-        default: "QubesException"
-        }
-        return AdminError(type, description)
     }
 }

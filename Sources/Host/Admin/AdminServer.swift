@@ -1,6 +1,12 @@
 // The admin socket: one request per connection (Qubes wire format), each
 // connection served on its own thread so a slow client never blocks others.
 // A malformed request gets a ProtocolError reply and affects nobody else.
+//
+// Who is calling: a local peer is the admin domain (dom0) when the kernel
+// says (SO_PEERCRED) it is root, the daemon's own user, or a member of
+// admin_socket_group; any other peer is refused. The request's source field
+// is ignored and replaced by dom0: a local client cannot claim to be another
+// domain (calls from domains come through qrexec with the channel's source).
 import FoundationEssentials
 import Logging
 #if canImport(Glibc)
@@ -13,6 +19,7 @@ public final class AdminServer: @unchecked Sendable {
     let logger: Logger
     let handler: Handler
     private var listenFD: Int32 = -1
+    private var allowedGID: gid_t?
 
     public init(path: String, logger: Logger, handler: @escaping Handler) {
         self.path = path
@@ -30,6 +37,7 @@ public final class AdminServer: @unchecked Sendable {
         if let group {
             guard let gr = getgrnam(group) else { throw OdysseyError(.config, "admin_socket_group: no such group '\(group)'") }
             if chown(path, uid_t.max, gr.pointee.gr_gid) != 0 { throw Sys.error("chown \(path) to group \(group)") }
+            allowedGID = gr.pointee.gr_gid
         }
         let fd = listenFD
         Threads.detach { [self] in acceptLoop(fd) }
@@ -43,11 +51,18 @@ public final class AdminServer: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         defer { Sys.close(fd) }
+        let stream = AdminStream(fd: fd)
         let reply: AdminResponse
         do {
+            guard let peer = UnixSocket.peerCredentials(fd), isAdmin(peer) else {
+                logger.warning("admin socket: refused a peer that is not root, the daemon's user or in admin_socket_group")
+                _ = AdminIO.sendAll(fd, AdminResponse.failure(.permissionDenied()).encoded())
+                return
+            }
             let untrusted = try Sys.readAll(fd, limit: AdminRequest.maxSize, what: "admin request")
-            let request = try AdminRequest.decode(untrusted)
-            reply = handler(request)
+            var request = try AdminRequest.decode(untrusted)
+            request.source = "dom0"
+            reply = AdminConnection.with(stream) { handler(request) }
         } catch let e as AdminError {
             logger.warning("admin socket: \(e)")
             reply = .failure(e)
@@ -55,7 +70,14 @@ public final class AdminServer: @unchecked Sendable {
             logger.warning("admin socket: \(error)")
             reply = .failure(.protocolError("\(error)"))
         }
-        try? Sys.writeAll(fd, reply.encoded(), what: "admin reply")
+        if stream.wasUsed { return }   // the handler streamed (admin.Events)
+        _ = AdminIO.sendAll(fd, reply.encoded())
+    }
+
+    private func isAdmin(_ peer: (pid: pid_t, uid: uid_t, gid: gid_t)) -> Bool {
+        if peer.uid == 0 || peer.uid == geteuid() { return true }
+        guard let g = allowedGID else { return false }
+        return peer.gid == g || UnixSocket.isMember(uid: peer.uid, of: g)
     }
 
     /// Stops accepting and removes the socket file.

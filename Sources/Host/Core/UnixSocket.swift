@@ -62,4 +62,20 @@ public enum UnixSocket {
         guard ody_peer_cred(fd, nil, &uid, nil) == 0 else { return nil }
         return uid
     }
+
+    /// The peer's pid, uid and gid (SO_PEERCRED), from the kernel.
+    public static func peerCredentials(_ fd: Int32) -> (pid: pid_t, uid: uid_t, gid: gid_t)? {
+        var pid: pid_t = 0, uid: uid_t = 0, gid: gid_t = 0
+        guard ody_peer_cred(fd, &pid, &uid, &gid) == 0 else { return nil }
+        return (pid, uid, gid)
+    }
+
+    /// Whether the user `uid` is in group `gid` (primary or supplementary).
+    public static func isMember(uid: uid_t, of gid: gid_t) -> Bool {
+        guard let pw = getpwuid(uid) else { return false }
+        var groups = [gid_t](repeating: 0, count: 256)
+        var n: Int32 = 256
+        guard getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &groups, &n) >= 0 else { return false }
+        return groups.prefix(Int(n)).contains(gid)
+    }
 }
