@@ -169,9 +169,9 @@ func daemonBenchmarks(_ env: BenchEnv, runs: Int) -> [BenchRow] {
 }
 
 /// posix_spawn + waitpid of a program: what any exec-to-ready pays at least.
-func spawnAndWaitMs(_ exe: String) -> Double {
-    var cargs: [UnsafeMutablePointer<CChar>?] = [strdup(exe), nil]
-    defer { free(cargs[0]) }
+func spawnAndWaitMs(_ exe: String, _ args: [String] = []) -> Double {
+    var cargs: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
+    defer { for c in cargs { free(c) } }
     var pid: pid_t = 0
     let t0 = nowNanos()
     guard posix_spawn(&pid, exe, nil, nil, &cargs, environ) == 0 else { return .nan }
