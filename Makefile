@@ -44,7 +44,7 @@ install-sdk:
 install: deps install-sdk
 	$(SWIFT) build -c release
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/odyssey/plugins
-	install -m 755 $(RELEASE_BIN)/odysseyd $(RELEASE_BIN)/ody $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(RELEASE_BIN)/odysseyd $(RELEASE_BIN)/ody $(RELEASE_BIN)/odyssey-agent $(DESTDIR)$(PREFIX)/bin/
 	scripts/stage-plugins $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/lib/odyssey/plugins
 
 clean:
