@@ -1,0 +1,63 @@
+// The wire: every malformed or misused request is a ProtocolError reply on
+// the admin socket, and the daemon keeps serving.
+import Foundation
+import XCTest
+@testable import Host
+
+final class FramingTests: XCTestCase {
+    func reply(_ h: AdminHarness, _ bytes: [UInt8]) throws -> AdminResponse {
+        try AdminResponse.decode(try rawCall(h.socket, bytes))
+    }
+
+    func assertProtocolError(_ r: AdminResponse, _ contains: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard case .failure(let e) = r else { return XCTFail("expected an error, got \(r)", file: file, line: line) }
+        XCTAssertEqual(e.type, "ProtocolError", file: file, line: line)
+        XCTAssertTrue(e.message.contains(contains), "\(e.message)", file: file, line: line)
+    }
+
+    func testFramingErrors() throws {
+        let h = try AdminHarness()
+        try h.startSocket()
+        assertProtocolError(try reply(h, Array("admin.vm.List dom0 name dom0".utf8)), "NUL")
+        assertProtocolError(try reply(h, Array("admin.vm.List dom0 name\0".utf8)), "4 fields")
+        assertProtocolError(try reply(h, [0x61, 0xff, 0xfe, 0x20] + Array(" dom0 name dom0".utf8) + [0]), "UTF-8")
+        assertProtocolError(try reply(h, Array("admin.vm.List dom0 name dom0\0".utf8) + [UInt8](repeating: 0x41, count: 70_000)), "65536")
+        assertProtocolError(try reply(h, Array("admin.vm.Nope dom0 name dom0\0".utf8)), "no such method")
+        assertProtocolError(try reply(h, Array("admin.vm.property.Get dom0 name dom0\0".utf8)), "expected an argument")
+        assertProtocolError(try reply(h, Array("admin.vm.List+x dom0 name dom0\0".utf8)), "unexpected argument")
+        assertProtocolError(try reply(h, Array("admin.vm.List dom0 name dom0\0payload".utf8)), "unexpected payload")
+        assertProtocolError(try reply(h, Array("admin.vm.volume.Revert+private dom0 name dom0\0".utf8)), "expected payload")
+        assertProtocolError(try reply(h, Array("admin.label.List dom0 name work\0".utf8)), "AdminVM")
+        assertProtocolError(try reply(h, Array("admin.vm.List dom0 uuid dom0\0".utf8)), "destination")
+        // keyword adminvm is dom0; the daemon still answers after all of that.
+        guard case .success(let b) = try reply(h, Array("admin.vm.List dom0 keyword adminvm\0".utf8)) else { return XCTFail() }
+        XCTAssertEqual(String(decoding: b, as: UTF8.self), "dom0 class=AdminVM state=Running uuid=00000000-0000-0000-0000-000000000000\n")
+    }
+
+    func testLocalClientCannotClaimAnotherSource() throws {
+        // The socket authenticates the peer (root or the daemon's user here) as dom0,
+        // whatever the request's source field says.
+        let h = try AdminHarness()
+        try h.startSocket()
+        h.create("tpl", klass: "TemplateVM")
+        h.create("work", template: "tpl")
+        let r = try reply(h, AdminRequest(method: "admin.vm.property.Set", argument: "memory", source: "evil",
+                                          dest: "work", payload: Array("800".utf8)).encoded())
+        XCTAssertEqual(r, .success([]))
+        XCTAssertEqual(h.ok("admin.vm.property.Get", "memory", dest: "work"), "default=False type=int 800")
+    }
+
+    func testClientLibraryErrorsAndSuccess() throws {
+        let h = try AdminHarness()
+        try h.startSocket()
+        let c = AdminClient(socketPath: h.socket)
+        XCTAssertEqual(try c.callText(AdminRequest(method: "admin.label.Index", argument: "blue")), "6")
+        do {
+            _ = try c.call(AdminRequest(method: "admin.vm.property.Get", argument: "memory", dest: "nope"))
+            XCTFail("expected an error")
+        } catch {
+            guard case .remote(let e) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.type, "QubesVMNotFoundError")
+        }
+    }
+}
