@@ -13,10 +13,16 @@ struct Ody: ParsableCommand {
             Examples:
               ody status
               ody plugins --json
-              ody backend define test1 --vmm libvirt --memory 256
-              ody backend start test1 --vmm libvirt
+              ody template create debian --from-host
+              ody create work --template debian --label blue
+              ody start work
+              ody ls
+              ody prefs work memory 800
+              ody shutdown --wait work
             """,
-        subcommands: [Status.self, Plugins.self, Run.self, PolicyCommand.self, Backend.self])
+        subcommands: [Status.self, Ls.self, Create.self, Start.self, Shutdown.self, Kill.self, Pause.self, Unpause.self,
+                      Remove.self, Run.self, Prefs.self, Tags.self, Features.self, Volume.self, Template.self, Labels.self,
+                      Events.self, Plugins.self, PolicyCommand.self, Backend.self])
 }
 
 Ody.main()
