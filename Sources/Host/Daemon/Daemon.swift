@@ -24,6 +24,8 @@ public final class Daemon: @unchecked Sendable {
     public var lifecycle: DomainLifecycle { runtime }
     private var server: AdminServer?
     private var runService: RunService?
+    /// The qrexec broker (calls between domains, asks, disposables).
+    public let broker: Broker
 
     var config: OdysseyConfig { current.withLock { $0.config } }
     var backends: Backends { current.withLock { $0.backends } }
@@ -54,6 +56,14 @@ public final class Daemon: @unchecked Sendable {
         self.runtime = runtime
         let policy = try Self.makePolicy(config, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
         current = Mutex(Current(config: config, backends: backends, policy: policy))
+        let disposables = Disposables(store: store, volumes: volumes, runtime: runtime, logger: logger)
+        broker = Broker(runtime: runtime, store: store, policy: { box.daemon!.policy }, disposables: disposables,
+                        hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc", Path.join(Path.dirname(configPath), "qubes-rpc")], logger: logger),
+                        askTimeoutSeconds: { box.daemon?.config.askTimeoutSeconds ?? 60 }, logger: logger)
+        runtime.setTriggerHandler(broker.triggerHandler)
+        events.subscribe { e in
+            if e.kind == .lifecycle, e.state == .halted || e.state == .crashed { disposables.domainHalted(e.domain) }
+        }
         box.daemon = self
         events.subscribe { [logger] e in
             if e.kind == .lifecycle { logger.info("\(e.source): domain \(e.domain) is \(e.state.rawValue)") }
@@ -99,6 +109,7 @@ public final class Daemon: @unchecked Sendable {
         let run = try RunService(path: Path.join(Path.dirname(c.adminSocket), "qrexec.sock"), runtime: runtime, allowedGroup: c.adminSocketGroup, logger: logger)
         try run.start()
         runService = run
+        broker.disposables.startPreloading()
         let b = backends
         logger.info("odysseyd \(OdysseyVersion.string) ready: \(b.registry.loaded.count) plugins loaded, \(b.registry.refused.count) refused, admin socket \(c.adminSocket)")
     }
@@ -156,6 +167,7 @@ public final class Daemon: @unchecked Sendable {
         logger.info("stopping")
         server?.stop()
         runService?.stop()
+        broker.disposables.shutdown()
         backends.closeAll()
         unlink(config.stateDir + "/odysseyd.pid")
     }

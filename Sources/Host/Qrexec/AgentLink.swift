@@ -186,6 +186,25 @@ public final class AgentLink: @unchecked Sendable {
         do { try r.get() } catch { releasePort(port, agent: true); throw error }
         return port
     }
+
+    /// The caller's side of a call between domains (the broker, issue 5):
+    /// MSG_SERVICE_CONNECT (exec_params, cmdline = the request's `ident`)
+    /// with `dataFD`, the caller's end of the call's socketpair, attached.
+    /// `port` is the call's id (the target's session port); no port of this
+    /// link is taken. The caller keeps (and may close) its copy of `dataFD`.
+    public func serviceConnect(ident: String, connectDomain: UInt32, port: UInt32, passing dataFD: Int32) throws(OdysseyError) {
+        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
+        guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+        let bytes = QrexecMessage.serviceConnect(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: ident)).encoded
+        let controlFD = try control.pollFD()
+        let r: Result<Void, OdysseyError> = writer.withLock { closed in
+            if closed { return .failure(OdysseyError(.state, "agent link of \(domain) is closed")) }
+            do throws(VchanError) { try FDPassing.send(controlFD, bytes, fds: [dataFD]); return .success(()) } catch {
+                return .failure(OdysseyError(.io, "\(domain): sending MSG_SERVICE_CONNECT with a descriptor: \(error)"))
+            }
+        }
+        try r.get()
+    }
 #endif
 
     /// Runs `command` to completion with the given local fds; returns its exit status.

@@ -1,0 +1,297 @@
+// Disposables: a DispVM made from a disposable template for one call (or one
+// `ody run --dispvm`), destroyed when the call ends (killed, removed from the
+// store, volumes removed: nothing left on disk).
+//
+// Preloading: the feature `preload-dispvm-max=N` on a disposable template
+// (or on dom0, for the global default_dispvm) keeps N disposables started
+// and paused, marked `internal` (hidden from ask choices and listings). A
+// request takes one (unpaused, `internal` removed), and the pool is refilled
+// in the background. A change to the template (or its own template) in the
+// store throws the pool away and fills it again.
+#if canImport(Qrexec)
+import Domains
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class Disposables: @unchecked Sendable {
+    public static let preloadFeature = "preload-dispvm-max"
+    let store: DomainStore
+    let volumes: VolumeManager
+    let runtime: BrokerRuntime
+    let logger: Logger
+
+    private let monitor = Monitor()
+    /// Every disposable we made and have not destroyed yet.
+    private var owned: Set<String> = []
+    /// Started-and-paused disposables per template, ready to hand out.
+    private var pools: [String: [String]] = [:]
+    /// Preloads being made, per template.
+    private var filling: [String: Int] = [:]
+    private var observer: ObserverToken?
+    private var changed: Set<String> = []
+    private var closed = false
+
+    public init(store: DomainStore, volumes: VolumeManager, runtime: BrokerRuntime, logger: Logger) {
+        self.store = store
+        self.volumes = volumes
+        self.runtime = runtime
+        self.logger = logger
+    }
+
+    // MARK: public API
+
+    /// A started, running disposable of `template` (nil: the global
+    /// default_dispvm): a preloaded one when there is one, else a new one.
+    /// The caller owns it: `destroy(_:)` it when done.
+    public func acquire(template: String? = nil, caller: String? = nil) throws(OdysseyError) -> String {
+        let t = try resolveTemplate(template)
+        if let name = takePreloaded(t) {
+            do {
+                try runtime.unpause(name)
+                try? store.removeFeature("internal", of: name)
+                refill(t)
+                return name
+            } catch {
+                logger.warning("preloaded disposable \(name) could not be resumed: \(error); making a new one")
+                destroy(name)
+            }
+        }
+        refill(t)
+        return try create(t, caller: caller, preload: false)
+    }
+
+    /// Runs `body` with a fresh (or preloaded) running disposable, destroyed
+    /// afterwards whatever happens. For `ody run --dispvm[=T] -- CMD`:
+    ///     try broker.disposables.withDisposable(template: t) { name in
+    ///         try runtime.link(name).run(user:command:stdin:stdout:stderr:) }
+    public func withDisposable<T>(template: String? = nil, caller: String? = nil,
+                                  _ body: (String) throws -> T) throws -> T {
+        let name = try acquire(template: template, caller: caller)
+        defer { destroy(name) }
+        return try body(name)
+    }
+
+    /// Kills (if running) and removes a disposable: store entry and volumes.
+    public func destroy(_ name: String) {
+        let mine: Bool = monitor.withLock {
+            for (t, var p) in pools where p.contains(name) { p.removeAll { $0 == name }; pools[t] = p }
+            return owned.remove(name) != nil
+        }
+        guard mine else { return }
+        if runtime.powerState(name) != .halted { try? runtime.kill(name) }
+        for _ in 0..<500 where runtime.powerState(name) != .halted { usleep(10_000) }
+        do throws(DomainError) {
+            if store.snapshot().contains(name) { try store.remove(name) }
+        } catch {
+            logger.error("removing disposable \(name) from the store: \(error)")
+        }
+        do throws(DomainError) { try volumes.removeVolumes(name) } catch {
+            logger.error("removing the volumes of disposable \(name): \(error)")
+        }
+        logger.info("disposable \(name) destroyed")
+    }
+
+    /// A domain stopped (by the call's end, `ody kill`, a crash): if it is a
+    /// disposable (ours, or any DispVM with auto_cleanup), remove it.
+    public func domainHalted(_ name: String) {
+        let ours = monitor.withLock { owned.contains(name) }
+        if !ours {
+            let snap = store.snapshot()
+            guard let d = try? snap.domain(name), d.klass == .dispVM,
+                  (try? snap.property("auto_cleanup", of: name).value) == "True" else { return }
+            monitor.withLock { _ = owned.insert(name) }
+        }
+        Threads.detach { [self] in destroy(name) }
+    }
+
+    /// Destroys `name` once the call on `port` of `target` ends: the target's
+    /// agent reports MSG_CONNECTION_TERMINATED for it, either link closes
+    /// (the domain stopped, the caller vanished), or the disposable halted.
+    public func destroyAfterCall(_ name: String, target: AgentLink, port: UInt32, caller: AgentLink?) {
+        Threads.detach { [self] in
+            while true {
+                if case .closed = target.state { break }
+                if let caller, case .closed = caller.state { break }
+                if !target.openPorts.contains(port) { break }
+                if runtime.powerState(name) == .halted { break }
+                usleep(5_000)
+            }
+            destroy(name)
+        }
+    }
+
+    /// Preloaded disposables of `template`, ready (tests, listings).
+    public func preloaded(_ template: String) -> [String] { monitor.withLock { pools[template] ?? [] } }
+
+    /// Disposables alive now (ours).
+    public var alive: [String] { monitor.withLock { owned.sorted() } }
+
+    /// Fills the pools the store asks for and follows store changes.
+    public func startPreloading() {
+        let token = store.addObserver { [weak self] records in self?.noteChanges(records) }
+        monitor.withLock { observer = token }
+        for t in preloadTemplates() { refill(t) }
+    }
+
+    /// Stops following the store and destroys every disposable we hold.
+    public func shutdown() {
+        let (token, names): (ObserverToken?, [String]) = monitor.withLock {
+            closed = true
+            return (observer, Array(owned))
+        }
+        if let token { store.removeObserver(token) }
+        for n in names { destroy(n) }
+    }
+
+    // MARK: creating
+
+    func resolveTemplate(_ template: String?) throws(OdysseyError) -> String {
+        let snap = store.snapshot()
+        var t = template ?? ""
+        if t.isEmpty { t = (try? snap.globalProperty("default_dispvm").value) ?? "" }
+        guard !t.isEmpty else { throw OdysseyError(.invalid, "no disposable template given and no default_dispvm set") }
+        guard snap.contains(t) else { throw OdysseyError(.notFound, "no domain \(t)") }
+        guard (try? snap.property("template_for_dispvms", of: t).value) == "True" else {
+            throw OdysseyError(.invalid, "\(t) is not a disposable template (template_for_dispvms is not set)")
+        }
+        return t
+    }
+
+    private func create(_ template: String, caller: String?, preload: Bool) throws(OdysseyError) -> String {
+        let info = try mapped { () throws(DomainError) in try store.createDisposable(from: template, caller: caller) }
+        let name = info.name
+        monitor.withLock { _ = owned.insert(name) }
+        do throws(OdysseyError) {
+            try mapped { () throws(DomainError) in
+                if preload { try store.setFeature("internal", of: name, to: "1") }
+                try volumes.createVolumes(name, klass: .dispVM)
+            }
+            try runtime.start(name)
+            if preload { try runtime.pause(name) }
+        } catch {
+            destroy(name)
+            throw error
+        }
+        logger.info("disposable \(name) of \(template) \(preload ? "preloaded" : "started")")
+        return name
+    }
+
+    // MARK: preloading
+
+    private func takePreloaded(_ template: String) -> String? {
+        monitor.withLock {
+            guard var p = pools[template], !p.isEmpty else { return nil }
+            let n = p.removeFirst()
+            pools[template] = p
+            return n
+        }
+    }
+
+    /// How many preloads `template` should have.
+    func preloadMax(_ template: String) -> Int {
+        let snap = store.snapshot()
+        guard (try? snap.property("template_for_dispvms", of: template).value) == "True" else { return 0 }
+        if let v = try? snap.feature(Self.preloadFeature, of: template), let n = Int(v) { return max(0, min(n, 64)) }
+        if (try? snap.globalProperty("default_dispvm").value) == template,
+           let v = try? snap.feature(Self.preloadFeature, of: "dom0"), let n = Int(v) { return max(0, min(n, 64)) }
+        return 0
+    }
+
+    private func preloadTemplates() -> [String] {
+        let snap = store.snapshot()
+        var out: [String] = []
+        for d in snap.allDomains() where preloadMax(d.name) > 0 { out.append(d.name) }
+        _ = snap
+        return out
+    }
+
+    /// Brings the pool of `template` to its size in the background.
+    func refill(_ template: String) {
+        let want = preloadMax(template)
+        let (extra, start): ([String], Bool) = monitor.withLock {
+            if closed { return ([], false) }
+            var p = pools[template] ?? []
+            var extra: [String] = []
+            while p.count > want { extra.append(p.removeLast()) }
+            pools[template] = p
+            guard p.count + (filling[template] ?? 0) < want, (filling[template] ?? 0) == 0 else { return (extra, false) }
+            filling[template] = 1
+            return (extra, true)
+        }
+        for n in extra { Threads.detach { [self] in destroy(n) } }
+        guard start else { return }
+        Threads.detach { [self] in
+            defer { monitor.withLock { filling[template] = nil } }
+            var failures = 0
+            while failures < 3 {
+                let need: Bool = monitor.withLock { !closed && (pools[template]?.count ?? 0) < preloadMax(template) }
+                guard need else { break }
+                do {
+                    let name = try create(template, caller: nil, preload: true)
+                    let keep: Bool = monitor.withLock {
+                        guard !closed, !changed.contains(template) else { return false }
+                        pools[template, default: []].append(name)
+                        return true
+                    }
+                    if !keep { destroy(name) }
+                } catch {
+                    failures += 1
+                    logger.warning("preloading a disposable of \(template): \(error)")
+                }
+            }
+        }
+    }
+
+    /// Store observer: quick, never writes to the store (it holds its lock).
+    private func noteChanges(_ records: [ChangeRecord]) {
+        var touched: Set<String> = []
+        var resize: Set<String> = []
+        for r in records {
+            guard let d = r.domain else { continue }
+            switch r.kind {
+            case .featureSet(let k, _, _) where k == Self.preloadFeature, .featureDelete(let k) where k == Self.preloadFeature:
+                resize.insert(d)
+            case .featureSet(let k, _, _) where k == "internal", .featureDelete(let k) where k == "internal":
+                continue
+            case .domainAdd, .domainDelete:
+                continue
+            case .propertySet(let n, _, _) where n == "default_dispvm", .propertyReset(let n, _) where n == "default_dispvm":
+                resize.insert("dom0")
+            default:
+                touched.insert(d)
+            }
+        }
+        guard !touched.isEmpty || !resize.isEmpty else { return }
+        let (t, r) = (touched, resize)
+        Threads.detach { [self] in templatesChanged(t, resize: r) }
+    }
+
+    private func templatesChanged(_ touched: Set<String>, resize: Set<String>) {
+        let snap = store.snapshot()
+        let templates: [String] = monitor.withLock { Array(pools.keys) }
+        var stale: [String] = []
+        for t in templates {
+            let base = (try? snap.domain(t))?.template
+            if touched.contains(t) || (base.map { touched.contains($0) } ?? false) { stale.append(t) }
+        }
+        for t in stale {
+            let old: [String] = monitor.withLock { changed.insert(t); defer { pools[t] = [] }; return pools[t] ?? [] }
+            logger.info("disposable template \(t) changed: refreshing \(old.count) preloaded")
+            for n in old { destroy(n) }
+            // Wait for a fill in progress to finish (it drops what it made), then refill.
+            for _ in 0..<6000 where monitor.withLock({ filling[t] != nil }) { usleep(10_000) }
+            monitor.withLock { _ = changed.remove(t) }
+            refill(t)
+        }
+        if !resize.isEmpty {
+            var all = Set(templates)
+            for t in resize where t != "dom0" { all.insert(t) }
+            if resize.contains("dom0"), let d = try? snap.globalProperty("default_dispvm").value, !d.isEmpty { all.insert(d) }
+            for t in all { refill(t) }
+        }
+    }
+}
+#endif

@@ -1,0 +1,159 @@
+// Services of the admin domain (dom0), run on the host for calls whose
+// target is dom0 (`qubes.GetDate` redirected to dom0, ...). Looked up as
+// Qubes does: a file named `SERVICE+ARG` (if that name is at most 255 bytes),
+// else `SERVICE`, in each directory in order (<state_dir>/qubes-rpc first,
+// then the config's qubes-rpc/). Executables run with the Qubes environment
+// (QREXEC_REMOTE_DOMAIN, QREXEC_SERVICE_FULL_NAME, QREXEC_SERVICE_ARGUMENT,
+// QREXEC_REQUESTED_TARGET_TYPE, QREXEC_REQUESTED_TARGET) and the call's
+// data channel as stdin/stdout; their stderr goes to the caller as
+// MSG_DATA_STDERR. No name ever passes through a shell. Not found: exit 127.
+#if canImport(Qrexec)
+import Logging
+import Qrexec
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class HostServices: @unchecked Sendable {
+    public let directories: [String]
+    let logger: Logger
+
+    public init(directories: [String], logger: Logger) {
+        self.directories = directories
+        self.logger = logger
+    }
+
+    /// The executable for `SERVICE[+ARG]`, and whether the argument must be
+    /// passed (the file found was `SERVICE`, not `SERVICE+ARG`).
+    public func lookup(_ call: String) -> (path: String, passArgument: Bool)? {
+        let plus = call.firstIndex(of: "+")
+        let base = plus.map { String(call[..<$0]) } ?? call
+        guard !base.isEmpty, base.utf8.count <= 255, !base.hasPrefix("."), !call.contains("/") else { return nil }
+        for dir in directories {
+            if plus != nil, call.utf8.count <= 255, access("\(dir)/\(call)", X_OK) == 0, !Sys.isDirectory("\(dir)/\(call)") {
+                return ("\(dir)/\(call)", false)
+            }
+            if access("\(dir)/\(base)", X_OK) == 0, !Sys.isDirectory("\(dir)/\(base)") { return ("\(dir)/\(base)", true) }
+        }
+        return nil
+    }
+
+    /// Serves one call on `channel` (taken over: closed when done) on a thread of its own.
+    func serve(channel: Int32, service: String, source: String, requestedTarget: String) {
+        Threads.detach { [self] in
+            defer { Sys.close(channel) }
+            run(channel: channel, service: service, source: source, requestedTarget: requestedTarget)
+        }
+    }
+
+    private func run(channel fd: Int32, service: String, source: String, requestedTarget: String) {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&pfd, 1, 10_000) < 0 && errno == EINTR {}
+        guard pfd.revents != 0 else { logger.info("dom0 service \(service) from \(source): no HELLO within 10 s"); return }
+        var stream = QrexecStream(fd: fd, incoming: .clientToService)
+        do { try stream.handshake() } catch {
+            logger.info("dom0 service \(service) from \(source): handshake: \(error)")
+            return
+        }
+        guard let (path, passArg) = lookup(service) else {
+            logger.notice("dom0 service \(service) requested by \(source): not found")
+            try? stream.send(.stderr(Array("odysseyd: service \(service) not found in dom0\n".utf8)))
+            try? stream.send(.exitCode(127))
+            return
+        }
+        let argument = PolicyArgument.of(service)
+        let target = requestedTarget.isEmpty ? "@default" : requestedTarget
+        let env = [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "QREXEC_REMOTE_DOMAIN=\(source)",
+            "QREXEC_SERVICE_FULL_NAME=\(service)",
+            "QREXEC_SERVICE_ARGUMENT=\(argument)",
+            "QREXEC_REQUESTED_TARGET_TYPE=\(target.hasPrefix("@") || target == "dom0" ? "keyword" : "name")",
+            "QREXEC_REQUESTED_TARGET=\(target == "dom0" ? "@adminvm" : target)",
+            "QREXEC_SERVICE_PATH=\(path)",
+        ]
+        let argv = passArg && !argument.isEmpty ? [path, argument] : [path]
+        var inP: [Int32] = [-1, -1], outP: [Int32] = [-1, -1], errP: [Int32] = [-1, -1]
+        guard pipe(&inP) == 0, pipe(&outP) == 0, pipe(&errP) == 0 else {
+            for f in inP + outP + errP where f >= 0 { Sys.close(f) }
+            try? stream.send(.exitCode(125))
+            return
+        }
+        for f in [inP[1], outP[0], errP[0]] { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
+        guard let pid = Self.spawn(argv, env, stdin: inP[0], stdout: outP[1], stderr: errP[1]) else {
+            for f in inP + outP + errP { Sys.close(f) }
+            try? stream.send(.stderr(Array("odysseyd: cannot run \(path)\n".utf8)))
+            try? stream.send(.exitCode(127))
+            return
+        }
+        Sys.close(inP[0]); Sys.close(outP[1]); Sys.close(errP[1])
+        // The caller's STDIN -> the service's stdin, on a thread of its own.
+        let stdinW = inP[1]
+        var reader = stream
+        let readFD = dup(fd)   // its own descriptor: the channel may be closed while it still reads
+        reader = QrexecStream(fd: readFD, incoming: .clientToService)
+        reader.version = stream.version
+        let r = reader
+        Threads.detach {
+            var s = r
+            defer { Sys.close(stdinW); Sys.close(readFD) }
+            while true {
+                guard let m = try? s.receive() else { return }
+                switch DataStream.event(m, incoming: .clientToService) {
+                case .data(let b): if (try? FD.writeAll(stdinW, b)) == nil { return }
+                case .eof: return
+                default: continue
+                }
+            }
+        }
+        // The service's stdout/stderr -> the caller, then its exit status.
+        var fds = [pollfd(fd: outP[0], events: Int16(POLLIN), revents: 0), pollfd(fd: errP[0], events: Int16(POLLIN), revents: 0)]
+        var open = 2
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var callerGone = false
+        while open > 0 {
+            if poll(&fds, 2, -1) < 0 { if errno == EINTR { continue }; break }
+            for i in 0..<2 where fds[i].fd >= 0 && fds[i].revents != 0 {
+                let n = read(fds[i].fd, &buf, buf.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 {
+                    Sys.close(fds[i].fd); fds[i].fd = -1; open -= 1
+                    if i == 0 && !callerGone { try? stream.send(.stdout([])) }
+                    continue
+                }
+                guard !callerGone else { continue }
+                let chunk = Array(buf[0..<n])
+                do { try stream.send(i == 0 ? .stdout(chunk) : .stderr(chunk)) } catch { callerGone = true }
+            }
+        }
+        for f in fds where f.fd >= 0 { Sys.close(f.fd) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        if !callerGone { try? stream.send(.exitCode(DataStream.exitStatus(waitStatus: status))) }
+        shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    static func spawn(_ argv: [String], _ env: [String], stdin: Int32, stdout: Int32, stderr: Int32) -> pid_t? {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        var cenv: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+        defer { for p in cargs + cenv { free(p) } }
+        var pid: pid_t = 0
+        let rc = Sys.withCleanSpawnAttributes { attr in posix_spawn(&pid, argv[0], &actions, &attr, &cargs, &cenv) }
+        return rc == 0 ? pid : nil
+    }
+}
+
+enum PolicyArgument {
+    /// The argument of `SERVICE+ARG` without its '+' ("" when none).
+    static func of(_ call: String) -> String {
+        guard let plus = call.firstIndex(of: "+") else { return "" }
+        return String(call[call.index(after: plus)...])
+    }
+}
+#endif
