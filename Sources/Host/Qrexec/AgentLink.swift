@@ -205,6 +205,26 @@ public final class AgentLink: @unchecked Sendable {
         }
         try r.get()
     }
+
+    /// MSG_SERVICE_CONNECT with any number of descriptors attached (`[]`:
+    /// none, for a vchan whose agents connect by domain and port). The
+    /// socket agent accepts exactly one stream socket and fails that one call
+    /// otherwise; tests use this to check that.
+    public func serviceConnect(ident: String, connectDomain: UInt32, port: UInt32, passingAll fds: [Int32]) throws(OdysseyError) {
+        guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+        let m = QrexecMessage.serviceConnect(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: ident))
+        guard !fds.isEmpty else { return try send(m) }
+        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
+        let bytes = m.encoded
+        let controlFD = try control.pollFD()
+        let r: Result<Void, OdysseyError> = writer.withLock { closed in
+            if closed { return .failure(OdysseyError(.state, "agent link of \(domain) is closed")) }
+            do throws(VchanError) { try FDPassing.send(controlFD, bytes, fds: fds); return .success(()) } catch {
+                return .failure(OdysseyError(.io, "\(domain): sending MSG_SERVICE_CONNECT with descriptors: \(error)"))
+            }
+        }
+        try r.get()
+    }
 #endif
 
     /// Runs `command` to completion with the given local fds; returns its exit status.

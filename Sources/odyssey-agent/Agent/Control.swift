@@ -32,6 +32,10 @@ struct AgentConfig: Sendable {
     var domain: String
     var socketDir: String
     var initMode: Bool
+    /// Where services are looked up (Services.defaultDirectories).
+    var rpcDirs: [String] = Services.defaultDirectories
+    /// The local socket `ody-call` connects to (LocalCall.defaultSocketPath).
+    var localSocket: String = LocalCall.defaultSocketPath
 }
 
 enum Control {
@@ -57,6 +61,7 @@ enum Control {
             let why = serve(ch, cfg)
             ControlWriter.shared.detach()
             ch.close()
+            LocalCalls.shared.failAll(why)
             Log.say("control channel closed: \(why)")
             sleepMs(10)
         }
@@ -130,16 +135,12 @@ enum Control {
                 try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort))
             }
         case .serviceConnect(let p):
-            // SKELETON (issue 5): the caller side of a domain-to-domain call.
-            // The host will attach the data channel (one end of a socketpair)
-            // to this message; the agent then hands it to the waiting
-            // `ody-call` identified by the ident in p.cmdline. Not wired yet.
-            Log.say("MSG_SERVICE_CONNECT \(p.cmdlineString) on port \(p.connectPort): service calls arrive with issue 5; ignored")
-            for f in fds { close(f) }
+            // The caller side of a service call: the data channel comes
+            // attached; LocalCalls hands it to the waiting ody-call.
+            LocalCalls.shared.connected(p, fds: fds)
         case .serviceRefused(let s):
-            // SKELETON (issue 5): tell the waiting `ody-call` with this ident (it exits 126).
-            Log.say("MSG_SERVICE_REFUSED for request \(s.ident)")
             for f in fds { close(f) }
+            LocalCalls.shared.refused(s.ident)
         default:
             // Nothing else is admitted host->agent (MessageRules.allowed).
             for f in fds { close(f) }

@@ -1,6 +1,8 @@
 // One command the host asked for (MSG_EXEC_CMDLINE / MSG_JUST_EXEC), on its
 // own thread: connect the data channel named by connect_domain/connect_port
-// (the agent is its client), HELLO, run `/bin/sh -c COMMAND` as the user, and
+// (the agent is its client) or take the one passed with the message, HELLO,
+// run `/bin/sh -c COMMAND` as the user (or, for `QUBESRPC SERVICE+ARG SOURCE`,
+// the service: see Services.swift), and
 // stream stdin/stdout/stderr and the exit status. The data socket is never
 // written blocking: one poll loop with bounded buffers in both directions, so
 // no amount of output or input can deadlock the two sides.
@@ -48,36 +50,64 @@ enum Session {
             Log.say("data channel port \(p.connectPort): handshake failed: \(error)")
             return
         }
-        func failWith(_ status: Int32, _ message: String) {
-            Log.say(message)
-            try? stream.send(.stderr(Array(("odyssey-agent: " + message + "\n").utf8)))
-            try? stream.send(.exitCode(status))
-        }
+        func failWith(_ status: Int32, _ message: String) { fail(stream, status, message) }
         let user: String, command: [UInt8]
         do { (user, command) = try Names.splitUserCommand(p.cmdline) } catch {
             return failWith(qrexecFailure, "\(error)")
         }
-        if command.starts(with: Array("QUBESRPC ".utf8)) {
-            // SKELETON (issue 5): service lookup (SERVICE+ARG, then SERVICE, in
-            // the service directories) and the QREXEC_* environment.
-            return failWith(127, "qrexec services arrive with issue 5")
+        if ServiceCommand.isServiceCall(command) {
+            return Services.run(command, user: user, justExec: justExec, stream: stream, fd: fd, version: version, cfg)
         }
         guard let entry = Users.lookup(user) else { return failWith(qrexecFailure, "no user \"\(user)\" in /etc/passwd") }
         let setIDs = geteuid() == 0
         if !setIDs && entry.uid != geteuid() {
             return failWith(qrexecFailure, "cannot run as \(user): the agent does not run as root")
         }
-        let env: [[UInt8]] = [
+        let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
+        runChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, setIDs, justExec: justExec, notRunnable: 127,
+                 stream: stream, fd: fd, version: version)
+    }
+
+    /// Tells the caller why nothing runs: a line on its stderr, then `status`.
+    static func fail(_ stream: QrexecStream, _ status: Int32, _ message: String) {
+        Log.say(message)
+        // One STDERR chunk at most (a message may quote a 65000-byte service name).
+        try? stream.send(.stderr(Array(("odyssey-agent: " + message).utf8.prefix(4000)) + [0x0a]))
+        try? stream.send(.exitCode(status))
+    }
+
+    /// What every command and service starts with (no NSS, no login session).
+    static func baseEnvironment(_ entry: UserEntry) -> [[UInt8]] {
+        [
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME=\(entry.home)", "USER=\(entry.name)", "LOGNAME=\(entry.name)", "SHELL=\(entry.shell)",
         ].map { Array($0.utf8) }
-        let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
+    }
 
+    /// Runs the first of `programs` that execs (the next one is tried only
+    /// when exec says ENOEXEC: a script without `#!`, which a shell would run
+    /// with /bin/sh) with its stdio on the data channel, and sends its exit
+    /// status. `notRunnable`: the status when none can be started.
+    static func runChild(_ programs: [(path: String, argv: [[UInt8]])], env: [[UInt8]], _ entry: UserEntry, _ setIDs: Bool,
+                         justExec: Bool, notRunnable: Int32, stream: QrexecStream, fd: Int32, version: UInt32) {
+        func start(stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SpawnError> {
+            var last = SpawnError(code: ENOENT)
+            for (i, prog) in programs.enumerated() {
+                switch spawn(prog.path, prog.argv, env, entry, setIDs, stdin: stdin, stdout: stdout, stderr: stderr) {
+                case .success(let pid): return .success(pid)
+                case .failure(let e):
+                    last = e
+                    if e.code != ENOEXEC || i == programs.count - 1 { return .failure(e) }
+                }
+            }
+            return .failure(last)
+        }
+        let name = programs.first?.path ?? "?"
         if justExec {
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
             defer { if null >= 0 { close(null) } }
-            switch spawn(argv, env, entry, setIDs, stdin: null, stdout: null, stderr: null) {
-            case .failure(let e): return failWith(127, "cannot run /bin/sh: \(String(cString: strerror(e.code)))")
+            switch start(stdin: null, stdout: null, stderr: null) {
+            case .failure(let e): return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(e.code)))")
             case .success: try? stream.send(.exitCode(0))   // started; its end is reaped and not reported
             }
             return
@@ -87,13 +117,13 @@ enum Session {
         guard agent_pipe_cloexec(&inPipe) == 0, agent_pipe_cloexec(&outPipe) == 0, agent_pipe_cloexec(&errPipe) == 0,
               agent_pipe_cloexec(&note) == 0 else {
             for f in inPipe + outPipe + errPipe + note where f >= 0 { close(f) }
-            return failWith(qrexecFailure, "pipe: \(String(cString: strerror(errno)))")
+            return fail(stream, qrexecFailure, "pipe: \(String(cString: strerror(errno)))")
         }
         let pid: pid_t
-        switch spawn(argv, env, entry, setIDs, stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
+        switch start(stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
         case .failure(let e):
             for f in inPipe + outPipe + errPipe + note { close(f) }
-            return failWith(127, "cannot run /bin/sh: \(String(cString: strerror(e.code)))")
+            return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(e.code)))")
         case .success(let p): pid = p
         }
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
@@ -106,7 +136,7 @@ enum Session {
         close(note[0]); close(note[1])
     }
 
-    static func spawn(_ argv: [[UInt8]], _ env: [[UInt8]], _ u: UserEntry, _ setIDs: Bool,
+    static func spawn(_ path: String, _ argv: [[UInt8]], _ env: [[UInt8]], _ u: UserEntry, _ setIDs: Bool,
                       stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SpawnError> {
         let a = CStringArray(argv), e = CStringArray(env)
         defer { a.free(); e.free() }
@@ -115,7 +145,7 @@ enum Session {
         let pid = a.pointers.withUnsafeBufferPointer { ap in
             e.pointers.withUnsafeBufferPointer { ep in
                 groups.withUnsafeBufferPointer { gp in
-                    agent_spawn("/bin/sh", ap.baseAddress, ep.baseAddress, stdin, stdout, stderr,
+                    agent_spawn(path, ap.baseAddress, ep.baseAddress, stdin, stdout, stderr,
                                 setIDs ? 1 : 0, uid_t(u.uid), gid_t(u.gid), gp.baseAddress, Int32(gp.count), u.home, &err)
                 }
             }
@@ -128,6 +158,8 @@ enum Session {
         var stdoutR: Int32
         var stderrR: Int32
         var noteR: Int32
+        /// The command's process group; 0 for a socket service (no process:
+        /// stdinW and stdoutR are the service's socket, exitStatus preset).
         var pid: pid_t
         var exitStatus: Int32?
     }
@@ -146,15 +178,22 @@ enum Session {
 
         func hangUp() {
             callerGone = true
-            kill(-s.pid, SIGHUP)
-            kill(-s.pid, SIGCONT)
+            if s.pid > 0 {
+                kill(-s.pid, SIGHUP)
+                kill(-s.pid, SIGCONT)
+            } else if s.stdinW >= 0 {
+                shutdown(s.stdinW, Int32(SHUT_RDWR))   // a socket service sees its caller go
+            }
         }
 
         while true {
             if s.stdoutR < 0 && s.stderrR < 0 && s.exitStatus != nil { break }
             if callerGone && s.exitStatus != nil { return }
             let pendingIn = toChild.count - toChildHead
-            if stdinEOF && pendingIn == 0 && s.stdinW >= 0 { close(s.stdinW); s.stdinW = -1 }
+            if stdinEOF && pendingIn == 0 && s.stdinW >= 0 {
+                shutdown(s.stdinW, Int32(SHUT_WR))   // a socket service's EOF (ENOTSOCK on a pipe: harmless)
+                close(s.stdinW); s.stdinW = -1
+            }
             var fds: [pollfd] = []
             var idx = (data: -1, stdin: -1, stdout: -1, stderr: -1, note: -1)
             if !callerGone {
@@ -192,7 +231,7 @@ enum Session {
                         }
                     } catch {
                         Log.say("malformed data message from the caller: \(error); command killed")
-                        kill(-s.pid, SIGKILL)
+                        if s.pid > 0 { kill(-s.pid, SIGKILL) }
                         hangUp(); out = OutBuffer()
                     }
                 }

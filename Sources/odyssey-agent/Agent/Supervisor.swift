@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Qrexec
 import VchanSocketCore
 
 enum Supervisor {
@@ -37,7 +38,9 @@ enum Supervisor {
             exit(2)
         }
         let cfg = AgentConfig(domain: domain, socketDir: env("VCHAN_SOCKET_DIR") ?? ChannelLayout.defaultDirectory,
-                              initMode: getpid() == 1 && !noInit)
+                              initMode: getpid() == 1 && !noInit,
+                              rpcDirs: Services.directories(fromEnvironment: env(Services.directoriesVariable)),
+                              localSocket: env(LocalCall.socketPathVariable) ?? LocalCall.defaultSocketPath)
 
         // Signals are handled by one thread with sigwait; every other thread
         // has them blocked, and children get a clean mask from the spawn shim.
@@ -57,6 +60,7 @@ enum Supervisor {
         pthread_sigmask(SIG_BLOCK, &handled, nil)
 
         guard startThread({ signalLoop(cfg) }) else { Log.say("cannot start the signal thread"); exit(1) }
+        LocalCalls.shared.start(path: cfg.localSocket)
         Control.run(cfg)
     }
 

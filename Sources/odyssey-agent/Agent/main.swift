@@ -16,6 +16,10 @@
 //   --no-init       run as an ordinary process even as PID 1 (also
 //                   ODYSSEY_AGENT_NO_INIT=1); implied when not PID 1
 //   $VCHAN_SOCKET_DIR  the channel directory (default /run/odyssey/vchan)
+//   $ODYSSEY_RPC_DIRS  service directories, colon-separated (default
+//                      /usr/local/etc/qubes-rpc:/etc/qubes-rpc:/etc/odyssey/rpc)
+//   $ODYSSEY_AGENT_SOCKET  the local socket ody-call connects to
+//                      (default /run/odyssey/qrexec-agent.sock)
 // The code lives in Supervisor.swift (top-level code here would be
 // main-actor isolated, and the agent's threads are plain pthreads).
 Supervisor.main()
