@@ -67,6 +67,27 @@ final class EventTests: XCTestCase {
         XCTAssertEqual(h.methods.hub.subscriberCount, 0)
     }
 
+    func testBackendPowerStatesBecomeLifecycleEvents() throws {
+        let h = try AdminHarness()
+        h.create("tpl", klass: "TemplateVM")
+        h.create("work", template: "tpl")
+        let s = Subscriber(h)
+        func backend(_ state: PowerState, _ domain: String = "work") {
+            h.daemon.events.publish(HostEvent(kind: .lifecycle, source: "vmm.test", domain: domain, state: state))
+        }
+        backend(.running)      // started outside admin.vm.Start (ody run, a qrexec call)
+        backend(.running)      // repeated: nothing new
+        backend(.paused)
+        backend(.running)
+        backend(.halted)
+        backend(.crashed)      // already halted: nothing new
+        backend(.running, "not-in-the-store")
+        h.ok("admin.vm.feature.Set", "end", dest: "work", payload: "1")
+        let names = (0..<5).compactMap { _ in s.next()?.name }
+        XCTAssertEqual(names, ["domain-start", "domain-paused", "domain-unpaused", "domain-shutdown", "feature-set:end"])
+        XCTAssertTrue(s.hangUp())
+    }
+
     func testEventsForOneDomain() throws {
         let h = try AdminHarness()
         h.create("tpl", klass: "TemplateVM")

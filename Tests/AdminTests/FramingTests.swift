@@ -34,6 +34,24 @@ final class FramingTests: XCTestCase {
         XCTAssertEqual(String(decoding: b, as: UTF8.self), "dom0 class=AdminVM state=Running uuid=00000000-0000-0000-0000-000000000000\n")
     }
 
+    func testQubesClientHeaderAndUUIDDestinations() throws {
+        // qubesadmin's QubesLocal always writes `METHOD+ARG dom0 name DEST\0`, with an empty ARG too.
+        let h = try AdminHarness()
+        try h.startSocket()
+        h.create("tpl", klass: "TemplateVM")
+        guard case .success(let list) = try reply(h, Array("admin.vm.List+ dom0 name dom0\0".utf8)) else { return XCTFail() }
+        XCTAssertEqual(String(decoding: list, as: UTF8.self).split(separator: "\n").count, 2)
+        guard case .success(let get) = try reply(h, Array("admin.vm.property.Get+label dom0 name tpl\0".utf8)) else { return XCTFail() }
+        XCTAssertEqual(String(decoding: get, as: UTF8.self), "default=False type=label red")
+        let uuid = String(String(decoding: list, as: UTF8.self).split(separator: "\n")[1].split(separator: "=").last!)
+        XCTAssertEqual(h.ok("admin.vm.property.Get", "name", dest: "uuid:" + uuid), "default=True type=str tpl")
+        XCTAssertEqual(h.fails("admin.vm.property.Get", "name", dest: "uuid:00000000-0000-4000-8000-000000000001").type, "QubesVMNotFoundError")
+        // A success reply is exactly 0\0 + content; an error 2\0TYPE\0\0MESSAGE\0 (what qubesadmin splits).
+        let raw = try rawCall(h.socket, Array("admin.vm.property.Get+nope dom0 name tpl\0".utf8))
+        XCTAssertEqual(raw.split(separator: 0, omittingEmptySubsequences: false).count, 5)
+        XCTAssertEqual(Array(raw.prefix(2)), [0x32, 0])
+    }
+
     func testLocalClientCannotClaimAnotherSource() throws {
         // The socket authenticates the peer (root or the daemon's user here) as dom0,
         // whatever the request's source field says.

@@ -29,11 +29,12 @@ public final class AdminMethods: @unchecked Sendable {
         storeToken = daemon.store.addObserver { records in
             hub.publish(records.map { AdminEvent(ChangeRecordView(domain: $0.domain, eventName: $0.eventName, arguments: $0.arguments)) })
         }
-        // A domain that halts by itself (or after a shutdown without wait) is reported by its backend.
+        // Backends report halts (by itself, or after a shutdown without wait), pauses,
+        // and starts that did not go through admin.vm.Start.
         let store = daemon.store
         busID = daemon.events.subscribe { e in
-            guard e.kind == .lifecycle, e.state == .halted || e.state == .crashed, store.snapshot().contains(e.domain) else { return }
-            hub.lifecycle(e.domain, "domain-shutdown", dedupe: true)
+            guard e.kind == .lifecycle, store.snapshot().contains(e.domain) else { return }
+            hub.backendState(e.domain, e.state)
         }
     }
 
@@ -70,10 +71,19 @@ public final class AdminMethods: @unchecked Sendable {
         guard let m = table[r.method] else { return .failure(.protocolError("no such method: \(r.method)")) }
         do throws(AdminError) {
             try m.checkShape(r)
+            if r.dest.hasPrefix("uuid:") { r.dest = try domainName(uuid: String(r.dest.dropFirst(5))) }
             return .success(try m.run(AdminCall(request: r, stream: stream)))
         } catch {
             return .failure(error)
         }
+    }
+
+    /// qubesd accepts `uuid:<UUID>` wherever a destination name goes.
+    private func domainName(uuid: String) throws(AdminError) -> String {
+        guard let d = daemon.store.allDomains().first(where: { $0.uuid.text == uuid.lowercased() }) else {
+            throw AdminError("QubesVMNotFoundError", "No such domain: 'uuid:\(uuid)'")
+        }
+        return d.name
     }
 
     private func odysseyMethods() -> [AdminMethod] {

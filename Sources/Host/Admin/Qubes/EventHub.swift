@@ -114,14 +114,41 @@ final class EventHub: Sendable {
     }
 
     /// Lifecycle events (domain-pre-start, domain-start, domain-shutdown...).
-    /// `dedupe`: skip when the same event was the domain's last one (a halt
-    /// reported both by the handler and by the backend).
-    func lifecycle(_ domain: String, _ name: String, _ arguments: [(String, String)] = [], dedupe: Bool = false) {
+    /// The same event twice in a row for a domain is sent once (a halt or a
+    /// pause reported both by the admin handler and by the backend).
+    func lifecycle(_ domain: String, _ name: String, _ arguments: [(String, String)] = []) {
         let e = AdminEvent(subject: domain, name: name, arguments: arguments, domain: domain)
         state.withLock { st in
-            if dedupe && st.lastLifecycle[domain] == name { return }
+            if st.lastLifecycle[domain] == name { return }
             st.lastLifecycle[domain] = name
             deliver([e], &st)
+        }
+    }
+
+    /// A power state reported by a backend. Halts, pauses and resumes are
+    /// events of their own; a domain seen running that no admin.vm.Start is
+    /// starting was started another way (`ody run`, a qrexec call) and gets
+    /// its domain-start here. Repeats of the last event are dropped.
+    func backendState(_ domain: String, _ power: PowerState) {
+        let name: String
+        switch power {
+        case .halted, .crashed: name = "domain-shutdown"
+        case .paused: name = "domain-paused"
+        case .running: name = "running"
+        default: return
+        }
+        state.withLock { st in
+            var event = name
+            if name == "running" {
+                switch st.lastLifecycle[domain] {
+                case "domain-paused": event = "domain-unpaused"
+                case "domain-pre-start", "domain-start", "domain-unpaused": return
+                default: event = "domain-start"
+                }
+            }
+            if st.lastLifecycle[domain] == event { return }
+            st.lastLifecycle[domain] = event
+            deliver([AdminEvent(subject: domain, name: event, domain: domain)], &st)
         }
     }
 

@@ -9,8 +9,11 @@ extension QubesAPI {
         [
             AdminMethod("admin.vm.Start", argument: .none, scope: .local, access: .execute) { [self] c throws(AdminError) in
                 let name = try runnable(c)
-                // As qubesd: starting a domain that is not halted does nothing.
-                guard lifecycle.powerState(name) == .halted else { return [] }
+                // As qubesd (its client catches this error to mean "already running").
+                let st = lifecycle.powerState(name)
+                guard st == .halted else {
+                    throw AdminError("QubesVMNotHaltedError", st == .running ? "\(name) is already running" : "\(name) is not halted (\(st.rawValue))")
+                }
                 hub.lifecycle(name, "domain-pre-start")
                 do throws(OdysseyError) { try lifecycle.start(name) } catch {
                     hub.lifecycle(name, "domain-start-failed", [("reason", error.description)])
@@ -26,14 +29,14 @@ extension QubesAPI {
                 guard lifecycle.powerState(name) != .halted else { throw notStarted(name) }
                 let wait = flags.contains("wait")
                 do throws(OdysseyError) { try lifecycle.shutdown(name, wait: wait) } catch { throw error.adminError }
-                if wait { hub.lifecycle(name, "domain-shutdown", dedupe: true) }
+                if wait { hub.lifecycle(name, "domain-shutdown") }
                 return []
             },
             AdminMethod("admin.vm.Kill", argument: .none, scope: .local, access: .execute) { [self] c throws(AdminError) in
                 let name = try runnable(c)
                 guard lifecycle.powerState(name) != .halted else { throw notStarted(name) }
                 do throws(OdysseyError) { try lifecycle.kill(name) } catch { throw error.adminError }
-                hub.lifecycle(name, "domain-shutdown", dedupe: true)
+                hub.lifecycle(name, "domain-shutdown")
                 return []
             },
             AdminMethod("admin.vm.Pause", argument: .none, scope: .local, access: .execute) { [self] c throws(AdminError) in
