@@ -55,48 +55,16 @@ nonisolated(unsafe) private let vchanOps: UnsafeMutablePointer<ody_vchan_ops> = 
     return p
 }()
 
-nonisolated(unsafe) private let factoryTable: UnsafeMutablePointer<UnsafePointer<ody_factory>?> = {
-    let f = UnsafeMutablePointer<ody_factory>.allocate(capacity: 1)
-    f.initialize(to: ody_factory(struct_size: UInt32(MemoryLayout<ody_factory>.size), kind: ODY_KIND_VCHAN.rawValue,
-                                 name: immortalCString("socket"), capabilities: socketCapabilities,
-                                 ops: UnsafeRawPointer(vchanOps)))
-    let t = UnsafeMutablePointer<UnsafePointer<ody_factory>?>.allocate(capacity: 1)
-    t.initialize(to: UnsafePointer(f))
-    return t
-}()
-
-nonisolated(unsafe) private let pluginID = immortalCString("vchan-socket")
-nonisolated(unsafe) private let pluginVersion = immortalCString("0.1.0")
-nonisolated(unsafe) private let pluginLicense = immortalCString("Apache-2.0")
-nonisolated(unsafe) private let pluginDescription = immortalCString("vchan over Unix stream sockets, one directory per domain; fd passing")
+private let entry = PluginEntry(
+    id: "vchan-socket", version: "0.1.0", license: "Apache-2.0",
+    description: "vchan over Unix stream sockets, one directory per domain; fd passing",
+    factories: [Factory.describe(kind: ODY_KIND_VCHAN, name: "socket", capabilities: socketCapabilities,
+                                 ops: UnsafeRawPointer(vchanOps))])
 
 @_cdecl("odyssey_plugin_entry")
 public func odysseyPluginEntry(_ request: UnsafePointer<ody_entry_request>?, _ info: UnsafeMutablePointer<ody_plugin_info>?,
                                _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-    guard let request, let info else { return fail(err, ODY_E_INVALID, "entry: NULL request or info") }
-    let needReq = MemoryLayout<ody_entry_request>.offset(of: \ody_entry_request.flags)! + MemoryLayout<UInt32>.size
-    guard Int(request.pointee.struct_size) >= needReq else {
-        return fail(err, ODY_E_ABI, "entry: request struct_size \(request.pointee.struct_size) too small")
-    }
-    guard request.pointee.abi_major == ODY_ABI_MAJOR else {
-        return fail(err, ODY_E_ABI, "vchan-socket speaks ABI major \(ODY_ABI_MAJOR), host offers \(request.pointee.abi_major)")
-    }
-    if let rc = checkFlags(request.pointee.flags, known: 0, "entry", err) { return rc }
-    let needInfo = MemoryLayout<ody_plugin_info>.offset(of: \ody_plugin_info.factories)! + MemoryLayout<UnsafeRawPointer?>.size
-    guard Int(info.pointee.struct_size) >= needInfo else {
-        return fail(err, ODY_E_ABI, "entry: plugin info struct_size \(info.pointee.struct_size) too small")
-    }
-    info.pointee.abi_major = ODY_ABI_MAJOR
-    info.pointee.abi_minor = min(request.pointee.abi_minor, ODY_ABI_MINOR)
-    info.pointee.flags = 0
-    info.pointee.id = pluginID
-    info.pointee.version = pluginVersion
-    info.pointee.license = pluginLicense
-    info.pointee.description = pluginDescription
-    info.pointee.factory_count = 1
-    info.pointee.reserved = 0
-    info.pointee.factories = UnsafePointer(factoryTable)
-    return ODY_OK.rawValue
+    entry.answer(request, info, err)
 }
 
 /// ody_check_flags as an early return (nil when every bit is known).

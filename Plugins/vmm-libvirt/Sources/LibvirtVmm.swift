@@ -232,8 +232,7 @@ final class LibvirtVmm: @unchecked Sendable {
         }
     }
 
-    func list(_ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ needed: UnsafeMutablePointer<Int>?,
-              _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
+    func names(_ out: inout [String], _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
         withConnection("list", err) { c in
             var doms: UnsafeMutablePointer<OpaquePointer?>?
             let n = virt.virConnectListAllDomains(c, &doms, 0)
@@ -246,7 +245,8 @@ final class LibvirtVmm: @unchecked Sendable {
                 }
             }
             free(doms)
-            return writeNameList(names.sorted(), into: buf, size: size, needed: needed, err: err)
+            out = names.sorted()
+            return ODY_OK.rawValue
         }
     }
 

@@ -234,20 +234,19 @@ final class NativeVMM: @unchecked Sendable {
         return s
     }
 
-    func define(_ c: UnsafePointer<ody_domain_config>) throws {
-        let cfg = c.pointee
-        let name = FixedCString.read(cfg.name)
+    func define(_ cfg: DomainConfig) throws {
+        let name = cfg.name
         guard Layout.validName(name) else {
             throw NativeError(ODY_E_INVALID, "native: bad domain name '\(name)': a letter, then letters, digits, '_', '-' or '.', at most 31")
         }
-        let params = parseParams(cfg.params, length: cfg.params_len)
+        let params = cfg.params
         try lock.locked {
             if slots[name] != nil { throw NativeError(ODY_E_EXISTS, "native: domain \(name) is already defined") }
             let used = Set(slots.values.map(\.def.index))
             var index = 0
             while used.contains(index) { index += 1 }
-            let def = Definition(name: name, uuid: FixedCString.read(cfg.uuid), memoryMiB: cfg.memory_mib,
-                                 maxmemMiB: cfg.maxmem_mib, vcpus: cfg.vcpus, index: index, params: params)
+            let def = Definition(name: name, uuid: cfg.uuid, memoryMiB: cfg.memoryMiB,
+                                 maxmemMiB: cfg.maxmemMiB, vcpus: cfg.vcpus, index: index, params: params)
             let layout = try Layout(def, config: config)
             for other in slots.values where other.layout.uidRange.overlaps(layout.uidRange) {
                 throw NativeError(ODY_E_INVALID, "native: define \(name): uid range \(layout.uidBase)+\(layout.uidCount) overlaps \(other.def.name)'s \(other.layout.uidBase)+\(other.layout.uidCount)")
@@ -372,7 +371,7 @@ final class NativeVMM: @unchecked Sendable {
         }
     }
 
-    func pause(_ name: String, _ paused: Bool) throws {
+    func setPaused(_ name: String, _ paused: Bool) throws {
         try lock.locked {
             let s = try slot(name)
             let from = paused ? ODY_STATE_RUNNING : ODY_STATE_PAUSED
@@ -386,11 +385,8 @@ final class NativeVMM: @unchecked Sendable {
                            message: paused ? "frozen" : "thawed")
     }
 
-    func info(_ name: String, into out: UnsafeMutablePointer<ody_domain_info>) throws {
-        let size = Int(out.pointee.struct_size)
-        guard size >= MemoryLayout<ody_domain_info>.offset(of: \ody_domain_info.pid)! + 4 else {
-            throw NativeError(ODY_E_ABI, "native: ody_domain_info.struct_size \(size) is smaller than ABI 1.0's")
-        }
+    /// Fills a full-size ody_domain_info (PluginKit copies what the caller's struct_size holds).
+    func info(_ name: String, into out: inout ody_domain_info) throws {
         try lock.locked {
             let s = try slot(name)
             var i = ody_domain_info()
@@ -405,7 +401,7 @@ final class NativeVMM: @unchecked Sendable {
                 i.memory_kib = s.cgroups.memoryUsageKiB()
                 i.cputime_ns = s.cgroups.cpuNanos()
             }
-            out.pointee = i
+            out = i
         }
     }
 

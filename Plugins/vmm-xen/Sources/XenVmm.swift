@@ -369,8 +369,7 @@ final class XenVmm: @unchecked Sendable {
     }
 
     /// Defined domains plus running ones (except Domain-0, the host itself).
-    func list(_ buf: UnsafeMutablePointer<CChar>?, _ size: Int, _ needed: UnsafeMutablePointer<Int>?,
-              _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
+    func names(_ out: inout [String], _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
         var names = Set(lock.with { store.domains.keys })
         var n: Int32 = 0
         log.reset()
@@ -381,6 +380,7 @@ final class XenVmm: @unchecked Sendable {
             if let nm = name(of: infos[i].domid) { names.insert(nm) }
         }
         xl.libxl_dominfo_list_free(infos, n)
-        return writeNameList(names.sorted(), into: buf, size: size, needed: needed, err: err)
+        out = names.sorted()
+        return ODY_OK.rawValue
     }
 }
