@@ -65,6 +65,40 @@ final class FramingTests: XCTestCase {
         XCTAssertEqual(h.ok("admin.vm.property.Get", "memory", dest: "work"), "default=False type=int 800")
     }
 
+    /// `ody status` as another user, through setpriv: refused unless in admin_socket_group.
+    func asUser(_ socket: String, gid: Int) throws -> (Int32, String) {
+        let ody = try Repo.built("ody")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=\(gid)", "--clear-groups", ody, "status", "--socket", socket]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: e, as: UTF8.self))
+    }
+
+    func testPeersOtherThanRootOrTheGroupAreRefused() throws {
+        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to connect as another user")
+        }
+        let h = try AdminHarness()
+        try h.startSocket()
+        chmod(h.socket, 0o666)   // let the other user reach the socket at all: the peer check must still refuse it
+        let (status, err) = try asUser(h.socket, gid: 65534)
+        XCTAssertEqual(status, 1)
+        XCTAssertTrue(err.contains("PermissionDenied"), err)
+
+        // A member of admin_socket_group (here by its primary group) is the admin domain.
+        let grouped = try AdminHarness(config: "admin_socket_group = \"nogroup\"")
+        try grouped.startSocket()
+        chmod(grouped.dir, 0o755); chmod(grouped.dir + "/state", 0o755)
+        let (ok, okErr) = try asUser(grouped.socket, gid: 65534)
+        XCTAssertEqual(ok, 0, okErr)
+    }
+
     func testClientLibraryErrorsAndSuccess() throws {
         let h = try AdminHarness()
         try h.startSocket()

@@ -32,7 +32,8 @@ final class AdminHarness: @unchecked Sendable {
     private var started = false
 
     /// `grants`: include file name (admin-local-rwx...) -> rules appended to it.
-    init(grants: [String: String] = [:], eventQueueLimit: Int = 10_000) throws {
+    /// `config`: extra top-level lines for odyssey.toml.
+    init(grants: [String: String] = [:], eventQueueLimit: Int = 10_000, config: String = "") throws {
         dir = NSTemporaryDirectory() + "odyssey-admin-\(UUID().uuidString.prefix(8))"
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/plugins", withIntermediateDirectories: true)
@@ -46,6 +47,7 @@ final class AdminHarness: @unchecked Sendable {
             admin_socket = "state/admin.sock"
             plugin_dirs = ["plugins"]
             policy_dirs = ["policy.d"]
+            \(config)
             [vmm]
             default = "native"
             """.write(toFile: dir + "/odyssey.toml", atomically: true, encoding: .utf8)

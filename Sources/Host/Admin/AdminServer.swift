@@ -54,12 +54,13 @@ public final class AdminServer: @unchecked Sendable {
         let stream = AdminStream(fd: fd)
         let reply: AdminResponse
         do {
+            let untrusted = try Sys.readAll(fd, limit: AdminRequest.maxSize, what: "admin request")
+            // Read first (a reply over unread data would reset the connection), then decide.
             guard let peer = UnixSocket.peerCredentials(fd), isAdmin(peer) else {
                 logger.warning("admin socket: refused a peer that is not root, the daemon's user or in admin_socket_group")
                 _ = AdminIO.sendAll(fd, AdminResponse.failure(.permissionDenied()).encoded())
                 return
             }
-            let untrusted = try Sys.readAll(fd, limit: AdminRequest.maxSize, what: "admin request")
             var request = try AdminRequest.decode(untrusted)
             request.source = "dom0"
             reply = AdminConnection.with(stream) { handler(request) }

@@ -32,7 +32,10 @@ enum AdminIO {
         bytes.withUnsafeBytes { raw in
             var off = 0
             while off < raw.count {
-                let n = Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
+                var n = Glibc.send(fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
+                if n < 0 && errno == ENOTSOCK {   // a pipe (a qrexec data channel): SIGPIPE is ignored by odysseyd
+                    n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                }
                 if n < 0 { if errno == EINTR { continue }; return false }
                 off += n
             }
