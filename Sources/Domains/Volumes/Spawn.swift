@@ -11,8 +11,20 @@ public enum Spawn {
         public let stderr: String
     }
 
-    /// Runs `argv` (argv[0] looked up in PATH), stdin from /dev/null; throws
-    /// if it cannot start or exits non-zero (the error quotes its stderr).
+    /// Where tools are taken from. The daemon runs as root: argv[0] is never
+    /// looked up in the caller's PATH (a writable directory there would be a
+    /// privilege escalation), and tools get a fixed, minimal environment.
+    static let trustedDirectories = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+    static let toolEnvironment = ["PATH=/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C"]
+
+    static func resolve(_ tool: String) -> String? {
+        if tool.hasPrefix("/") { return tool }
+        return trustedDirectories.map { "\($0)/\(tool)" }.first { access($0, X_OK) == 0 }
+    }
+
+    /// Runs `argv` (argv[0] from the trusted directories), stdin from
+    /// /dev/null; throws if it cannot start or exits non-zero (the error
+    /// quotes its stderr).
     @discardableResult
     public static func run(_ argv: [String], allowFailure: Bool = false) throws(DomainError) -> Result {
         var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
@@ -39,10 +51,16 @@ public enum Spawn {
         posix_spawnattr_setsigmask(&attr, &none)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
+        guard let exe = resolve(argv[0]) else {
+            close(outPipe[0]); close(outPipe[1]); close(errPipe[0]); close(errPipe[1])
+            throw .storage("\(argv[0]) not found in \(trustedDirectories.joined(separator: ":"))")
+        }
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
+        var cenv: [UnsafeMutablePointer<CChar>?] = toolEnvironment.map { strdup($0) } + [nil]
+        defer { for p in cenv { free(p) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, &attr, &cargs, environ)
+        let rc = posix_spawn(&pid, exe, &actions, &attr, &cargs, &cenv)
         close(outPipe[1]); close(errPipe[1])
         guard rc == 0 else {
             close(outPipe[0]); close(errPipe[0])
