@@ -11,7 +11,8 @@ final class PermissionTests: XCTestCase {
         case let m where m.contains("property."): return (m.hasSuffix(".List") || m.hasSuffix(".GetAll") ? "" : "memory", m.hasSuffix(".Set") ? "800" : "")
         case let m where m.contains("feature."): return (m.hasSuffix(".List") ? "" : "service.x", m.hasSuffix(".Set") ? "1" : "")
         case let m where m.contains("tag."): return (m.hasSuffix(".List") ? "" : "t1", "")
-        case let m where m.contains("volume."): return (m.hasSuffix(".List") ? "" : "private", m.hasSuffix(".Revert") ? "r1" : "")
+        case let m where m.contains("volume."):
+            return (m.hasSuffix(".List") ? "" : "private", m.hasSuffix(".Revert") ? "r1" : m.hasSuffix(".revisions_to_keep") || m.hasSuffix(".Resize") ? "2" : "")
         case "admin.pool.Info": return ("default", "")
         case "admin.label.Create": return ("pink", "0xff00ff")
         case let m where m.hasPrefix("admin.label.") && !m.hasSuffix(".List"): return ("red", "")

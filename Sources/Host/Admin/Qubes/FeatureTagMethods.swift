@@ -14,6 +14,15 @@ extension QubesAPI {
             AdminMethod("admin.vm.feature.CheckWithTemplate", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
                 Array(try domain { () throws(DomainError) in try store.snapshot().featureWithTemplate(c.argument, of: c.dest) }.utf8)
             },
+            AdminMethod("admin.vm.feature.CheckWithAdminVM", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
+                Array(try checkFeature(c, template: false, netvm: false, adminVM: true).utf8)
+            },
+            AdminMethod("admin.vm.feature.CheckWithTemplateAndAdminVM", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
+                Array(try checkFeature(c, template: true, netvm: false, adminVM: true).utf8)
+            },
+            AdminMethod("admin.vm.feature.CheckWithNetvm", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
+                Array(try checkFeature(c, template: false, netvm: true, adminVM: false).utf8)
+            },
             AdminMethod("admin.vm.feature.Set", argument: .required, payload: .optional, scope: .local, access: .write) { [self] c throws(AdminError) in
                 let value = try QubesAPI.text(c.payload)
                 try domain { () throws(DomainError) in try store.setFeature(c.argument, of: c.dest, to: value) }
@@ -23,6 +32,7 @@ extension QubesAPI {
                 try domain { () throws(DomainError) in try store.removeFeature(c.argument, of: c.dest) }
                 return []
             },
+
 
             AdminMethod("admin.vm.tag.List", argument: .none, scope: .local, access: .read) { [self] c throws(AdminError) in
                 QubesAPI.lines(try domain { () throws(DomainError) in try store.tags(of: c.dest) })
@@ -43,5 +53,27 @@ extension QubesAPI {
                 return []
             },
         ]
+    }
+
+    /// The feature on the domain, else (as asked) on its template chain, its
+    /// netvm chain, or the admin domain; QubesFeatureNotFoundError if none has it.
+    private func checkFeature(_ c: AdminCall, template: Bool, netvm: Bool, adminVM: Bool) throws(AdminError) -> String {
+        let snap = store.snapshot()
+        let key = c.argument
+        return try domain { () throws(DomainError) -> String in
+            _ = try snap.domain(c.dest)
+            if template, let v = try? snap.featureWithTemplate(key, of: c.dest) { return v }
+            if let v = try? snap.feature(key, of: c.dest) { return v }
+            if netvm {
+                var seen: Set<String> = [c.dest]
+                var next = (try? snap.property("netvm", of: c.dest).value) ?? ""
+                while !next.isEmpty, seen.insert(next).inserted {
+                    if let v = try? snap.feature(key, of: next) { return v }
+                    next = (try? snap.property("netvm", of: next).value) ?? ""
+                }
+            }
+            if adminVM, let v = try? snap.feature(key, of: AdminPermission.adminDomain) { return v }
+            throw DomainError.featureNotFound(domain: c.dest, feature: key)
+        }
     }
 }

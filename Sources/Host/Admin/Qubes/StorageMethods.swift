@@ -29,6 +29,22 @@ extension QubesAPI {
                 }
                 return []
             },
+            AdminMethod("admin.vm.volume.Set.revisions_to_keep", argument: .required, payload: .required, scope: .local, access: .write) { [self] c throws(AdminError) in
+                try checkVolume(c, store.snapshot())
+                let text = try QubesAPI.text(c.payload).trimmingSpaces
+                guard !text.isEmpty, text.count < 4, text.allSatisfy(\.isASCII), let n = Int(text), String(n) == text else {
+                    throw .protocolError("revisions_to_keep must be a number without leading zeros")
+                }
+                try domain { () throws(DomainError) in try store.setRevisionsToKeep(volume: c.argument, of: c.dest, to: n) }
+                return []
+            },
+            AdminMethod("admin.vm.volume.Resize", argument: .required, payload: .required, scope: .local, access: .write) { [self] c throws(AdminError) in
+                try checkVolume(c, store.snapshot())
+                throw AdminError("QubesNotImplementedError", "\(c.dest):\(c.argument): volumes are directories on the pool's file system and have no size to change")
+            },
+            AdminMethod("admin.pool.ListDrivers", argument: .none, destination: .adminVM, scope: .global, access: .read) { _ in
+                QubesAPI.lines(["odyssey-dir dir_path revisions_to_keep"])
+            },
             AdminMethod("admin.pool.List", argument: .none, destination: .adminVM, scope: .global, access: .read) { _ in
                 QubesAPI.lines([VolumeManager.pool])
             },
