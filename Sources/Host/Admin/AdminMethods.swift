@@ -2,6 +2,18 @@
 // Qubes Admin API under Qubes/, Odyssey's own under admin.odyssey.*).
 // Every call goes: permission (policy, for callers other than dom0) ->
 // method known -> shape (argument, payload, destination) -> handler.
+//
+// Where Odyssey differs from qubesd on purpose:
+// - PermissionDenied and ProtocolError are sent as error replies (qubesd
+//   drops the connection, which its client reports as an empty response).
+// - A policy `ask` for an admin method is a deny: there is nobody to ask.
+// - admin.vm.Create.* and admin.vm.CreateDisposable tag the new domain
+//   created-by-<caller> only for callers other than dom0.
+// - admin.vm.volume.Resize is refused (volumes are directories);
+//   CreateInPool, Clone*, Import, devices, firewall, backup and Console are
+//   not implemented (ProtocolError: no such method).
+// - Events carry qubesd's names and keyword arguments; domain-pre-start and
+//   domain-start carry no start_guid argument.
 import Domains
 import PluginABI
 
