@@ -89,6 +89,7 @@ final class FramingTests: XCTestCase {
         }
         let h = try AdminHarness()
         try h.startSocket()
+        chmod(h.dir, 0o755); chmod(h.dir + "/state", 0o755)
         chmod(h.socket, 0o666)   // let the other user reach the socket at all: the peer check must still refuse it
         let (status, err) = try asUser(h.socket, gid: 65534)
         XCTAssertEqual(status, 1)
