@@ -82,6 +82,7 @@ let package = Package(
                           path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
+        .testTarget(name: "AdminTests", dependencies: ["Host", "Domains", "Policy", .product(name: "Logging", package: "swift-log")], path: "Tests/AdminTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Host", "Domains"], path: "Tests/IntegrationTests"),
         .testTarget(name: "NativeTests", dependencies: ["PluginABI", "odyssey-jailer"], path: "Tests/NativeTests"),
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),

@@ -12,6 +12,7 @@ var rows: [BenchRow] = []
 print("Odyssey benchmarks (medians; baselines measured in this run)\n")
 rows += hostBenchmarks(env)
 rows += policyBenchmarks()
+rows += adminBenchmarks(env)
 rows += domainBenchmarks(env)
 let ok = printTable(rows)
 try? FileManager.default.removeItem(atPath: env.scratch)
