@@ -1,7 +1,10 @@
 // Admin API calls for the domain commands: text replies, Qubes errors turned
 // into one clear line on stderr and exit status 1.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 extension ClientOptions {

@@ -4,7 +4,7 @@ import ArgumentParser
 import Host
 
 struct Backend: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "backend", 
         abstract: "Drive a vmm backend directly (define, start, stop... its domains).",
         discussion: """
             These commands talk to one isolation provider (--vmm NAME, default: [vmm] default
@@ -28,7 +28,7 @@ struct Backend: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the backend's domains and their states.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List the backend's domains and their states.")
         @OptionGroup var client: ClientOptions
         @Option(name: .long, help: ArgumentHelp("vmm factory.", valueName: "NAME")) var vmm: String?
         func run() throws {
@@ -37,7 +37,7 @@ struct Backend: ParsableCommand {
     }
 
     struct Define: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Define a domain in the backend.")
+        static let configuration = CommandConfiguration(commandName: "define", abstract: "Define a domain in the backend.")
         @OptionGroup var target: Target
         @Option(help: "Memory in MiB.") var memory: UInt64 = 400
         @Option(help: "Number of virtual CPUs.") var vcpus: UInt32 = 2
@@ -54,43 +54,43 @@ struct Backend: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a domain's state as the backend sees it.")
+        static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a domain's state as the backend sees it.")
         @OptionGroup var target: Target
         func run() throws { print(String(decoding: try target.call("Info"), as: UTF8.self)) }
     }
 
     struct Start: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Start a defined domain.")
+        static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a defined domain.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Start"); print("started \(target.name)") }
     }
 
     struct Shutdown: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Shut a domain down and wait until it halts.")
+        static let configuration = CommandConfiguration(commandName: "shutdown", abstract: "Shut a domain down and wait until it halts.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Shutdown"); print("shut down \(target.name)") }
     }
 
     struct Kill: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop a domain at once.")
+        static let configuration = CommandConfiguration(commandName: "kill", abstract: "Stop a domain at once.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Kill"); print("killed \(target.name)") }
     }
 
     struct Pause: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Freeze a running domain.")
+        static let configuration = CommandConfiguration(commandName: "pause", abstract: "Freeze a running domain.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Pause"); print("paused \(target.name)") }
     }
 
     struct Unpause: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Resume a paused domain.")
+        static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Resume a paused domain.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Unpause"); print("unpaused \(target.name)") }
     }
 
     struct Undefine: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a halted domain's definition.")
+        static let configuration = CommandConfiguration(commandName: "undefine", abstract: "Remove a halted domain's definition.")
         @OptionGroup var target: Target
         func run() throws { _ = try target.call("Undefine"); print("undefined \(target.name)") }
     }

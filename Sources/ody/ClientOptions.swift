@@ -1,6 +1,9 @@
 // How ody finds the daemon, shared by every subcommand.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct ClientOptions: ParsableArguments {
@@ -33,7 +36,7 @@ struct ClientOptions: ParsableArguments {
 }
 
 func printError(_ s: String) {
-    FileHandle.standardError.write(Data((s + "\n").utf8))
+    Sys.printError(s)
 }
 
 func decodeJSON<T: Decodable>(_ t: T.Type, _ bytes: [UInt8]) throws -> T {
@@ -42,3 +45,7 @@ func decodeJSON<T: Decodable>(_ t: T.Type, _ bytes: [UInt8]) throws -> T {
         throw ExitCode(1)
     }
 }
+
+/// Unbuffered writes: progress lines and event streams must appear at once.
+func writeStderr(_ s: String) { try? Sys.writeAll(2, Array(s.utf8), what: "stderr") }
+func writeStdout(_ s: String) { try? Sys.writeAll(1, Array(s.utf8), what: "stdout") }

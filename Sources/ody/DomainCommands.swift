@@ -1,11 +1,14 @@
 // ody create / start / shutdown / kill / pause / unpause / remove, as
 // qvm-create, qvm-start, ... do them, through the Admin API only.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct Create: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "create", 
         abstract: "Create a domain (qvm-create).",
         discussion: """
             Examples:
@@ -68,7 +71,7 @@ extension PerDomain {
 }
 
 struct Start: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Start domains (qvm-start); returns once their agent is ready.")
+    static let configuration = CommandConfiguration(commandName: "start", abstract: "Start domains (qvm-start); returns once their agent is ready.")
     @OptionGroup var client: ClientOptions
     @Argument(help: "Domain names.") var names: [String]
     func act(_ n: String) throws {
@@ -79,7 +82,7 @@ struct Start: PerDomain {
 }
 
 struct Shutdown: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Shut domains down (qvm-shutdown).")
+    static let configuration = CommandConfiguration(commandName: "shutdown", abstract: "Shut domains down (qvm-shutdown).")
     @OptionGroup var client: ClientOptions
     @Flag(name: .long, help: "Wait until each domain has halted.") var wait = false
     @Flag(name: .long, help: "Shut down even if other domains use it.") var force = false
@@ -91,28 +94,28 @@ struct Shutdown: PerDomain {
 }
 
 struct Kill: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Stop domains at once (qvm-kill).")
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "Stop domains at once (qvm-kill).")
     @OptionGroup var client: ClientOptions
     @Argument(help: "Domain names.") var names: [String]
     func act(_ n: String) throws { _ = try client.text("admin.vm.Kill", dest: n) }
 }
 
 struct Pause: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Freeze running domains (qvm-pause).")
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "Freeze running domains (qvm-pause).")
     @OptionGroup var client: ClientOptions
     @Argument(help: "Domain names.") var names: [String]
     func act(_ n: String) throws { _ = try client.text("admin.vm.Pause", dest: n) }
 }
 
 struct Unpause: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Resume paused domains (qvm-unpause).")
+    static let configuration = CommandConfiguration(commandName: "unpause", abstract: "Resume paused domains (qvm-unpause).")
     @OptionGroup var client: ClientOptions
     @Argument(help: "Domain names.") var names: [String]
     func act(_ n: String) throws { _ = try client.text("admin.vm.Unpause", dest: n) }
 }
 
 struct Remove: PerDomain {
-    static let configuration = CommandConfiguration(abstract: "Remove halted domains and their volumes (qvm-remove).")
+    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove halted domains and their volumes (qvm-remove).")
     @OptionGroup var client: ClientOptions
     @Flag(name: [.short, .long], help: "Do not ask for confirmation.") var force = false
     @Argument(help: "Domain names.") var names: [String]
@@ -123,7 +126,7 @@ struct Remove: PerDomain {
             throw ExitCode(1)
         }
         if !force && isatty(0) == 1 {
-            FileHandle.standardError.write(Data("Remove \(n) and all its data? [y/N] ".utf8))
+            writeStderr("Remove \(n) and all its data? [y/N] ")
             guard let answer = readLine(), answer.lowercased().hasPrefix("y") else { printError("not removed: \(n)"); return }
         }
         _ = try client.text("admin.vm.Remove", dest: n)

@@ -1,10 +1,13 @@
 // ody labels and ody events.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct Labels: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List labels: index, name, colour.")
+    static let configuration = CommandConfiguration(commandName: "labels", abstract: "List labels: index, name, colour.")
     @OptionGroup var client: ClientOptions
     func run() throws {
         var rows = [["INDEX", "LABEL", "COLOR"]]
@@ -17,7 +20,7 @@ struct Labels: ParsableCommand {
 }
 
 struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "events", 
         abstract: "Follow admin events (domain-add, property-set:..., domain-start...) until interrupted.",
         discussion: "Each line: SUBJECT EVENT key=value...; SUBJECT is '-' for system-wide events.")
     @OptionGroup var client: ClientOptions
@@ -29,7 +32,7 @@ struct Events: ParsableCommand {
                 if e.name == "connection-established" { return true }
                 let args = e.orderedArguments.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 let line = "\(e.subject.isEmpty ? "-" : e.subject) \(e.name)\(args.isEmpty ? "" : " " + args)\n"
-                FileHandle.standardOutput.write(Data(line.utf8))   // unbuffered: one line per event, also into a pipe
+                writeStdout(line)   // unbuffered: one line per event, also into a pipe
                 return true
             }
         } catch {

@@ -1,6 +1,9 @@
 // ody ls: the domains as qvm-ls shows them, label in its colour.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct DomainRow: Codable {
@@ -14,7 +17,7 @@ struct DomainRow: Codable {
 }
 
 struct Ls: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "ls", 
         abstract: "List domains (qvm-ls): name, state, class, label, template, provider.",
         discussion: "Colours follow the labels on a terminal; NO_COLOR or a pipe turns them off.")
     @OptionGroup var client: ClientOptions

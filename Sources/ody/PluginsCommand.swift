@@ -2,7 +2,7 @@ import ArgumentParser
 import Host
 
 struct Plugins: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "plugins", 
         abstract: "List loaded plugins and refused libraries.",
         discussion: "Each plugin with its id, version, license, negotiated ABI, factories and capabilities; each refused library with its reason.")
     @OptionGroup var client: ClientOptions

@@ -1,6 +1,9 @@
 // `ody policy check|eval`: the policy as the daemon runs it, or files offline.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 import Policy
 
@@ -21,7 +24,7 @@ struct PolicyCommand: ParsableCommand {
         subcommands: [Check.self, Eval.self])
 
     struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "check", 
             abstract: "Report load errors (FILE:LINE: message) and rules that can never apply.",
             discussion: "Exit status: 0 when the policy loads (warnings allowed), 1 on errors.")
         @OptionGroup var client: ClientOptions
@@ -51,14 +54,14 @@ struct PolicyCommand: ParsableCommand {
             if let error {
                 printError(error)
                 printError("policy NOT loaded: every call is denied until this is fixed")
-                Foundation.exit(1)
+                Glibc.exit(1)
             }
             print("policy ok: \(rules) rules from \(dirs.joined(separator: ", "))" + (warnings.isEmpty ? "" : ", \(warnings.count) warning(s)"))
         }
     }
 
     struct Eval: ParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "eval", 
             abstract: "Decide one call against the live system, or a batch offline.",
             discussion: """
                 Live: ody policy eval SERVICE[+ARG] SOURCE TARGET [--explain]

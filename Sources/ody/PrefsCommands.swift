@@ -1,10 +1,13 @@
 // ody prefs / tags / features: qvm-prefs, qvm-tags, qvm-features.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct Prefs: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "prefs", 
         abstract: "Show or change domain properties (qvm-prefs).",
         discussion: """
               ody prefs work                    every property (D: default value)
@@ -50,7 +53,7 @@ struct Prefs: ParsableCommand {
 }
 
 struct Tags: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "tags", 
         abstract: "List, add or remove a domain's tags (qvm-tags).",
         discussion: "  ody tags work\n  ody tags work add managed\n  ody tags work del managed")
     @OptionGroup var client: ClientOptions
@@ -80,7 +83,7 @@ struct Tags: ParsableCommand {
 }
 
 struct Features: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "features", 
         abstract: "Show or change a domain's features (qvm-features).",
         discussion: "  ody features work\n  ody features work service.cups 1\n  ody features work service.cups --unset")
     @OptionGroup var client: ClientOptions

@@ -3,11 +3,14 @@
 // daemon passes the session's data channel over, so stdio flows between this
 // process and the domain's agent directly.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "run", 
         abstract: "Run a command in a domain (starting it if needed).",
         discussion: """
             With --pass-io (-p) stdin, stdout and stderr are connected and ody exits with the
@@ -33,11 +36,11 @@ struct Run: ParsableCommand {
     /// One argument is a command line; several are quoted so sh sees them as they are.
     static func commandLine(_ argv: [String]) -> String {
         if argv.count == 1 { return argv[0] }
-        return argv.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        return argv.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }.joined(separator: " ")
     }
 
     func run() throws {
-        let socket = (client.socketPath as NSString).deletingLastPathComponent + "/qrexec.sock"
+        let socket = Path.join(Path.dirname(client.socketPath), "qrexec.sock")
         do {
             let status = try RunClient.run(socket: socket, domain: domain, user: user, command: Self.commandLine(command), passIO: passIO)
             if status != 0 { throw ExitCode(status) }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Host
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show whether odysseyd runs, and its configuration in brief.")
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show whether odysseyd runs, and its configuration in brief.")
     @OptionGroup var client: ClientOptions
     @Flag(name: .long, help: "Print JSON.") var json = false
 

@@ -1,6 +1,10 @@
 // ody volume list|info|revert (qvm-volume) and ody template create.
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 import Host
 
 /// NAME or NAME:VOLUME.
@@ -14,7 +18,7 @@ struct VolumeRef {
 }
 
 struct Volume: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "volume", 
         abstract: "Domain volumes (qvm-volume): list, info, revert.",
         discussion: """
               ody volume list work
@@ -24,7 +28,7 @@ struct Volume: ParsableCommand {
         subcommands: [List.self, Info.self, Revert.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A domain's volumes, their pool and revisions.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "A domain's volumes, their pool and revisions.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "Domain names.") var names: [String]
         func run() throws {
@@ -42,7 +46,7 @@ struct Volume: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Everything about one volume, with its revisions.")
+        static let configuration = CommandConfiguration(commandName: "info", abstract: "Everything about one volume, with its revisions.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "NAME:VOLUME") var ref: String
         func run() throws {
@@ -56,7 +60,7 @@ struct Volume: ParsableCommand {
     }
 
     struct Revert: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Restore a revision of a halted domain's volume.")
+        static let configuration = CommandConfiguration(commandName: "revert", abstract: "Restore a revision of a halted domain's volume.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "NAME:VOLUME (VOLUME defaults to private)") var ref: String
         @Argument(help: "Revision (default: the newest).") var revision: String?
@@ -95,7 +99,7 @@ func keyValues(_ text: String) -> [String: String] {
 }
 
 struct Template: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    static let configuration = CommandConfiguration(commandName: "template", 
         abstract: "Create templates.",
         discussion: """
               ody template create debian --from-host              a read-only root from the host's system directories
@@ -146,26 +150,23 @@ struct Template: ParsableCommand {
 }
 
 /// One line on stderr that counts the seconds while a long call runs (a tty only).
-final class Progress: @unchecked Sendable {
-    private let lock = NSLock()
-    private var running = true
-    private let started = Date()
+final class Progress: Sendable {
+    private let running = Mutex(true)
+    private let started = Sys.monotonicSeconds()
 
     init(_ what: String) {
         guard Terminal.stderrIsTTY else { printError(what + "..."); return }
-        Thread.detachNewThread { [self] in
-            while true {
-                lock.lock(); let go = running; lock.unlock()
-                guard go else { break }
-                let s = String(format: "%.1f", Date().timeIntervalSince(started))
-                FileHandle.standardError.write(Data("\r\(what)... \(s) s".utf8))
+        Threads.detach { [self] in
+            while running.withLock({ $0 }) {
+                let tenths = Int((Sys.monotonicSeconds() - started) * 10)
+                writeStderr("\r\(what)... \(tenths / 10).\(tenths % 10) s")
                 usleep(200_000)
             }
         }
     }
 
     func stop() {
-        lock.lock(); running = false; lock.unlock()
-        if Terminal.stderrIsTTY { usleep(210_000); FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
+        running.withLock { $0 = false }
+        if Terminal.stderrIsTTY { usleep(210_000); writeStderr("\r\u{1b}[K") }
     }
 }
