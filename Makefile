@@ -34,7 +34,7 @@ test: build
 bench: deps
 	$(SWIFT) build -c release
 	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release
-	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(BUILD)/plugins-release $(RELEASE_BIN)/odyssey-bench
+	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(BUILD)/plugins-release $(RELEASE_BIN)/odyssey-bench $(GROUPS)
 
 install-sdk:
 	install -d $(DESTDIR)$(PREFIX)/include/odyssey $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -40,13 +40,18 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let socket = Path.join(Path.dirname(client.socketPath), "qrexec.sock")
+        let status = Self.execute(socketPath: client.socketPath, domain: domain, user: user, command: command, passIO: passIO)
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Shared with RunFastPath: returns the exit status to leave with.
+    static func execute(socketPath: String, domain: String, user: String, command: [String], passIO: Bool) -> Int32 {
+        let socket = Path.join(Path.dirname(socketPath), "qrexec.sock")
         do {
-            let status = try RunClient.run(socket: socket, domain: domain, user: user, command: Self.commandLine(command), passIO: passIO)
-            if status != 0 { throw ExitCode(status) }
-        } catch let e as AdminClientError {
-            printError("ody: \(e)")
-            throw ExitCode(125)   // qrexec failure, as qrexec-client reports it
+            return try RunClient.run(socket: socket, domain: domain, user: user, command: commandLine(command), passIO: passIO)
+        } catch {
+            printError("ody: \(error)")
+            return 125   // qrexec failure, as qrexec-client reports it
         }
     }
 }

@@ -25,4 +25,5 @@ struct Ody: ParsableCommand {
                       Events.self, Plugins.self, PolicyCommand.self, Backend.self])
 }
 
+RunFastPath.runIfPlain(CommandLine.arguments)
 Ody.main()

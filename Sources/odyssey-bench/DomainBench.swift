@@ -76,6 +76,12 @@ final class BenchDaemon {
         return ((st >> 8) & 0xff, Double(nowNanos() - t0) / 1e6)
     }
 
+    /// The last lines `ody` wrote on stderr (shown when a step fails).
+    var errorTail: String {
+        let text = FileManager.default.contents(atPath: dir + "/ody.err").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return text.split(separator: "\n").suffix(3).joined(separator: " | ")
+    }
+
     func stop() {
         if pid > 0 { kill(pid, SIGTERM); var st: Int32 = 0; waitpid(pid, &st, 0); pid = 0 }
     }
@@ -121,6 +127,7 @@ func domainBenchmarks(_ env: BenchEnv) -> [BenchRow] {
     let bwrap = median((0..<runs).map { _ in spawnAndWaitMs("/usr/bin/bwrap", ["--ro-bind", "/", "/", "--unshare-all", "--dev", "/dev", "--proc", "/proc", "/bin/true"]) })
     let trueMs = median((0..<runs).map { _ in spawnAndWaitMs("/bin/true") })
     var rows: [BenchRow] = []
+    if start.isEmpty || run.isEmpty || stop.isEmpty { print("domain bench: ody failed: \(d.errorTail)") }
     let m1 = median(start)
     rows.append(BenchRow(name: "ody start (to agent ready)", unit: "ms", median: m1, p99: percentile(start, 99), bar: "<= 40 ms",
                          passed: start.count == runs && m1 <= 40, baseline: "bwrap --unshare-all true \(fmt(bwrap)) ms",

@@ -22,7 +22,8 @@ struct BenchEnv {
         let root = FileManager.default.currentDirectoryPath
         let scratch = NSTemporaryDirectory() + "odyssey-bench-\(getpid())"
         try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
-        return BenchEnv(buildDir: build, pluginDir: env["ODYSSEY_PLUGIN_DIR"] ?? root + "/build/plugins-release",
+        let plugins = env["ODYSSEY_PLUGIN_DIR"].map { $0.hasPrefix("/") ? $0 : root + "/" + $0 } ?? root + "/build/plugins-release"
+        return BenchEnv(buildDir: build, pluginDir: plugins,
                         repoRoot: root, selfPath: selfPath, scratch: scratch)
     }
 }

@@ -1,5 +1,6 @@
-// odyssey-bench: `make bench` prints one table of every bar, each beside a
-// baseline measured in the same run. Exits 1 if a bar is missed.
+// odyssey-bench [GROUP...]: `make bench` prints one table of every bar, each
+// beside a baseline measured in the same run. Exits 1 if a bar is missed.
+// Groups: host policy admin domains broker (default: all).
 import Foundation
 
 let args = CommandLine.arguments
@@ -7,13 +8,20 @@ if args.count == 3 && args[1] == "--load-once" { loadOnce(args[2]) }
 if args.count == 3 && args[1] == "--dlopen-once" { dlopenOnce(args[2]) }
 
 let env = BenchEnv.fromEnvironment()
-defer { try? FileManager.default.removeItem(atPath: env.scratch) }
+let groups: [(String, (BenchEnv) -> [BenchRow])] = [
+    ("host", hostBenchmarks),
+    ("policy", { _ in policyBenchmarks() }),
+    ("admin", adminBenchmarks),
+    ("domains", domainBenchmarks),
+]
+let wanted = Set(args.dropFirst())
+if let unknown = wanted.first(where: { w in !groups.contains { $0.0 == w } }) {
+    print("odyssey-bench: unknown group '\(unknown)'; groups: \(groups.map(\.0).joined(separator: " "))")
+    exit(2)
+}
 var rows: [BenchRow] = []
 print("Odyssey benchmarks (medians; baselines measured in this run)\n")
-rows += hostBenchmarks(env)
-rows += policyBenchmarks()
-rows += adminBenchmarks(env)
-rows += domainBenchmarks(env)
+for (name, run) in groups where wanted.isEmpty || wanted.contains(name) { rows += run(env) }
 let ok = printTable(rows)
 try? FileManager.default.removeItem(atPath: env.scratch)
 exit(ok ? 0 : 1)

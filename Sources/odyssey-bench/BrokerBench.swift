@@ -1,0 +1,2 @@
+// placeholder
+func brokerBenchmarks(_ env: BenchEnv) -> [BenchRow] { [] }
