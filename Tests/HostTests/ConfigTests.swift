@@ -66,3 +66,22 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(warnings.contains { $0.contains("vmm.default: no loaded plugin provides vmm factory 'native'") })
     }
 }
+
+final class BackendPathConfigTests: XCTestCase {
+    func testPathKeysResolveAgainstTheConfigFile() throws {
+        let t = TempDir()
+        let d = t.sub("plugins")
+        try Fixture.build("fixture", in: d)
+        // Declare one path key and one string key in the fixture's manifest.
+        let m = d + "/fixture.json"
+        var text = try String(contentsOfFile: m, encoding: .utf8)
+        text = text.replacingOccurrences(of: "{\"name\": \"fixture\", \"kind\": \"vmm\"}",
+                                         with: "{\"name\": \"fixture\", \"kind\": \"vmm\", \"config\": {\"dir\": {\"type\": \"path\"}, \"label\": {\"type\": \"string\"}}}")
+        try text.write(toFile: m, atomically: true, encoding: .utf8)
+        let c = try OdysseyConfig.parse("plugin_dirs = [\"\(d)\"]\n[vmm.fixture]\ndir = \"state/x\"\nlabel = \"state/x\"\n", path: t.path + "/o.toml")
+        let b = Backends.load(config: c, logger: .init(label: "t"), events: EventBus())
+        let values = b.instanceConfig(.vmm, "fixture")
+        XCTAssertEqual(values["dir"], t.path + "/state/x")
+        XCTAssertEqual(values["label"], "state/x", "only path keys are resolved")
+    }
+}

@@ -51,10 +51,16 @@ public final class Backends: @unchecked Sendable {
     }
 
     /// The config a factory instance sees: manifest defaults, then the file.
+    /// Keys the manifest declares as `"type": "path"` are resolved against
+    /// the config file's directory, like the daemon's own paths.
     func instanceConfig(_ kind: InterfaceKind, _ name: String) -> [String: String] {
         var values: [String: String] = [:]
-        for (k, v) in registry.manifestFactory(kind, name)?.config ?? [:] { if let d = v.default { values[k] = d } }
-        for (k, v) in config.role(kind).sections[name] ?? [:] { values[k] = v }
+        let declared = registry.manifestFactory(kind, name)?.config ?? [:]
+        for (k, v) in declared { if let d = v.default { values[k] = d } }
+        let base = Path.dirname(config.path)
+        for (k, v) in config.role(kind).sections[name] ?? [:] {
+            values[k] = declared[k]?.type == "path" && !v.hasPrefix("/") && !v.isEmpty ? Path.resolve(v, relativeTo: base) : v
+        }
         return values
     }
 
