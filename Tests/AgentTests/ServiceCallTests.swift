@@ -1,0 +1,599 @@
+// Service calls between two domains, end to end: two real agents ("work" the
+// caller, "vault" the target, each with its own channel directory and local
+// socket), the real `ody-call` inside "work", and a minimal broker here built
+// on AgentLink's onTrigger (no policy engine: the service name decides),
+// doing what the host's broker does: a socketpair per call, one end to the
+// target with MSG_EXEC_CMDLINE "user:QUBESRPC SERVICE+ARG SOURCE", the other
+// to the caller with MSG_SERVICE_CONNECT.
+import Foundation
+import Host
+import Qrexec
+import VchanSocketCore
+import XCTest
+
+/// What the test broker does with a request (chosen by service name).
+enum BrokerAction {
+    case allow(requestedTarget: String?)
+    case refuse
+    /// MSG_SERVICE_CONNECT with these attachments instead of the data channel.
+    case connectWithoutDescriptor
+    case connectWithPipe
+    case connectWithTwoSockets
+    /// A SERVICE_CONNECT for an ident nobody waits for, then the real one.
+    case unknownIdentFirst
+    /// No answer at all.
+    case hold
+}
+
+final class TestBroker: @unchecked Sendable {
+    private let lock = NSLock()
+    private var links: [String: AgentLink] = [:]
+    private(set) var requests: [AgentLink.ServiceRequest] = []
+    let decide: @Sendable (AgentLink.ServiceRequest) -> BrokerAction
+
+    init(decide: @escaping @Sendable (AgentLink.ServiceRequest) -> BrokerAction) { self.decide = decide }
+
+    func add(_ l: AgentLink) { lock.withLock { links[l.domain] = l } }
+    var seen: [AgentLink.ServiceRequest] { lock.withLock { requests } }
+
+    static func socketPair() -> (Int32, Int32) {
+        var sp: [Int32] = [-1, -1]
+        precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sp) == 0)
+        return (sp[0], sp[1])
+    }
+
+    /// AgentLink's onTrigger (runs on the caller link's reader thread).
+    func handle(_ caller: AgentLink, _ r: AgentLink.ServiceRequest) {
+        lock.withLock { requests.append(r) }
+        let target = lock.withLock { links[r.target] }
+        do {
+            switch decide(r) {
+            case .refuse:
+                try caller.refuse(ident: r.ident)
+            case .hold:
+                break
+            case .allow(let requested):
+                guard let target else { return try caller.refuse(ident: r.ident) }
+                try connect(caller, target, r, requested: requested)
+            case .connectWithoutDescriptor:
+                try caller.serviceConnect(ident: r.ident, connectDomain: 2, port: 999, passingAll: [])
+            case .connectWithPipe:
+                var p: [Int32] = [-1, -1]
+                precondition(pipe(&p) == 0)
+                defer { close(p[0]); close(p[1]) }
+                try caller.serviceConnect(ident: r.ident, connectDomain: 2, port: 999, passingAll: [p[0]])
+            case .connectWithTwoSockets:
+                let (a, b) = Self.socketPair(), (c, d) = Self.socketPair()
+                defer { for f in [a, b, c, d] { close(f) } }
+                try caller.serviceConnect(ident: r.ident, connectDomain: 2, port: 999, passingAll: [a, c])
+            case .unknownIdentFirst:
+                let (a, b) = Self.socketPair()
+                defer { close(a); close(b) }
+                try caller.serviceConnect(ident: "not-waiting-1", connectDomain: 2, port: 998, passing: a)
+                guard let target else { return try caller.refuse(ident: r.ident) }
+                try connect(caller, target, r, requested: nil)
+            }
+        } catch {
+            try? caller.refuse(ident: r.ident)
+        }
+    }
+
+    private func connect(_ caller: AgentLink, _ target: AgentLink, _ r: AgentLink.ServiceRequest, requested: String?) throws {
+        let (callerEnd, targetEnd) = Self.socketPair()
+        defer { close(callerEnd); close(targetEnd) }
+        var command = "QUBESRPC \(r.serviceName) \(r.source)"
+        if let requested { command += " name \(requested)" }
+        let port = try target.exec(user: AgentFixture.user, command: command, connectDomain: 1, passing: targetEnd)
+        try caller.serviceConnect(ident: r.ident, connectDomain: 2, port: port, passing: callerEnd)
+    }
+}
+
+/// Two domains, their agents, the broker, and a service directory for "vault".
+final class CallWorld: @unchecked Sendable {
+    let f: AgentFixture
+    let broker: TestBroker
+    let work: AgentLink
+    let vault: AgentLink
+    let rpcDir: String
+    let rpcDir2: String
+    private var agents: [Process] = []
+
+    var odyCall: String { AgentBuild.dir + "/ody-call" }
+    func agentSocket(_ domain: String) -> String { f.dir + "/\(domain).sock" }
+
+    init(decide: @escaping @Sendable (AgentLink.ServiceRequest) -> BrokerAction = CallWorld.defaultPolicy) throws {
+        f = try AgentFixture()
+        guard FileManager.default.isExecutableFile(atPath: AgentBuild.dir + "/ody-call") else {
+            XCTFail("\(AgentBuild.dir)/ody-call is missing: build first")
+            throw XCTSkip("ody-call not built")
+        }
+        rpcDir = f.dir + "/rpc"
+        rpcDir2 = f.dir + "/rpc2"
+        for d in [rpcDir, rpcDir2] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        let b = TestBroker(decide: decide)
+        broker = b
+        work = try AgentLink(domain: "work", vchan: f.vchan, logger: f.logger, onTrigger: { b.handle($0, $1) })
+        vault = try AgentLink(domain: "vault", vchan: f.vchan, logger: f.logger, onTrigger: { b.handle($0, $1) })
+        b.add(work); b.add(vault)
+        try startAgent("work")
+        try startAgent("vault")
+        try work.waitReady(timeoutMs: 20_000)
+        try vault.waitReady(timeoutMs: 20_000)
+        // The agent listens on its local socket right after it starts.
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: agentSocket("work")) { usleep(5_000) }
+    }
+
+    static let defaultPolicy: @Sendable (AgentLink.ServiceRequest) -> BrokerAction = { r in
+        let service = r.serviceName.split(separator: "+", maxSplits: 1).first.map(String.init) ?? ""
+        switch service {
+        case "test.Refused": return .refuse
+        case "test.NoFD": return .connectWithoutDescriptor
+        case "test.PipeFD": return .connectWithPipe
+        case "test.TwoFDs": return .connectWithTwoSockets
+        case "test.UnknownIdent": return .unknownIdentFirst
+        case "test.EnvTarget": return .allow(requestedTarget: r.target)
+        default: return .allow(requestedTarget: nil)
+        }
+    }
+
+    func startAgent(_ domain: String) throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: AgentBuild.agent)
+        var env = ProcessInfo.processInfo.environment
+        env["VCHAN_SOCKET_DIR"] = f.socketDir + "/" + domain
+        env["ODYSSEY_DOMAIN"] = domain
+        env["ODYSSEY_AGENT_NO_INIT"] = "1"
+        env["ODYSSEY_RPC_DIRS"] = rpcDir + ":" + rpcDir2
+        env["ODYSSEY_AGENT_SOCKET"] = agentSocket(domain)
+        // Must not leak into services (they get a fresh environment).
+        env["QREXEC_SERVICE_ARGUMENT"] = "leaked-from-the-agent"
+        env["QREXEC_REQUESTED_TARGET"] = "leaked-from-the-agent"
+        p.environment = env
+        let log = f.dir + "/agent-\(domain).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        // Not the test's own stdout: a stray agent must not hold `swift test`'s pipe open.
+        p.standardOutput = FileHandle(forWritingAtPath: log)
+        p.standardError = FileHandle(forWritingAtPath: log)
+        try p.run()
+        lock.withLock { agents.append(p) }
+    }
+
+    func agentLog(_ domain: String) -> String {
+        (try? String(contentsOfFile: f.dir + "/agent-\(domain).log", encoding: .utf8)) ?? ""
+    }
+
+    /// Writes an executable service file.
+    func service(_ name: String, _ script: String, dir: String? = nil, mode: Int = 0o755) throws {
+        let path = (dir ?? rpcDir) + "/" + name
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+    }
+
+    /// Runs ody-call in "work" with these arguments; stdin from `stdin` (or
+    /// /dev/null), stdout/stderr captured. Fails the test after `timeout`.
+    func call(_ args: [String], stdin: Data? = nil, stdinFile: String? = nil, socket: String? = nil,
+              timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
+        let id = UUID().uuidString.prefix(8)
+        let inPath = stdinFile ?? "\(f.dir)/in-\(id)", outPath = "\(f.dir)/out-\(id)", errPath = "\(f.dir)/err-\(id)"
+        if stdinFile == nil { FileManager.default.createFile(atPath: inPath, contents: stdin ?? Data()) }
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        defer { for p in [outPath, errPath] + (stdinFile == nil ? [inPath] : []) { unlink(p) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: odyCall)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["ODYSSEY_AGENT_SOCKET"] = socket ?? agentSocket("work")
+        p.environment = env
+        p.standardInput = FileHandle(forReadingAtPath: inPath)
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        let done = DispatchSemaphore(value: 0)
+        p.terminationHandler = { _ in done.signal() }
+        try p.run()
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            p.terminate()
+            XCTFail("ody-call \(args) did not finish within \(timeout) s; agent logs:\n\(agentLog("work"))\n\(agentLog("vault"))",
+                    file: file, line: line)
+            done.wait()
+        }
+        return RunResult(status: p.terminationStatus, stdout: FileManager.default.contents(atPath: outPath) ?? Data(),
+                         stderr: FileManager.default.contents(atPath: errPath) ?? Data())
+    }
+
+    /// A call made in-process, speaking ody-call's protocol to the agent
+    /// (LocalCall), then DataClient on the passed channel: no process start.
+    func callInProcess(target: String, service: String, stdin: Int32? = nil, stdout: Int32, stderr: Int32) throws -> Int32 {
+        let s = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(s) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(agentSocket("work").utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in path.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw QrexecError.io("connect", errno: errno) }
+        try FD.writeAll(s, try LocalCall.request(target: target, service: service))
+        var fds: [Int32] = []
+        let head = try FDPassing.recvExact(s, MsgHeader.size, fds: &fds)
+        let h = MsgHeader(untrusted_bytes: head)
+        let n = try LocalCall.admitReply(h)
+        let body = try FDPassing.recvExact(s, n, fds: &fds)
+        defer { for f in fds { close(f) } }
+        switch try LocalCall.validateReply(h, untrusted_body: body) {
+        case .connect:
+            guard fds.count == 1 else { throw QrexecError.io("descriptors: \(fds.count)", errno: 0) }
+            return try DataClient.run(channel: fds[0], stdin: stdin, stdout: stdout, stderr: stderr)
+        case .refused: return 126
+        case .failed(let why): throw QrexecError.io(why, errno: 0)
+        }
+    }
+
+    /// Stops the agents and closes the links (also from deinit; tests call
+    /// it themselves so nothing outlives them, whichever thread lets go last).
+    func shutdown() {
+        let mine: [Process] = lock.withLock { let a = agents; agents = []; return a }
+        for a in mine where a.isRunning { a.terminate() }
+        for a in mine { a.waitUntilExit() }
+        work.close(); vault.close()
+    }
+
+    private let lock = NSLock()
+
+    deinit { shutdown() }
+}
+
+final class ServiceCallTests: XCTestCase {
+    func testStdoutStderrExitAndStdinRoundTrip() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Echo", "#!/bin/sh\ncat\n")
+        try w.service("test.Err", "#!/bin/sh\necho out; echo err >&2; exit 7\n")
+        let e = try w.call(["vault", "test.Echo"], stdin: Data("hello\nworld".utf8))
+        XCTAssertEqual(e.status, 0, e.err)
+        XCTAssertEqual(e.out, "hello\nworld")
+        let r = try w.call(["vault", "test.Err"])
+        XCTAssertEqual(r.status, 7)
+        XCTAssertEqual(r.out, "out\n")
+        XCTAssertEqual(r.err, "err\n")
+        // The host saw the caller's domain as the source (from the channel),
+        // and every request had its own agent-made ident.
+        let seen = w.broker.seen
+        XCTAssertEqual(seen.map(\.source), ["work", "work"])
+        XCTAssertEqual(seen.map(\.target), ["vault", "vault"])
+        XCTAssertEqual(seen.map(\.serviceName), ["test.Echo", "test.Err"])
+        XCTAssertEqual(Set(seen.map(\.ident)).count, 2)
+        XCTAssertTrue(seen.allSatisfy { $0.ident.hasPrefix("call-") }, "\(seen)")
+    }
+
+    func testSignalStatusAndEarlyStdoutClose() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Kill", "#!/bin/sh\nkill -9 $$\n")
+        try w.service("test.Close", "#!/bin/sh\necho before; exec >&-; sleep 0.1; exit 3\n")
+        XCTAssertEqual(try w.call(["vault", "test.Kill"]).status, 128 + 9)
+        let c = try w.call(["vault", "test.Close"])
+        XCTAssertEqual(c.status, 3)
+        XCTAssertEqual(c.out, "before\n")
+    }
+
+    func testServicePlusArgumentBeforeServiceAndDirectoryOrder() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Arg", "#!/bin/sh\necho generic \"$QREXEC_SERVICE_ARGUMENT\"\n")
+        try w.service("test.Arg+special", "#!/bin/sh\necho specific\n")
+        // A later directory only matters when no earlier one has the name:
+        // SERVICE+ARG anywhere wins over SERVICE anywhere.
+        try w.service("test.Arg+second", "#!/bin/sh\necho from-second-dir\n", dir: w.rpcDir2)
+        try w.service("test.Arg", "#!/bin/sh\necho shadowed\n", dir: w.rpcDir2)
+        XCTAssertEqual(try w.call(["vault", "test.Arg+special"]).out, "specific\n")
+        XCTAssertEqual(try w.call(["vault", "test.Arg+other"]).out, "generic other\n")
+        XCTAssertEqual(try w.call(["vault", "test.Arg"]).out, "generic \n")
+        XCTAssertEqual(try w.call(["vault", "test.Arg+"]).out, "generic \n")
+        XCTAssertEqual(try w.call(["vault", "test.Arg+second"]).out, "from-second-dir\n")
+        // SERVICE+ARG longer than 255 bytes: only SERVICE is looked up.
+        let long = String(repeating: "a", count: 300)
+        let l = try w.call(["vault", "test.Arg+" + long])
+        XCTAssertEqual(l.status, 0, l.err)
+        XCTAssertEqual(l.out, "generic \(long)\n")
+    }
+
+    func testEnvironment() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        let script = """
+        #!/bin/sh
+        printf '%s\\n' "remote=$QREXEC_REMOTE_DOMAIN" "full=$QREXEC_SERVICE_FULL_NAME" \
+          "arg=${QREXEC_SERVICE_ARGUMENT-unset}" "type=${QREXEC_REQUESTED_TARGET_TYPE-unset}" \
+          "target=${QREXEC_REQUESTED_TARGET-unset}" "agent=${QREXEC_AGENT_PID:+set}" "user=$USER" "argc=$#"
+        """
+        try w.service("test.Env", script)
+        try w.service("test.EnvTarget", script)
+        let a = try w.call(["vault", "test.Env+abc"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.out, "remote=work\nfull=test.Env+abc\narg=abc\ntype=unset\ntarget=unset\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
+        let b = try w.call(["vault", "test.Env"])
+        XCTAssertEqual(b.out, "remote=work\nfull=test.Env\narg=unset\ntype=unset\ntarget=unset\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
+        // The host passes the requested target: QREXEC_REQUESTED_TARGET_TYPE/_TARGET.
+        let c = try w.call(["vault", "test.EnvTarget+x"])
+        XCTAssertEqual(c.out, "remote=work\nfull=test.EnvTarget+x\narg=x\ntype=name\ntarget=vault\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
+    }
+
+    /// The argument is never a command-line word: not for a script, not for
+    /// a program used directly as a service, whatever it starts with.
+    func testArgumentStartingWithDashNeverBecomesAnOption() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Argv", "#!/bin/sh\nprintf '[%s]' \"$0\" \"$@\"; echo; echo \"$QREXEC_SERVICE_ARGUMENT\"\n")
+        let a = try w.call(["vault", "test.Argv+-rf"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.out, "[\(w.rpcDir)/test.Argv]\n-rf\n")
+        // /bin/echo as a service: `-n` would swallow the newline if it got there.
+        try FileManager.default.createSymbolicLink(atPath: w.rpcDir + "/test.RawEcho", withDestinationPath: "/bin/echo")
+        let e = try w.call(["vault", "test.RawEcho+-n"])
+        XCTAssertEqual(e.status, 0, e.err)
+        XCTAssertEqual(e.out, "\n")
+        // Characters a shell would act on arrive as '_' (sanitised on the
+        // way out of the caller) and are never evaluated.
+        let s = try w.call(["vault", "test.Argv+$(touch /tmp/odyssey-pwned)`id`;x"])
+        XCTAssertEqual(s.out, "[\(w.rpcDir)/test.Argv]\n__touch__tmp_odyssey-pwned__id__x\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/odyssey-pwned"))
+    }
+
+    func testSocketServiceGetsTheHeaderFirst() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        let path = w.rpcDir + "/test.Sock"
+        let listener = try UnixListener(path: path)
+        let served = DispatchSemaphore(value: 0)
+        let header = LockedBox<String>("")
+        Thread.detachNewThread {
+            defer { served.signal() }
+            guard let c = listener.acceptOne() else { return }
+            defer { close(c) }
+            // Everything up to the first NUL is the descriptor; then the data.
+            var head: [UInt8] = []
+            var b: UInt8 = 0
+            while read(c, &b, 1) == 1 && b != 0 { head.append(b) }
+            header.set(String(decoding: head, as: UTF8.self))
+            var input: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(c, &buf, buf.count)
+                if n <= 0 { break }
+                input += buf[0..<n]
+            }
+            let reply = Array("got [\(String(decoding: input, as: UTF8.self))]\n".utf8)
+            _ = reply.withUnsafeBytes { write(c, $0.baseAddress, $0.count) }
+        }
+        let r = try w.call(["vault", "test.Sock+xyz"], stdin: Data("payload".utf8))
+        XCTAssertEqual(served.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(header.get(), "test.Sock+xyz work")
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.out, "got [payload]\n")
+        listener.close()
+    }
+
+    func testNotFound127NotExecutable125NoShebangRuns() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        let r = try w.call(["vault", "test.Missing+arg"])
+        XCTAssertEqual(r.status, 127)
+        XCTAssertTrue(r.err.contains("test.Missing+arg not found"), r.err)
+        try w.service("test.Plain", "echo not executable\n", mode: 0o644)
+        let p = try w.call(["vault", "test.Plain"])
+        XCTAssertEqual(p.status, 125)
+        XCTAssertTrue(p.err.contains("neither an executable file nor a socket"), p.err)
+        // A script without "#!" runs with /bin/sh, as a shell would run it.
+        try w.service("test.NoShebang", "echo no-shebang \"$QREXEC_SERVICE_ARGUMENT\"\n")
+        XCTAssertEqual(try w.call(["vault", "test.NoShebang+a"]).out, "no-shebang a\n")
+        // A directory is not a service.
+        try FileManager.default.createDirectory(atPath: w.rpcDir + "/test.Dir", withIntermediateDirectories: true)
+        XCTAssertEqual(try w.call(["vault", "test.Dir"]).status, 125)
+    }
+
+    func testRefused126AndUnknownTarget() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Echo", "#!/bin/sh\ncat\n")
+        let r = try w.call(["vault", "test.Refused"], stdin: Data("secret".utf8))
+        XCTAssertEqual(r.status, 126)
+        XCTAssertEqual(r.out, "")
+        XCTAssertTrue(r.err.contains("refused"), r.err)
+        // The test broker refuses targets it does not know.
+        XCTAssertEqual(try w.call(["no-such-domain", "test.Echo"]).status, 126)
+    }
+
+    func testUsageHelpAndQrexecFailures() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        let h = try w.call(["--help"])
+        XCTAssertEqual(h.status, 0)
+        XCTAssertTrue(h.out.contains("usage: ody-call") && h.out.contains("Examples:") && h.out.contains("126"), h.out)
+        XCTAssertEqual(try w.call(["vault"]).status, 2)
+        XCTAssertEqual(try w.call(["--bogus", "vault", "x"]).status, 2)
+        // Names the host would refuse never leave the domain.
+        let plus = try w.call(["vault", "+x"])
+        XCTAssertEqual(plus.status, 125)
+        XCTAssertTrue(plus.err.contains("starts with '+'"), plus.err)
+        XCTAssertEqual(try w.call(["", "test.Echo"]).status, 125)
+        // No agent listening.
+        let n = try w.call(["vault", "test.Echo"], socket: w.f.dir + "/nobody.sock")
+        XCTAssertEqual(n.status, 125)
+        XCTAssertTrue(n.err.contains("cannot reach the agent"), n.err)
+    }
+
+    func testLocalProgram() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Upper", "#!/bin/sh\ntr a-z A-Z\n")
+        // The local program's stdout feeds the service, the service's stdout
+        // feeds the program; ody-call exits with the program's status.
+        let r = try w.call(["vault", "test.Upper", "--", "/bin/sh", "-c", "echo ping; exec >&-; read x; echo \"got $x\" >&2; exit 5"])
+        XCTAssertEqual(r.status, 5, r.err)
+        XCTAssertEqual(r.out, "")
+        XCTAssertEqual(r.err, "got PING\n")
+        // qrexec-client-vm's form without "--".
+        let s = try w.call(["vault", "test.Upper", "/bin/sh", "-c", "echo a; exec >&-; cat >&2"])
+        XCTAssertEqual(s.status, 0)
+        XCTAssertEqual(s.err, "A\n")
+        // Not started when the call is refused.
+        let marker = w.f.dir + "/local-ran"
+        XCTAssertEqual(try w.call(["vault", "test.Refused", "--", "/bin/sh", "-c", "touch \(marker)"]).status, 126)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker))
+    }
+
+    /// 100 MiB through a service both ways (cat), with EOF: the service ends
+    /// only because the caller's EOF arrives; then 100 MiB only out and only in.
+    func testHundredMiBBothWaysWithEOF() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Cat", "#!/bin/sh\nexec cat\n")
+        try w.service("test.Count", "#!/bin/sh\nwc -c\n")
+        try w.service("test.Produce", "#!/bin/sh\nhead -c 104857600 /dev/zero\n")
+        let size = 100 << 20
+        var rng = SplitMix(seed: 7)
+        var data = Data(count: size)
+        data.withUnsafeMutableBytes { raw in
+            let p = raw.bindMemory(to: UInt64.self)
+            for i in 0..<p.count { p[i] = rng.next() }
+        }
+        let inPath = w.f.dir + "/big-in"
+        try data.write(to: URL(fileURLWithPath: inPath))
+        defer { unlink(inPath) }
+        let t0 = Date()
+        let r = try w.call(["vault", "test.Cat"], stdinFile: inPath, timeout: 300)
+        let secs = Date().timeIntervalSince(t0)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertEqual(r.stdout.count, size)
+        XCTAssertTrue(r.stdout == data, "100 MiB came back different")
+        print(String(format: "100 MiB through a service and back (ody-call, cat): %.2f s, %.0f MiB/s each way", secs, 100 / secs))
+        let c = try w.call(["vault", "test.Count"], stdinFile: inPath, timeout: 300)
+        XCTAssertEqual(c.out.trimmingCharacters(in: .whitespacesAndNewlines), "\(size)")
+        let p = try w.call(["vault", "test.Produce"], timeout: 300)
+        XCTAssertEqual(p.status, 0)
+        XCTAssertEqual(p.stdout.count, size)
+        XCTAssertTrue(p.stdout.allSatisfy { $0 == 0 })
+    }
+
+    /// A SERVICE_CONNECT that does not carry one stream socket fails that
+    /// call (125) and nothing else: a call in flight finishes, the control
+    /// channel stays up, the next call works.
+    func testMalformedServiceConnectClosesOnlyThatCall() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Slow", "#!/bin/sh\nread x; echo \"slow $x\"\n")
+        try w.service("test.Echo", "#!/bin/sh\ncat\n")
+        // A call in flight (in-process client: Foundation's Process is not
+        // used from two threads at once): it waits for stdin that comes later.
+        let (a, b) = TestBroker.socketPair(), (c, d) = TestBroker.socketPair()
+        let inPipe = [a, b], outPipe = [c, d]
+        let writer = inPipe[1]
+        let slowDone = DispatchSemaphore(value: 0)
+        let slowStatus = LockedBox<Int32?>(nil)
+        let (slowIn, slowOut) = (inPipe[0], outPipe[1])
+        Thread.detachNewThread {
+            slowStatus.set(try? w.callInProcess(target: "vault", service: "test.Slow", stdin: slowIn, stdout: slowOut, stderr: slowOut))
+            close(slowOut)
+            slowDone.signal()
+        }
+        for _ in 0..<2000 where w.broker.seen.isEmpty { usleep(5_000) }
+        for (service, words) in [("test.NoFD", "0 descriptors"), ("test.PipeFD", "not a stream socket"), ("test.TwoFDs", "2 descriptors")] {
+            let r = try w.call(["vault", service])
+            XCTAssertEqual(r.status, 125, "\(service): \(r.err)")
+            XCTAssertTrue(r.err.contains(words), "\(service): \(r.err)")
+        }
+        // An ident nobody waits for is ignored; the real answer still arrives.
+        try w.service("test.UnknownIdent", "#!/bin/sh\ncat\n")
+        let u = try w.call(["vault", "test.UnknownIdent"], stdin: Data("still-here".utf8))
+        XCTAssertEqual(u.status, 0, u.err)
+        XCTAssertEqual(u.out, "still-here")
+        XCTAssertEqual(w.work.state, .ready(version: QrexecVersion.current))
+        XCTAssertEqual(try w.call(["vault", "test.Echo"], stdin: Data("after".utf8)).out, "after")
+        _ = "go\n".withCString { write(writer, $0, 3) }
+        close(writer)
+        XCTAssertEqual(slowDone.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(slowStatus.get(), 0)
+        var out = [UInt8](repeating: 0, count: 100)
+        let n = read(outPipe[0], &out, out.count)
+        XCTAssertEqual(String(decoding: out.prefix(max(0, n)), as: UTF8.self), "slow go\n")
+        close(inPipe[0]); close(outPipe[0])
+        XCTAssertFalse(w.agentLog("work").contains("control channel closed"), w.agentLog("work"))
+    }
+
+    /// The host's control channel goes away while a call waits for its
+    /// answer: the caller gets 125 at once instead of waiting forever.
+    func testWaitingCallFailsWhenTheControlChannelCloses() throws {
+        let w = try CallWorld(decide: { _ in .hold })
+        defer { w.shutdown() }
+        let done = DispatchSemaphore(value: 0)
+        let result = LockedBox<RunResult?>(nil)
+        Thread.detachNewThread {
+            result.set(try? w.call(["vault", "test.Anything"]))
+            done.signal()
+        }
+        for _ in 0..<2000 where w.broker.seen.isEmpty { usleep(5_000) }
+        XCTAssertEqual(w.broker.seen.count, 1)
+        XCTAssertEqual(done.wait(timeout: .now() + 0.2), .timedOut, "the call did not wait for the host's answer")
+        w.work.close()
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(result.get()?.status, 125)
+        XCTAssertTrue(result.get()?.err.contains("control channel to the host closed") == true, result.get()?.err ?? "")
+    }
+
+    /// 100 calls of a trivial service, median and p90 printed (not asserted):
+    /// in-process client (the call path alone) and through the ody-call process.
+    func testCallRoundTripTiming() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.True", "#!/bin/sh\nexit 0\n")
+        let null = open("/dev/null", O_WRONLY)
+        defer { close(null) }
+        for _ in 0..<5 { XCTAssertEqual(try w.callInProcess(target: "vault", service: "test.True", stdout: null, stderr: null), 0) }
+        var ns: [UInt64] = []
+        for _ in 0..<100 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            XCTAssertEqual(try w.callInProcess(target: "vault", service: "test.True", stdout: null, stderr: null), 0)
+            ns.append(DispatchTime.now().uptimeNanoseconds - t0)
+        }
+        ns.sort()
+        print(String(format: "service call round trip (in-process client, /bin/sh service) over 100 calls: median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f ms",
+                     Double(ns[50]) / 1e6, Double(ns[90]) / 1e6, Double(ns[99]) / 1e6, Double(ns[0]) / 1e6))
+        var ps: [UInt64] = []
+        for _ in 0..<100 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            XCTAssertEqual(try w.call(["vault", "test.True"]).status, 0)
+            ps.append(DispatchTime.now().uptimeNanoseconds - t0)
+        }
+        ps.sort()
+        print(String(format: "service call round trip (ody-call process) over 100 calls: median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f ms",
+                     Double(ps[50]) / 1e6, Double(ps[90]) / 1e6, Double(ps[99]) / 1e6, Double(ps[0]) / 1e6))
+    }
+}
+
+/// A listening Unix socket for a socket service.
+final class UnixListener: @unchecked Sendable {
+    let fd: Int32
+    let path: String
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0, listen(fd, 4) == 0 else { throw QrexecError.io("bind/listen \(path)", errno: errno) }
+    }
+
+    func acceptOne() -> Int32? {
+        let c = accept(fd, nil, nil)
+        return c >= 0 ? c : nil
+    }
+
+    func close() { Glibc.close(fd); unlink(path) }
+}
