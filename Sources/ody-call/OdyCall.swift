@@ -23,7 +23,8 @@ enum OdyCall {
     static let usageStatus: Int32 = 2
 
     static let usage = """
-    usage: ody-call [--socket PATH] TARGET SERVICE[+ARG] [-- LOCAL-PROGRAM [ARGS...]]
+    usage: ody-call [--socket PATH] [--filter-escape-chars | --no-filter-escape-chars]
+                    TARGET SERVICE[+ARG] [-- LOCAL-PROGRAM [ARGS...]]
            ody-call --help
     """
 
@@ -52,6 +53,11 @@ enum OdyCall {
                stderr stays ody-call's). ody-call then exits with the local
                program's status, as qrexec-client-vm does. The "--" may be
                left out.
+    --filter-escape-chars, --no-filter-escape-chars
+               replace (or keep) control characters such as ESC in what the
+               service writes to ody-call's stdout and stderr, so a service
+               cannot drive your terminal. Default: replaced on whichever of
+               stdout and stderr is a terminal, kept otherwise.
     --socket PATH
                the agent's local socket (default \(LocalCall.defaultSocketPath),
                or $\(LocalCall.socketPathVariable)).
@@ -99,6 +105,8 @@ enum OdyCall {
 
     struct Options {
         var socketPath: String
+        /// nil: filter what goes to a terminal.
+        var filter: Bool?
         var target: String
         var service: String
         var local: [String]
@@ -106,6 +114,7 @@ enum OdyCall {
 
     static func parse(_ args: [String]) -> Options {
         var socketPath = getenv(LocalCall.socketPathVariable).map { String(cString: $0) } ?? LocalCall.defaultSocketPath
+        var filter: Bool?
         var rest = args[...]
         while let a = rest.first, a.hasPrefix("-") {
             rest = rest.dropFirst()
@@ -116,6 +125,8 @@ enum OdyCall {
             case "--socket":
                 guard let p = rest.popFirst() else { say("--socket needs a path\n\(usage)"); exit(usageStatus) }
                 socketPath = p
+            case "--filter-escape-chars": filter = true
+            case "--no-filter-escape-chars": filter = false
             case _ where a.hasPrefix("--socket="):
                 socketPath = String(a.dropFirst("--socket=".count))
             case "--":
@@ -129,7 +140,7 @@ enum OdyCall {
         guard rest.count >= 2 else { say("TARGET and SERVICE are required\n\(usage)"); exit(usageStatus) }
         let target = rest.removeFirst(), service = rest.removeFirst()
         if rest.first == "--" { rest = rest.dropFirst() }
-        return Options(socketPath: socketPath, target: target, service: service, local: Array(rest))
+        return Options(socketPath: socketPath, filter: filter, target: target, service: service, local: Array(rest))
     }
 
     static func main() -> Never {
@@ -169,7 +180,7 @@ enum OdyCall {
                 close(fds[0])
                 fail("the agent passed a data channel that is not a stream socket")
             }
-            exit(o.local.isEmpty ? callService(fds[0]) : callWithLocalProgram(fds[0], o.local))
+            exit(o.local.isEmpty ? callService(fds[0], o.filter) : callWithLocalProgram(fds[0], o.local, o.filter))
         }
     }
 
@@ -220,9 +231,15 @@ enum OdyCall {
     }
 
     /// ody-call's own stdio on the channel; the service's status.
-    static func callService(_ channel: Int32) -> Int32 {
-        do { return try DataClient.run(channel: channel, stdin: 0, stdout: 1, stderr: 2) } catch {
-            fail(describe(error))
+    static func callService(_ channel: Int32, _ filter: Bool?) -> Int32 {
+        let out = EscapeFilter.start(for: 1, filter ?? (isatty(1) == 1))
+        let err = EscapeFilter.start(for: 2, filter ?? (isatty(2) == 1))
+        let r: Result<Int32, QrexecError>
+        do { r = .success(try DataClient.run(channel: channel, stdin: 0, stdout: out.fd, stderr: err.fd)) } catch { r = .failure(error) }
+        out.finish(); err.finish()
+        switch r {
+        case .success(let status): return status
+        case .failure(let e): fail(describe(e))
         }
     }
 
@@ -232,7 +249,7 @@ enum OdyCall {
 
     /// LOCAL-PROGRAM's stdout -> the service's stdin, the service's stdout ->
     /// LOCAL-PROGRAM's stdin; the local program's status.
-    static func callWithLocalProgram(_ channel: Int32, _ argv: [String]) -> Int32 {
+    static func callWithLocalProgram(_ channel: Int32, _ argv: [String], _ filter: Bool?) -> Int32 {
         var toProg: [Int32] = [-1, -1], fromProg: [Int32] = [-1, -1]
         guard pipe(&toProg) == 0, pipe(&fromProg) == 0 else { fail("pipe: \(String(cString: strerror(errno)))") }
         for f in toProg + fromProg { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
@@ -253,9 +270,11 @@ enum OdyCall {
             fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
         var qrexecError: QrexecError?
-        do { _ = try DataClient.run(channel: channel, stdin: fromProg[0], stdout: toProg[1], stderr: 2) } catch {
+        let err = EscapeFilter.start(for: 2, filter ?? (isatty(2) == 1))
+        do { _ = try DataClient.run(channel: channel, stdin: fromProg[0], stdout: toProg[1], stderr: err.fd) } catch {
             qrexecError = error
         }
+        err.finish()
         close(channel)
         close(toProg[1]); close(fromProg[0])   // the program sees EOF on its stdin
         var status: Int32 = 0

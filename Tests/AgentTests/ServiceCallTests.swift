@@ -267,6 +267,21 @@ final class ServiceCallTests: XCTestCase {
         XCTAssertTrue(seen.allSatisfy { $0.ident.hasPrefix("call-") }, "\(seen)")
     }
 
+    /// Control characters from a service are kept for files and pipes and
+    /// replaced on the way to a terminal (forced here with the option).
+    func testEscapeCharactersFiltered() throws {
+        let w = try CallWorld()
+        defer { w.shutdown() }
+        try w.service("test.Esc", "#!/bin/sh\nprintf 'a\\033[31mred\\007\\tb\\r\\n\\303\\251'; printf 'e\\033]0;title\\007' >&2\n")
+        let raw = try w.call(["vault", "test.Esc"])
+        XCTAssertEqual(raw.stdout, Data([0x61, 0x1b] + Array("[31mred".utf8) + [0x07, 0x09, 0x62, 0x0d, 0x0a, 0xc3, 0xa9]))
+        XCTAssertEqual(raw.stderr, Data([0x65, 0x1b] + Array("]0;title".utf8) + [0x07]))
+        let f = try w.call(["--filter-escape-chars", "vault", "test.Esc"])
+        XCTAssertEqual(f.status, 0)
+        XCTAssertEqual(f.out, "a_[31mred_\tb\r\né")
+        XCTAssertEqual(f.err, "e_]0;title_")
+    }
+
     func testSignalStatusAndEarlyStdoutClose() throws {
         let w = try CallWorld()
         defer { w.shutdown() }
