@@ -399,7 +399,9 @@ final class ServiceCallTests: XCTestCase {
         try w.service("test.Plain", "echo not executable\n", mode: 0o644)
         let p = try w.call(["vault", "test.Plain"])
         XCTAssertEqual(p.status, 125)
-        XCTAssertTrue(p.err.contains("neither an executable file nor a socket"), p.err)
+        XCTAssertTrue(p.err.contains("test.Plain cannot be run") && !p.err.contains(w.rpcDir), p.err)
+        XCTAssertTrue(w.agentLog("vault").contains("neither an executable file nor a socket"))
+        XCTAssertFalse(r.err.contains(w.rpcDir), r.err)
         // A script without "#!" runs with /bin/sh, as a shell would run it.
         try w.service("test.NoShebang", "echo no-shebang \"$QREXEC_SERVICE_ARGUMENT\"\n")
         XCTAssertEqual(try w.call(["vault", "test.NoShebang+a"]).out, "no-shebang a\n")

@@ -71,7 +71,7 @@ enum Services {
                 let type = st.st_mode & S_IFMT
                 if type == S_IFSOCK { return .socket(path) }
                 if type == S_IFREG && st.st_mode & 0o111 != 0 { return .executable(path) }
-                return .unusable("\(path) is neither an executable file nor a socket")
+                return .unusable("\(path) is neither an executable file nor a socket")   // logged only
             }
         }
         return .none
@@ -84,10 +84,13 @@ enum Services {
             return Session.fail(stream, Session.qrexecFailure, "service call refused: \(error)")
         }
         switch lookup(cmd, in: cfg.rpcDirs) {
+        // The caller learns what happened, not this domain's paths (those go to the log).
         case .none:
-            Session.fail(stream, notFound, "service \(cmd.fullName) not found (looked for \(cmd.lookupNames.joined(separator: ", ")) in \(cfg.rpcDirs.joined(separator: ":")))")
+            Log.say("service \(cmd.fullName) from \(cmd.source): looked for \(cmd.lookupNames.joined(separator: ", ")) in \(cfg.rpcDirs.joined(separator: ":"))")
+            Session.fail(stream, notFound, "service \(cmd.fullName) not found")
         case .unusable(let why):
-            Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName): \(why)")
+            Log.say("service \(cmd.fullName) from \(cmd.source): \(why)")
+            Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName) cannot be run")
         case .socket(let path):
             runSocket(cmd, path: path, stream: stream, fd: fd, version: version)
         case .executable(let path):
@@ -126,11 +129,13 @@ enum Services {
         guard rc == 0 else {
             let e = errno
             close(sock)
-            return Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName): cannot connect to \(path): \(errnoText(e))")
+            Log.say("service \(cmd.fullName): connecting to \(path): \(errnoText(e))")
+            return Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName) cannot be run (its socket does not answer)")
         }
         do { try FD.writeAll(sock, cmd.socketDescriptor) } catch {
             close(sock)
-            return Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName): writing to \(path): \(error)")
+            Log.say("service \(cmd.fullName): writing to \(path): \(error)")
+            return Session.fail(stream, Session.qrexecFailure, "service \(cmd.fullName) cannot be run (its socket closed)")
         }
         let writeSide = fcntl(sock, F_DUPFD_CLOEXEC, 3)
         guard writeSide >= 0 else {
