@@ -31,6 +31,7 @@ let package = Package(
         .executable(name: "ody", targets: ["ody"]),
         .executable(name: "odyssey-jailer", targets: ["odyssey-jailer"]),
         .executable(name: "odyssey-agent", targets: ["odyssey-agent"]),
+        .executable(name: "ody-call", targets: ["ody-call"]),
     ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -84,6 +85,9 @@ let package = Package(
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
         .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim"],
                           path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // ody-call: qrexec-client-vm for domains, fully static like the agent.
+        .executableTarget(name: "ody-call", dependencies: ["Qrexec", "VchanSocketCore"],
+                          path: "Sources/ody-call", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
         .testTarget(name: "AdminTests", dependencies: ["Host", "Domains", "Policy", .product(name: "Logging", package: "swift-log")], path: "Tests/AdminTests"),

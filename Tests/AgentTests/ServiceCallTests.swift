@@ -327,32 +327,35 @@ final class ServiceCallTests: XCTestCase {
         try w.service("test.EnvTarget", script)
         let a = try w.call(["vault", "test.Env+abc"])
         XCTAssertEqual(a.status, 0, a.err)
-        XCTAssertEqual(a.out, "remote=work\nfull=test.Env+abc\narg=abc\ntype=unset\ntarget=unset\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
+        XCTAssertEqual(a.out, "remote=work\nfull=test.Env+abc\narg=abc\ntype=unset\ntarget=unset\nagent=set\nuser=\(AgentFixture.user)\nargc=1\n")
         let b = try w.call(["vault", "test.Env"])
         XCTAssertEqual(b.out, "remote=work\nfull=test.Env\narg=unset\ntype=unset\ntarget=unset\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
         // The host passes the requested target: QREXEC_REQUESTED_TARGET_TYPE/_TARGET.
         let c = try w.call(["vault", "test.EnvTarget+x"])
-        XCTAssertEqual(c.out, "remote=work\nfull=test.EnvTarget+x\narg=x\ntype=name\ntarget=vault\nagent=set\nuser=\(AgentFixture.user)\nargc=0\n")
+        XCTAssertEqual(c.out, "remote=work\nfull=test.EnvTarget+x\narg=x\ntype=name\ntarget=vault\nagent=set\nuser=\(AgentFixture.user)\nargc=1\n")
     }
 
-    /// The argument is never a command-line word: not for a script, not for
-    /// a program used directly as a service, whatever it starts with.
-    func testArgumentStartingWithDashNeverBecomesAnOption() throws {
+    /// As in Qubes R4.1+, a non-empty argument is the service's $1 (so Qubes
+    /// scripts run unmodified) and QREXEC_SERVICE_ARGUMENT; it is never
+    /// evaluated by a shell, whatever it contains.
+    func testArgumentIsFirstParameterAndNeverEvaluated() throws {
         let w = try CallWorld()
         defer { w.shutdown() }
         try w.service("test.Argv", "#!/bin/sh\nprintf '[%s]' \"$0\" \"$@\"; echo; echo \"$QREXEC_SERVICE_ARGUMENT\"\n")
         let a = try w.call(["vault", "test.Argv+-rf"])
         XCTAssertEqual(a.status, 0, a.err)
-        XCTAssertEqual(a.out, "[\(w.rpcDir)/test.Argv]\n-rf\n")
-        // /bin/echo as a service: `-n` would swallow the newline if it got there.
+        XCTAssertEqual(a.out, "[\(w.rpcDir)/test.Argv][-rf]\n-rf\n")
+        // A program used directly as a service sees the argument as its first
+        // word, as in Qubes: `-n` reaches /bin/echo (so such services must
+        // guard against option injection, as the Qubes docs say).
         try FileManager.default.createSymbolicLink(atPath: w.rpcDir + "/test.RawEcho", withDestinationPath: "/bin/echo")
         let e = try w.call(["vault", "test.RawEcho+-n"])
         XCTAssertEqual(e.status, 0, e.err)
-        XCTAssertEqual(e.out, "\n")
+        XCTAssertEqual(e.out, "")
         // Characters a shell would act on arrive as '_' (sanitised on the
         // way out of the caller) and are never evaluated.
         let s = try w.call(["vault", "test.Argv+$(touch /tmp/odyssey-pwned)`id`;x"])
-        XCTAssertEqual(s.out, "[\(w.rpcDir)/test.Argv]\n__touch__tmp_odyssey-pwned__id__x\n")
+        XCTAssertEqual(s.out, "[\(w.rpcDir)/test.Argv][__touch__tmp_odyssey-pwned__id__x]\n__touch__tmp_odyssey-pwned__id__x\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/tmp/odyssey-pwned"))
     }
 

@@ -44,6 +44,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
 
     /// Where the agent sits inside every domain (bind-mounted read-only).
     public static let agentPathInDomain = "/.odyssey/bin/odyssey-agent"
+    public static let callClientInDomain = "/.odyssey/bin/ody-call"
     /// Where a domain sees its own channel directory.
     public static let vchanDirInDomain = "/run/odyssey/vchan"
 
@@ -150,14 +151,19 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
                               vcpus: UInt32(try intProperty("vcpus", of: name, snap)))
         spec.params = plan.params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let vchanDir = backends().instanceConfig(.vchan, vchan.factory.name)["socket_dir"] ?? "/run/odyssey/vchan"
+        let defaultUser = (try? snap.property("default_user", of: name).value) ?? "user"
         spec.params += [
             ("init", Self.agentPathInDomain),
             ("arg0", "--domain"), ("arg1", name),
             ("bind_ro.0", "\(agentPath):\(Self.agentPathInDomain)"),
             ("bind_rw.0", "\(vchanDir)/\(name):\(Self.vchanDirInDomain)"),
             ("env.VCHAN_SOCKET_DIR", Self.vchanDirInDomain),
+            ("env.ODYSSEY_DEFAULT_USER", defaultUser),
             ("hostname", name),
         ]
+        // ody-call (qrexec-client-vm) lives beside the agent, if it was built.
+        let callClient = Path.join(Path.dirname(agentPath), "ody-call")
+        if Sys.exists(callClient) { spec.params.append(("bind_ro.1", "\(callClient):\(Self.callClientInDomain)")) }
         do throws(OdysseyError) {
             try? vmm.undefine(name)   // a definition left by a crash; params may have changed
             try vmm.define(spec)

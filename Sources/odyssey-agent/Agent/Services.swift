@@ -7,11 +7,14 @@
 //       lstat(DIR/NAME): ENOENT -> next; any other error -> fail (125);
 //       found -> stop searching (symlinks are followed from here on)
 //
-//   executable regular file -> exec'd directly (no shell), argv = [path],
-//       as the user of the command line, stdio on the data channel; the
-//       argument is only in the environment (QREXEC_SERVICE_ARGUMENT), so an
-//       argument starting with '-' never reaches anything as an option. A
-//       script without "#!" (exec says ENOEXEC) runs as `/bin/sh PATH`, as a
+//   executable regular file -> exec'd directly (no shell), argv = [path] or,
+//       with a non-empty argument, [path, argument] as Qubes R4.1+ does (so
+//       Qubes scripts reading "$1" run unmodified; the argument is also in
+//       QREXEC_SERVICE_ARGUMENT). It is already restricted to
+//       [A-Za-z0-9._+-], but may start with '-': a service that hands it to
+//       another program must guard against option injection, as in Qubes.
+//       As the user of the command line, stdio on the data channel. A script
+//       without "#!" (exec says ENOEXEC) runs as `/bin/sh PATH ARG`, as a
 //       shell would run it; names still never pass through a shell.
 //   Unix socket -> connected (as the agent), `"SERVICE+ARG SOURCE\0"` written
 //       first, then the data channel is spliced to it; exit status 0 when the
@@ -103,7 +106,8 @@ enum Services {
             }
             let env = Session.baseEnvironment(entry) + cmd.environment(agentPID: getpid()).map { Array($0.utf8) }
             let p = Array(path.utf8)
-            Session.runChild([(path, [p]), ("/bin/sh", [Array("/bin/sh".utf8), p])], env: env, entry, setIDs,
+            let arg: [[UInt8]] = (cmd.argument ?? "").isEmpty ? [] : [Array(cmd.argument!.utf8)]
+            Session.runChild([(path, [p] + arg), ("/bin/sh", [Array("/bin/sh".utf8), p] + arg)], env: env, entry, setIDs,
                              justExec: justExec, notRunnable: Session.qrexecFailure, stream: stream, fd: fd, version: version)
         }
     }

@@ -59,6 +59,7 @@ enum Supervisor {
         for s in handledSignals { sigaddset(&handled, s) }
         pthread_sigmask(SIG_BLOCK, &handled, nil)
 
+        if cfg.initMode { Home.ensure(for: env("ODYSSEY_DEFAULT_USER") ?? "user") }
         guard startThread({ signalLoop(cfg) }) else { Log.say("cannot start the signal thread"); exit(1) }
         LocalCalls.shared.start(path: cfg.localSocket)
         Control.run(cfg)
