@@ -41,6 +41,9 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     /// Serialises start/stop of the same domain; reads never wait on it.
     private let lifecycleLock = Mutex<Set<String>>([])
     private let running = Mutex<[String: Running]>([:])
+    /// Domains whose after-stop cleanup is in progress (it may run on the
+    /// backend's event thread): starts and stops wait for it to finish.
+    private let cleaning = Mutex<Set<String>>([])
 
     /// Where the agent sits inside every domain (bind-mounted read-only).
     public static let agentPathInDomain = "/.odyssey/bin/odyssey-agent"
@@ -93,7 +96,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
                 unmarkStopping(name)
                 throw error
             }
-            if wait { domainStopped(name, state: .halted) }
+            if wait { domainStopped(name, state: .halted); waitUntilCleaned(name) }
         }
     }
 
@@ -103,6 +106,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             markStopping(name)
             try backends().vmm(vmm).kill(name)
             domainStopped(name, state: .halted)
+            waitUntilCleaned(name)
         }
     }
 
@@ -129,6 +133,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     // MARK: start
 
     private func startLocked(_ name: String) throws(OdysseyError) {
+        waitUntilCleaned(name)
         let snap = store.snapshot()
         let d = try mapped { () throws(DomainError) in try snap.domain(name) }
         guard d.klass != .adminVM else { throw OdysseyError(.invalid, "\(name) is the admin domain; it is always running") }
@@ -199,7 +204,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     /// The domain halted (by request, by itself, or crashed): close its link
     /// and clean its volumes. Idempotent.
     func domainStopped(_ name: String, state: PowerState) {
-        guard let r = running.withLock({ $0.removeValue(forKey: name) }) else { return }
+        // Whoever removes the domain from `running` does the cleanup, once;
+        // it is marked `cleaning` in the same step, so no start slips between.
+        guard let r = running.withLock({ run -> Running? in
+            guard let r = run.removeValue(forKey: name) else { return nil }
+            cleaning.withLock { _ = $0.insert(name) }
+            return r
+        }) else { return }
+        defer { cleaning.withLock { _ = $0.remove(name) } }
         r.link.close(reason: "domain \(state.rawValue.lowercased())")
         do {
             _ = try volumes.cleanupAfterStop(name, in: store.snapshot())
@@ -207,6 +219,11 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             logger.error("cleanup after stop of \(name): \(error)")
         }
         if !r.stopping { logger.warning("\(name) stopped by itself (\(state.rawValue))") }
+    }
+
+    /// Waits (bounded) until an after-stop cleanup of `name` has finished.
+    private func waitUntilCleaned(_ name: String) {
+        for _ in 0..<60_000 where cleaning.withLock({ $0.contains(name) }) { usleep(1000) }
     }
 
     private func runningVmm(_ name: String) throws(OdysseyError) -> String {
