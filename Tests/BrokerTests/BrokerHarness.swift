@@ -119,6 +119,8 @@ final class BrokerWorld: @unchecked Sendable {
         return runtime.agent(name)!
     }
 
+    func agentSocket(_ name: String) -> String { dir + "/a-\(name).sock" }
+
     func dispNames() -> [String] { store.allDomains().filter { $0.klass == .dispVM }.map(\.name).sorted() }
 
     deinit {
@@ -142,6 +144,10 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
     private var transient: Set<String> = []
     var startDelay: [String: TimeInterval] = [:]
     private(set) var starts: [String] = []
+    /// Real odyssey-agent processes instead of FakeAgents (no namespaces:
+    /// ODYSSEY_AGENT_NO_INIT=1), with these service directories.
+    var realAgentRPCDirs: String?
+    private var processes: [String: Process] = [:]
 
     var runningNames: [String] { lock.withLock { Array(running.keys) } }
     func agent(_ name: String) -> FakeAgent? { lock.withLock { running[name]?.agent } }
@@ -172,8 +178,29 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
         if let d = lock.withLock({ startDelay[name] }) { usleep(UInt32(d * 1_000_000)) }
         let link = try AgentLink(domain: name, vchan: world.vchan, logger: world.logger, onTrigger: world.broker.triggerHandler)
         let agent = FakeAgent(name: name, socketDir: world.socketDir)
-        agent.start()
+        if let dirs = realAgentRPCDirs {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: BrokerBuild.dir + "/odyssey-agent")
+            var env = ProcessInfo.processInfo.environment
+            env["VCHAN_SOCKET_DIR"] = world.socketDir + "/" + name
+            env["ODYSSEY_DOMAIN"] = name
+            env["ODYSSEY_AGENT_NO_INIT"] = "1"
+            env["ODYSSEY_RPC_DIRS"] = dirs
+            env["ODYSSEY_AGENT_SOCKET"] = world.agentSocket(name)
+            p.environment = env
+            let log = world.dir + "/agent-\(name).log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            p.standardOutput = FileHandle(forWritingAtPath: log)
+            p.standardError = FileHandle(forWritingAtPath: log)
+            do { try p.run() } catch { throw OdysseyError(.io, "agent: \(error)") }
+            lock.withLock { processes[name] = p }
+        } else {
+            agent.start()
+        }
         try link.waitReady(timeoutMs: 10_000)
+        if realAgentRPCDirs != nil {
+            for _ in 0..<400 where !FileManager.default.fileExists(atPath: world.agentSocket(name)) { usleep(5_000) }
+        }
         lock.withLock { running[name] = (link, agent, false) }
     }
 
@@ -184,6 +211,10 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
             throw OdysseyError(.state, "\(name) is not running")
         }
         r.agent.stop()
+        if let p = lock.withLock({ processes.removeValue(forKey: name) }) {
+            Glibc.kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
         r.link.close(reason: "killed")
         world?.broker.disposables.domainHalted(name)
     }

@@ -33,6 +33,8 @@ public final class Disposables: @unchecked Sendable {
     private var observer: ObserverToken?
     private var changed: Set<String> = []
     private var closed = false
+    /// Being destroyed now (a Halted event for them is ours, not news).
+    private var destroying: Set<String> = []
 
     public init(store: DomainStore, volumes: VolumeManager, runtime: BrokerRuntime, logger: Logger) {
         self.store = store
@@ -78,9 +80,12 @@ public final class Disposables: @unchecked Sendable {
     public func destroy(_ name: String) {
         let mine: Bool = monitor.withLock {
             for (t, var p) in pools where p.contains(name) { p.removeAll { $0 == name }; pools[t] = p }
-            return owned.remove(name) != nil
+            guard owned.remove(name) != nil else { return false }
+            destroying.insert(name)
+            return true
         }
         guard mine else { return }
+        defer { monitor.withLock { _ = destroying.remove(name) } }
         if runtime.powerState(name) != .halted { try? runtime.kill(name) }
         for _ in 0..<500 where runtime.powerState(name) != .halted { usleep(10_000) }
         do throws(DomainError) {
@@ -97,7 +102,8 @@ public final class Disposables: @unchecked Sendable {
     /// A domain stopped (by the call's end, `ody kill`, a crash): if it is a
     /// disposable (ours, or any DispVM with auto_cleanup), remove it.
     public func domainHalted(_ name: String) {
-        let ours = monitor.withLock { owned.contains(name) }
+        let (ours, busy) = monitor.withLock { (owned.contains(name), destroying.contains(name)) }
+        if busy { return }
         if !ours {
             let snap = store.snapshot()
             guard let d = try? snap.domain(name), d.klass == .dispVM,
@@ -144,6 +150,10 @@ public final class Disposables: @unchecked Sendable {
         }
         if let token { store.removeObserver(token) }
         for n in names { destroy(n) }
+        // A preload being made finishes (and is destroyed) before we return:
+        // the backends may be closed right after.
+        for _ in 0..<6000 where monitor.withLock({ !filling.isEmpty }) { usleep(10_000) }
+        for n in monitor.withLock({ Array(owned) }) { destroy(n) }
     }
 
     // MARK: creating
