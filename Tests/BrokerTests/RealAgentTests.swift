@@ -17,6 +17,9 @@ final class RealAgentTests: XCTestCase {
         w = try BrokerWorld(policy: basePolicy + "test.Cat * @anyvm @anyvm allow\n")
         try w.create("work", "vault", "dtpl")
         try w.store.setProperty("template_for_dispvms", of: "dtpl", to: "True")
+        // Services run as the domain's default user: here, whoever runs the tests.
+        let me = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "root"
+        for n in ["work", "vault", "dtpl"] { try w.store.setProperty("default_user", of: n, to: me) }
         rpc = w.dir + "/rpc"
         try FileManager.default.createDirectory(atPath: rpc, withIntermediateDirectories: true)
         try service("test.Hello", "#!/bin/sh\necho \"hello to $QREXEC_REMOTE_DOMAIN arg=$1\"\n")
