@@ -110,6 +110,7 @@ public final class Daemon: @unchecked Sendable {
         try run.start()
         runService = run
         broker.disposables.startPreloading()
+        broker.startTerminalPrompt()   // asks prompt on the terminal in the foreground (no-op unless stdin is a tty)
         let b = backends
         logger.info("odysseyd \(OdysseyVersion.string) ready: \(b.registry.loaded.count) plugins loaded, \(b.registry.refused.count) refused, admin socket \(c.adminSocket)")
     }
