@@ -94,6 +94,19 @@ private final class BenchWorld: @unchecked Sendable {
         try store.create("tpl", class: .templateVM, label: "black")
         for i in 0..<50 { try store.create(String(format: "d%02d", i), class: .appVM, label: "blue", template: "tpl") }
         for i in 0..<50 { try runtime.start(String(format: "d%02d", i)) }
+        // One domain with the real agent as a plain process (no namespaces),
+        // its service a real executable: /bin/true.
+        let agent = env.pluginDir + "/odyssey-agent"
+        if fm.fileExists(atPath: agent) {
+            let rpc = dir + "/rpc"
+            try fm.createDirectory(atPath: rpc, withIntermediateDirectories: true)
+            try fm.createSymbolicLink(atPath: rpc + "/bench.Trivial", withDestinationPath: "/bin/true")
+            try store.create("real", class: .appVM, label: "blue", template: "tpl")
+            let me = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "root"
+            try store.setProperty("default_user", of: "real", to: me)
+            runtime.realAgent = (agent, rpc, dir)
+            try runtime.start("real")
+        }
     }
 
     func close() {
@@ -116,10 +129,25 @@ private final class BenchWorld: @unchecked Sendable {
         let base = sample(runs: 2000, warmup: 100) { _ = write(p[0], &b, 1); _ = read(p[0], &b, 1) }.map { $0 * 1e6 }
         Glibc.close(p[0]); Glibc.close(p[1])
         let med = median(ms), p99 = percentile(ms, 99)
-        return [BenchRow(name: "call d00->d01 trivial service (in-process agents)", unit: "ms", median: med, p99: p99,
-                         bar: "<=1.5, p99<=8", passed: med <= 1.5 && p99 <= 8 && failures == 0,
-                         baseline: "socketpair round trip \(fmt(median(base))) us; Qubes 20-60 ms",
-                         ratio: failures == 0 ? "" : "\(failures) failed")]
+        var rows = [BenchRow(name: "call d00->d01 trivial service (in-process agents)", unit: "ms", median: med, p99: p99,
+                             bar: "<=1.5, p99<=8", passed: med <= 1.5 && p99 <= 8 && failures == 0,
+                             baseline: "socketpair round trip \(fmt(median(base))) us; Qubes 20-60 ms",
+                             ratio: failures == 0 ? "" : "\(failures) failed")]
+        if runtime.powerState("real") == .running {
+            var bad = 0
+            let r = sample(runs: 500, warmup: 20) { if a.call("real", "bench.Trivial").status != 0 { bad += 1 } }.map { $0 * 1000 }
+            // Baseline: spawning /bin/true and waiting for it (the service's own cost).
+            let spawn = sample(runs: 200, warmup: 10) {
+                var pid: pid_t = 0
+                var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+                defer { free(argv[0]) }
+                if posix_spawn(&pid, "/bin/true", nil, nil, &argv, environ) == 0 { var st: Int32 = 0; waitpid(pid, &st, 0) }
+            }.map { $0 * 1000 }
+            rows.append(BenchRow(name: "call d00->real agent, service /bin/true", unit: "ms", median: median(r), p99: percentile(r, 99),
+                                 bar: "<=1.5, p99<=8", passed: median(r) <= 1.5 && percentile(r, 99) <= 8 && bad == 0,
+                                 baseline: "spawn+wait /bin/true \(fmt(median(spawn))) ms", ratio: bad == 0 ? "" : "\(bad) failed"))
+        }
+        return rows
     }
 
     func throughputRows() -> [BenchRow] {
@@ -199,12 +227,31 @@ private final class BenchRuntime: BrokerRuntime, @unchecked Sendable {
     private(set) var agents: [String: BenchAgent] = [:]
     private var links: [String: AgentLink] = [:]
     private let lock = NSLock()
+    /// (agent binary, service dir, scratch dir) for the domain named "real".
+    var realAgent: (String, String, String)?
+    private var process: pid_t = 0
 
     func powerState(_ name: String) -> PowerState { lock.withLock { links[name] != nil ? .running : .halted } }
     func start(_ name: String) throws(OdysseyError) {
         let l = try AgentLink(domain: name, vchan: vchan, logger: Logger(label: "b", factory: { _ in SwiftLogNoOpLogHandler() }), onTrigger: handler)
         let a = BenchAgent(name: name, socketDir: socketDir)
-        a.start()
+        if name == "real", let (agent, rpc, dir) = realAgent {
+            let env = ["VCHAN_SOCKET_DIR=\(socketDir)/real", "ODYSSEY_DOMAIN=real", "ODYSSEY_AGENT_NO_INIT=1",
+                       "ODYSSEY_RPC_DIRS=\(rpc)", "ODYSSEY_AGENT_SOCKET=\(dir)/real-agent.sock", "PATH=/usr/bin:/bin"]
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            posix_spawn_file_actions_addopen(&actions, 2, dir + "/real-agent.log", O_WRONLY | O_CREAT, 0o644)
+            var argv: [UnsafeMutablePointer<CChar>?] = [strdup(agent), nil]
+            var envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+            var pid: pid_t = 0
+            let rc = posix_spawn(&pid, agent, &actions, nil, &argv, &envp)
+            posix_spawn_file_actions_destroy(&actions)
+            for p in argv + envp { free(p) }
+            guard rc == 0 else { throw OdysseyError(.io, "cannot start the agent") }
+            process = pid
+        } else {
+            a.start()
+        }
         try l.waitReady(timeoutMs: 10_000)
         lock.withLock { links[name] = l; agents[name] = a }
     }
@@ -215,7 +262,10 @@ private final class BenchRuntime: BrokerRuntime, @unchecked Sendable {
         guard let l = lock.withLock({ links[name] }) else { throw OdysseyError(.state, "\(name) is not running") }
         return l
     }
-    func stopAll() { lock.withLock { for l in links.values { l.close() }; links = [:] } }
+    func stopAll() {
+        lock.withLock { for l in links.values { l.close() }; links = [:] }
+        if process > 0 { Glibc.kill(process, SIGKILL); var st: Int32 = 0; waitpid(process, &st, 0) }
+    }
 }
 
 /// The agent's side of the protocol in a thread (see Tests/BrokerTests/BrokerHarness.swift).

@@ -22,12 +22,14 @@ enum BrokerBuild {
         let dir = realpath(url.path, nil).map { p in defer { free(p) }; return String(cString: p) } ?? url.path
         return URL(fileURLWithPath: dir).deletingLastPathComponent().deletingLastPathComponent().path
     }()
-    static var dir: String {
-        if let d = ProcessInfo.processInfo.environment["ODYSSEY_BUILD_DIR"] { return d }
-        for candidate in ["/work/dev-broker/.build/debug", repoRoot + "/.build/debug"]
-        where FileManager.default.fileExists(atPath: candidate + "/libvchan-socket.so") { return candidate }
-        return repoRoot + "/.build/debug"
-    }
+    /// The package this test was built in (a dev package may link the sources in).
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+    /// `ODYSSEY_BUILD_DIR`, else `<package>/.build/debug`.
+    static var dir: String { ProcessInfo.processInfo.environment["ODYSSEY_BUILD_DIR"] ?? packageRoot + "/.build/debug" }
 }
 
 /// A temp world: vchan plugin, store, volumes, policy directory, fake runtime, broker.
