@@ -69,7 +69,7 @@ let package = Package(
                          .linkedLibrary("_FoundationCShims")]),
 
         .executableTarget(name: "odyssey-bench", dependencies: [
-            "Host", "Policy", .product(name: "Logging", package: "swift-log"),
+            "Host", "Policy", "Domains", "Qrexec", "VchanSocketCore", .product(name: "Logging", package: "swift-log"),
         ], path: "Sources/odyssey-bench"),
         // vmm-native: one-line C wrappers Swift cannot reach (pidfd_open/send_signal, dladdr, pipe2, F_SETPIPE_SZ).
         .target(name: "CVmmNative", path: "Plugins/vmm-native/CShim"),
@@ -91,6 +91,7 @@ let package = Package(
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
         .testTarget(name: "AdminTests", dependencies: ["Host", "Domains", "Policy", .product(name: "Logging", package: "swift-log")], path: "Tests/AdminTests"),
+        .testTarget(name: "BrokerTests", dependencies: ["Host", "Domains", "Policy", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/BrokerTests"),
         .testTarget(name: "IntegrationTests", dependencies: ["Host", "Domains"], path: "Tests/IntegrationTests"),
         .testTarget(name: "NativeTests", dependencies: ["PluginABI", "odyssey-jailer"], path: "Tests/NativeTests"),
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),

@@ -21,7 +21,47 @@ struct PolicyCommand: ParsableCommand {
               ody policy eval qubes.Filecopy work personal --explain
               ody policy eval --policy-dir DIR --domains domains.json --requests requests.jsonl
             """,
-        subcommands: [Check.self, Eval.self])
+        subcommands: [Check.self, Eval.self, Pending.self, Answer.self])
+
+    struct Pending: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pending", abstract: "List calls waiting for an answer (policy action `ask`).",
+            discussion: "Answer with `ody policy answer ID allow [TARGET]` or `ody policy answer ID deny`; unanswered calls are denied after ask_timeout.")
+        @OptionGroup var client: ClientOptions
+        @Flag(name: .long, help: "Print JSON.") var json = false
+
+        func run() throws {
+            let bytes = try client.call("admin.odyssey.policy.Pending")
+            if json { print(String(decoding: bytes, as: UTF8.self)); return }
+            let asks = try decodeJSON([PendingAskReply].self, bytes)
+            if asks.isEmpty { print("no calls waiting"); return }
+            for a in asks {
+                let choices = a.choices.map { $0 == a.defaultTarget ? "\($0) (default)" : $0 }.joined(separator: ", ")
+                print("\(a.id): \(a.source) -> \(a.requestedTarget) \(a.service); choices: \(choices); \(a.secondsLeft) s left")
+            }
+        }
+    }
+
+    struct Answer: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "answer", abstract: "Answer a pending call: allow (to the default or a named target) or deny.",
+            discussion: "Examples:\n  ody policy answer 3 allow personal\n  ody policy answer 3 allow      # the default target\n  ody policy answer 3 deny")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "The id from `ody policy pending`.") var id: String
+        @Argument(help: "allow or deny.") var decision: String
+        @Argument(help: "With allow: the target (one of the choices).") var target: String?
+
+        func validate() throws {
+            guard decision == "allow" || decision == "deny" else { throw ValidationError("the answer is 'allow' or 'deny', not '\(decision)'") }
+            if decision == "deny" && target != nil { throw ValidationError("deny takes no target") }
+        }
+
+        func run() throws {
+            let payload = decision + (target.map { " " + $0 } ?? "")
+            _ = try client.call("admin.odyssey.policy.Answer", argument: id, payload: Array(payload.utf8))
+            print(decision == "deny" ? "denied \(id)" : "allowed \(id)" + (target.map { " to \($0)" } ?? ""))
+        }
+    }
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "check", 

@@ -18,18 +18,25 @@ struct Run: ParsableCommand {
             One argument after -- is a shell command line run by /bin/sh -c in the domain;
             several arguments are passed as they are (each one quoted for the shell).
 
+            --dispvm runs the command in a fresh disposable from default_dispvm (--dispvm=T:
+            from template T), destroyed when the command ends; it needs --pass-io. The
+            targets @dispvm and @dispvm:T mean the same.
+
             Examples:
               ody run work -p -- uname -a
+              ody run --dispvm -p -- sh -c 'echo I am $(hostname)'
+              ody run --dispvm=web-dvm -p -- wget -qO- https://example.org
               ody run work -p -- 'ls /home/user | wc -l'
               echo data | ody run vault -p --user root -- cat
             """)
     @OptionGroup var client: ClientOptions
-    @Argument(help: "The domain.") var domain: String
+    @Argument(help: "The domain (or @dispvm, @dispvm:TEMPLATE).") var domain: String
     @Option(name: [.short, .long], help: "User to run as in the domain.") var user: String = "user"
     @Flag(name: [.short, .customLong("pass-io")], help: "Connect stdio and return the command's exit status.") var passIO = false
     @Argument(parsing: .postTerminator, help: "The command.") var command: [String] = []
 
     func validate() throws {
+        if domain.hasPrefix("@dispvm") && !passIO { throw ValidationError("a disposable needs --pass-io (-p): it is destroyed when the command ends") }
         guard !command.isEmpty else { throw ValidationError("give the command after --, e.g. ody run \(domain) -p -- uname -a") }
     }
 

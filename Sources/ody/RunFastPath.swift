@@ -47,9 +47,22 @@ enum RunFastPath {
             }
             i += 1
         }
-        guard let domain else { return nil }
+        guard let domain, passIO || !domain.hasPrefix("@dispvm") else { return nil }   // ArgumentParser explains
         return Parsed(domain: domain, user: user, passIO: passIO, socket: socket, config: config,
                       command: Array(argv[(dashes + 1)...]))
+    }
+
+    /// `--dispvm` / `--dispvm=T` become the target `@dispvm` / `@dispvm:T`
+    /// (ArgumentParser has no options with an optional value).
+    static func normalizeDispvm(_ argv: [String]) -> [String] {
+        guard argv.count >= 2, argv[1] == "run" else { return argv }
+        let end = argv.firstIndex(of: "--") ?? argv.count
+        return argv.enumerated().map { i, a in
+            guard i > 1, i < end else { return a }
+            if a == "--dispvm" { return "@dispvm" }
+            if a.hasPrefix("--dispvm=") { return "@dispvm:" + a.dropFirst("--dispvm=".count) }
+            return a
+        }
     }
 
     /// Runs the command if argv is a plain `ody run`; returns only if not.

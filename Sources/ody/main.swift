@@ -25,5 +25,6 @@ struct Ody: ParsableCommand {
                       Events.self, Plugins.self, PolicyCommand.self, Backend.self])
 }
 
-RunFastPath.runIfPlain(CommandLine.arguments)
-Ody.main()
+let arguments = RunFastPath.normalizeDispvm(CommandLine.arguments)
+RunFastPath.runIfPlain(arguments)
+Ody.main(Array(arguments.dropFirst()))

@@ -13,6 +13,7 @@ let groups: [(String, (BenchEnv) -> [BenchRow])] = [
     ("policy", { _ in policyBenchmarks() }),
     ("admin", adminBenchmarks),
     ("domains", domainBenchmarks),
+    ("broker", brokerBenchmarks),
 ]
 let wanted = Set(args.dropFirst())
 if let unknown = wanted.first(where: { w in !groups.contains { $0.0 == w } }) {

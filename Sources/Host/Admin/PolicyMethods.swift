@@ -22,6 +22,17 @@ public struct PolicyCheckReply: Codable, Sendable {
     public var warnings: [String]
 }
 
+/// One pending `ask`, as `ody policy pending` shows it.
+public struct PendingAskReply: Codable, Sendable {
+    public var id: String
+    public var source: String
+    public var service: String
+    public var requestedTarget: String
+    public var choices: [String]
+    public var defaultTarget: String?
+    public var secondsLeft: Int
+}
+
 struct PolicyMethods {
     unowned let daemon: Daemon
 
@@ -50,6 +61,26 @@ struct PolicyMethods {
                                             notify: d.notify, rule: d.rule, targetsForAsk: d.targetsForAsk, defaultTarget: d.defaultTarget,
                                             reason: d.reason, explanation: f.count == 4 ? p.explain(request, in: system) : [])
                 return JSON.encode(reply)
+            },
+            AdminMethod(name: "admin.odyssey.policy.Pending", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [daemon] _ in
+                JSON.encode(daemon.broker.pending().map {
+                    PendingAskReply(id: $0.id, source: $0.source, service: $0.service, requestedTarget: $0.requestedTarget,
+                                    choices: $0.choices, defaultTarget: $0.defaultTarget, secondsLeft: Int($0.secondsLeft))
+                })
+            },
+            // Argument: the ask's id. Payload: "allow", "allow TARGET" or "deny".
+            AdminMethod(name: "admin.odyssey.policy.Answer", takesArgument: true, takesPayload: true, destMustBeAdmin: true) { [daemon] r throws(AdminError) in
+                guard let text = String(validating: r.payload, as: UTF8.self) else { throw AdminError("QubesValueError", "payload is not UTF-8") }
+                let words = text.split(separator: " ").map(String.init)
+                do throws(OdysseyError) {
+                    switch (words.first, words.count) {
+                    case ("allow", 1): try daemon.broker.answer(id: r.argument, allow: nil)
+                    case ("allow", 2): try daemon.broker.answer(id: r.argument, allow: words[1])
+                    case ("deny", 1): try daemon.broker.deny(id: r.argument)
+                    default: throw OdysseyError(.invalid, "answer with 'allow', 'allow TARGET' or 'deny'")
+                    }
+                } catch { throw error.adminError }
+                return []
             },
         ]
     }

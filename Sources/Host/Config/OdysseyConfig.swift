@@ -26,6 +26,9 @@ public struct OdysseyConfig: Sendable {
     public var askTimeoutSeconds: Int
     /// The in-domain agent binary (bind-mounted read-only into every domain).
     public var agentPath: String
+    /// Directories of qrexec services the admin domain (dom0) provides,
+    /// after <state_dir>/qubes-rpc. Default: qubes-rpc/ beside the config file.
+    public var rpcDirs: [String]
     public var roles: [InterfaceKind: Role]
 
     public static let defaultPath = "/etc/odyssey/odyssey.toml"
@@ -37,6 +40,7 @@ public struct OdysseyConfig: Sendable {
                       adminSocketGroup: nil, pluginDirs: ["/usr/local/lib/odyssey/plugins"],
                       policyDirs: ["/etc/odyssey/policy.d"], logLevel: .info, askTimeoutSeconds: 60,
                       agentPath: Path.join(Path.dirname(Sys.executablePath() ?? "/usr/local/bin/odysseyd"), "odyssey-agent"),
+                      rpcDirs: [Path.join(Path.dirname(path), "qubes-rpc")],
                       roles: [.vmm: Role(defaultFactory: "native"), .vchan: Role(defaultFactory: "socket")])
     }
 

@@ -58,7 +58,7 @@ public final class Daemon: @unchecked Sendable {
         current = Mutex(Current(config: config, backends: backends, policy: policy))
         let disposables = Disposables(store: store, volumes: volumes, runtime: runtime, logger: logger)
         broker = Broker(runtime: runtime, store: store, policy: { box.daemon!.policy }, disposables: disposables,
-                        hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc", Path.join(Path.dirname(configPath), "qubes-rpc")], logger: logger),
+                        hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc"] + config.rpcDirs, logger: logger),
                         askTimeoutSeconds: { box.daemon?.config.askTimeoutSeconds ?? 60 }, logger: logger)
         runtime.setTriggerHandler(broker.triggerHandler)
         events.subscribe { e in
@@ -106,9 +106,11 @@ public final class Daemon: @unchecked Sendable {
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
         server = srv
-        let run = try RunService(path: Path.join(Path.dirname(c.adminSocket), "qrexec.sock"), runtime: runtime, allowedGroup: c.adminSocketGroup, logger: logger)
+        let run = try RunService(path: Path.join(Path.dirname(c.adminSocket), "qrexec.sock"), runtime: runtime,
+                                 disposables: broker.disposables, allowedGroup: c.adminSocketGroup, logger: logger)
         try run.start()
         runService = run
+        runtime.adoptRunningDomains()
         broker.disposables.startPreloading()
         broker.startTerminalPrompt()   // asks prompt on the terminal in the foreground (no-op unless stdin is a tty)
         let b = backends

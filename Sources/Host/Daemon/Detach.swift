@@ -1,6 +1,7 @@
 // Running odysseyd in the background without fork (Swift cannot fork a
 // multithreaded process safely): re-exec ourselves with --foreground in a new
 // session, output to a log file, and wait until the child says it is ready.
+import CSupport
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,7 @@ public enum Detach {
         posix_spawn_file_actions_adddup2(&actions, logFD, 1)
         posix_spawn_file_actions_adddup2(&actions, logFD, 2)
         posix_spawn_file_actions_adddup2(&actions, writeFD, 3)
+        _ = ody_spawn_closefrom(&actions, 4)   // nothing else of the caller's
         let argv = [executable] + arguments + ["--foreground", "--ready-fd", "3"]
         var cargs = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }

@@ -130,6 +130,55 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
 
     public var runningNames: [String] { running.withLock { $0.keys.sorted() } }
 
+    // MARK: restart of the daemon
+
+    /// After a daemon restart: domains the backends still run are adopted
+    /// (their agents reconnect to a fresh control channel); a domain whose
+    /// agent does not come back within qrexec_timeout is killed and cleaned
+    /// up, and so is anything a backend runs that the store does not know.
+    public func adoptRunningDomains() {
+        let snap = store.snapshot()
+        let known = Dictionary(uniqueKeysWithValues: snap.allDomains().compactMap { d in d.vmm.map { (d.name, $0) } })
+        for vmmName in Set(known.values).sorted() {
+            guard let vmm = try? backends().vmm(vmmName), let names = try? vmm.list() else { continue }
+            for name in names {
+                guard let info = try? vmm.info(name), info.state == .running || info.state == .paused else {
+                    if known[name] == nil { try? vmm.undefine(name) }   // a stale definition nobody owns
+                    continue
+                }
+                guard known[name] == vmmName else {
+                    logger.warning("\(vmmName) runs \(name), which the store does not know: killing it")
+                    try? vmm.kill(name); try? vmm.undefine(name)
+                    continue
+                }
+                adopt(name, vmm: vmmName, paused: info.state == .paused, snap)
+            }
+        }
+    }
+
+    private func adopt(_ name: String, vmm vmmName: String, paused: Bool, _ snap: DomainsSnapshot) {
+        let handler: TriggerHandler? = triggerHandler.withLock { $0 }
+        guard let vchan = try? backends().vchan(),
+              let link = try? AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler) else {
+            logger.error("cannot listen for the agent of running \(name): killing it")
+            try? backends().vmm(vmmName).kill(name)
+            return
+        }
+        running.withLock { $0[name] = Running(vmm: vmmName, link: link, paused: paused) }
+        let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
+        Threads.detach { [self] in
+            do throws(OdysseyError) {
+                try link.waitReady(timeoutMs: timeout * 1000)
+                logger.notice("re-adopted running \(name) (\(vmmName)); its agent reconnected")
+            } catch {
+                logger.error("running \(name) was found, but its agent did not reconnect (\(error)): killing it")
+                markStopping(name)
+                try? backends().vmm(vmmName).kill(name)
+                domainStopped(name, state: .halted)
+            }
+        }
+    }
+
     // MARK: start
 
     private func startLocked(_ name: String) throws(OdysseyError) {

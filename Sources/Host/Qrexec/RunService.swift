@@ -9,6 +9,8 @@
 // SO_PEERCRED). Request (admin wire framing):
 //   odyssey.Run+<user> dom0 name <domain>\0<command>      (command for sh -c)
 //   odyssey.JustExec+<user> dom0 name <domain>\0<command> (stdio to /dev/null)
+// <domain> may be @dispvm or @dispvm:TEMPLATE (with Run only): a fresh or
+// preloaded disposable that is destroyed when the command ends.
 // Reply: "0\0" with the data channel fd attached (Run), "0\0" (JustExec), or
 // an admin error reply.
 import CSupport
@@ -22,13 +24,16 @@ import Glibc
 public final class RunService: @unchecked Sendable {
     let path: String
     let runtime: DomainRuntime
+    let disposables: Disposables
     let allowedGID: gid_t?
     let logger: Logger
     private var listenFD: Int32 = -1
 
-    public init(path: String, runtime: DomainRuntime, allowedGroup: String?, logger: Logger) throws(OdysseyError) {
+    public init(path: String, runtime: DomainRuntime, disposables: Disposables, allowedGroup: String?,
+                logger: Logger) throws(OdysseyError) {
         self.path = path
         self.runtime = runtime
+        self.disposables = disposables
         self.logger = logger
         if let g = allowedGroup {
             guard let gr = getgrnam(g) else { throw OdysseyError(.config, "admin_socket_group: no such group '\(g)'") }
@@ -77,6 +82,14 @@ public final class RunService: @unchecked Sendable {
             }
             let user = request.argument.isEmpty ? "user" : request.argument
             guard UserName.isValid(user) else { throw OdysseyError(.invalid, "invalid user name '\(user)'") }
+            if request.dest == "@dispvm" || request.dest.hasPrefix("@dispvm:") {
+                guard request.method == "odyssey.Run" else {
+                    throw OdysseyError(.invalid, "a disposable needs --pass-io: it is destroyed when the command ends")
+                }
+                let template = request.dest == "@dispvm" ? nil : String(request.dest.dropFirst("@dispvm:".count))
+                try runInDisposable(template: template, user: user, command: command, reply: fd)
+                return
+            }
             let domain = request.dest
             if runtime.powerState(domain) == .halted { try runtime.start(domain) }   // as qvm-run does
             let link = try runtime.link(domain)
@@ -98,6 +111,34 @@ public final class RunService: @unchecked Sendable {
             reply = .failure(error.adminError)
         }
         try? Sys.writeAll(fd, reply.encoded(), what: "run reply")
+    }
+}
+
+extension RunService {
+    /// A fresh (or preloaded) disposable runs the one command and is
+    /// destroyed when its session ends, or if anything fails on the way.
+    func runInDisposable(template: String?, user: String, command: String, reply fd: Int32) throws(OdysseyError) {
+        let name = try disposables.acquire(template: template, caller: nil)
+        let link: AgentLink, session: ExecSession
+        let channel: Int32
+        do throws(OdysseyError) {
+            link = try runtime.link(name)
+            session = try link.exec(user: user, command: command)
+            do throws(OdysseyError) {
+                try session.waitConnected()
+                channel = try session.dataFD()
+            } catch { session.close(); throw error }
+        } catch {
+            disposables.destroy(name)
+            throw error
+        }
+        defer { session.close() }
+        // From here the call's end (the agent's CONNECTION_TERMINATED, or a
+        // link closing) destroys the disposable, whatever the caller does.
+        disposables.destroyAfterCall(name, target: link, port: session.port, caller: nil)
+        do { try FDPassing.send(fd, Array("0\0".utf8), fds: [channel]) } catch {
+            throw OdysseyError(.io, "passing the data channel to the caller: \(error)")
+        }
     }
 }
 
