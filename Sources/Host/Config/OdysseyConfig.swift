@@ -66,7 +66,11 @@ public struct OdysseyConfig: Sendable {
         do throws(TOMLError) { table = try TOMLReader.parse(text) } catch {
             throw OdysseyError(.config, "\(path):\(error.line): \(error.message)")
         }
-        let reader = ConfigReader(path: path, baseDir: Path.dirname(path))
+        // Paths in the file are relative to the file; make that absolute so
+        // they do not change meaning when the daemon's directory changes.
+        var cwd = [CChar](repeating: 0, count: 4096)
+        let here = getcwd(&cwd, cwd.count).map { _ in String(decoding: cwd.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) } ?? "/"
+        let reader = ConfigReader(path: path, baseDir: Path.resolve(Path.dirname(path), relativeTo: here))
         return try reader.read(table)
     }
 }
