@@ -44,6 +44,7 @@ struct ConfigReader {
             case "policy_dirs": c.policyDirs = try pathList(value, line, key)
             case "agent_path": c.agentPath = try nonEmptyPath(value, line, key)
             case "rpc_dirs": c.rpcDirs = try pathList(value, line, key)
+            case "domain_rpc_dir": c.domainRpcDir = try nonEmptyPath(value, line, key)
             case "log_level":
                 let s = try string(value, line, key)
                 guard let level = Logger.Level(rawValue: s) else {
@@ -60,7 +61,7 @@ struct ConfigReader {
                     guard case .table(let t) = value else { throw error(line, key, "expected a table [\(key)], got \(value.typeName)") }
                     c.roles[kind] = try role(t, kind: kind, previous: c.roles[kind])
                 } else {
-                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, log_level, ask_timeout, [vmm], [vchan], [addon], [gui])")
+                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, domain_rpc_dir, log_level, ask_timeout, [vmm], [vchan], [addon], [gui])")
                 }
             }
         }

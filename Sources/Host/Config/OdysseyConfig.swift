@@ -29,6 +29,9 @@ public struct OdysseyConfig: Sendable {
     /// Directories of qrexec services the admin domain (dom0) provides,
     /// after <state_dir>/qubes-rpc. Default: qubes-rpc/ beside the config file.
     public var rpcDirs: [String]
+    /// Services every domain gets (bind-mounted read-only at /etc/odyssey/rpc
+    /// in each domain). Default: domain-rpc/ beside the config file.
+    public var domainRpcDir: String
     public var roles: [InterfaceKind: Role]
 
     public static let defaultPath = "/etc/odyssey/odyssey.toml"
@@ -41,6 +44,7 @@ public struct OdysseyConfig: Sendable {
                       policyDirs: ["/etc/odyssey/policy.d"], logLevel: .info, askTimeoutSeconds: 60,
                       agentPath: Path.join(Path.dirname(Sys.executablePath() ?? "/usr/local/bin/odysseyd"), "odyssey-agent"),
                       rpcDirs: [Path.join(Path.dirname(path), "qubes-rpc")],
+                      domainRpcDir: Path.join(Path.dirname(path), "domain-rpc"),
                       roles: [.vmm: Role(defaultFactory: "native"), .vchan: Role(defaultFactory: "socket")])
     }
 

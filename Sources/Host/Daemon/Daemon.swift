@@ -52,7 +52,7 @@ public final class Daemon: @unchecked Sendable {
         self.volumes = volumes
         let box = BackendsBox()
         let runtime = DomainRuntime(store: store, volumes: volumes, backends: { box.get() }, events: events, logger: logger,
-                                    agentPath: config.agentPath)
+                                    agentPath: config.agentPath, domainRpcDir: config.domainRpcDir)
         self.runtime = runtime
         let policy = try Self.makePolicy(config, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
         current = Mutex(Current(config: config, backends: backends, policy: policy))

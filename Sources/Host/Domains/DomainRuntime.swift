@@ -32,6 +32,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     let backends: @Sendable () -> Backends
     let logger: Logger
     let agentPath: String
+    let domainRpcDir: String?
     /// Receives the service requests (TRIGGER_SERVICE3/4) agents forward,
     /// validated, with the source set from the link: the qrexec broker.
     public typealias TriggerHandler = @Sendable (AgentLink, AgentLink.ServiceRequest) -> Void
@@ -52,12 +53,13 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     public static let vchanDirInDomain = "/run/odyssey/vchan"
 
     public init(store: DomainStore, volumes: VolumeManager, backends: @escaping @Sendable () -> Backends,
-                events: EventBus, logger: Logger, agentPath: String) {
+                events: EventBus, logger: Logger, agentPath: String, domainRpcDir: String? = nil) {
         self.store = store
         self.volumes = volumes
         self.backends = backends
         self.logger = logger
         self.agentPath = agentPath
+        self.domainRpcDir = domainRpcDir
         events.subscribe { [weak self] e in
             guard e.kind == .lifecycle, e.state == .halted || e.state == .crashed, let runtime = self else { return }
             // Cleanup does I/O; never run it on the plugin's event thread.
@@ -218,6 +220,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         // ody-call (qrexec-client-vm) lives beside the agent, if it was built.
         let callClient = Path.join(Path.dirname(agentPath), "ody-call")
         if Sys.exists(callClient) { spec.params.append(("bind_ro.1", "\(callClient):\(Self.callClientInDomain)")) }
+        // Services Odyssey ships to every domain (qubes.VMShell...).
+        if let dir = domainRpcDir, Sys.isDirectory(dir) { spec.params.append(("bind_ro.2", "\(dir):/etc/odyssey/rpc")) }
         do throws(OdysseyError) {
             try? vmm.undefine(name)   // a definition left by a crash; params may have changed
             try vmm.define(spec)
