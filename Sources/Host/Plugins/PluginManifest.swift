@@ -32,17 +32,11 @@ public struct PluginManifest: Codable, Sendable, Equatable {
 
     /// Parses and checks a manifest; errors say which field is wrong.
     public static func decode(_ data: Data) throws(OdysseyError) -> PluginManifest {
-        let m: PluginManifest
-        do { m = try JSONDecoder().decode(PluginManifest.self, from: data) } catch let DecodingError.keyNotFound(key, _) {
-            throw OdysseyError(.plugin, "manifest is missing \"\(key.stringValue)\"")
-        } catch let DecodingError.dataCorrupted(ctx) {
-            throw OdysseyError(.plugin, "manifest is not valid JSON: \(ctx.debugDescription)")
-        } catch let DecodingError.typeMismatch(_, ctx) {
-            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
-            throw OdysseyError(.plugin, "manifest field \"\(path)\" has the wrong type")
-        } catch {
-            throw OdysseyError(.plugin, "manifest is invalid: \(error)")
+        let root: ManifestJSON
+        do throws(ManifestJSON.Failure) { root = try ManifestJSON.parse(Array(data)) } catch {
+            throw OdysseyError(.plugin, "manifest is not valid JSON: \(error.message)")
         }
+        let m = try Fields(root, "").manifest()
         guard FactoryName.isValid(String(m.id.map { $0 == "." ? "-" : $0 })) else {
             throw OdysseyError(.plugin, "manifest id \"\(m.id)\" must match [a-z0-9_.-]+")
         }
@@ -54,5 +48,66 @@ public struct PluginManifest: Codable, Sendable, Equatable {
             throw OdysseyError(.plugin, "manifest factory name \"\(f.name)\" must match [a-z0-9_-]+")
         }
         return m
+    }
+}
+
+/// Typed access to the parsed manifest, naming the field in every error.
+private struct Fields {
+    let v: ManifestJSON
+    let path: String
+    init(_ v: ManifestJSON, _ path: String) { self.v = v; self.path = path }
+
+    private func at(_ k: String) -> String { path.isEmpty ? k : "\(path).\(k)" }
+    private func missing(_ k: String) -> OdysseyError { OdysseyError(.plugin, "manifest is missing \"\(at(k))\"") }
+    private func wrong(_ k: String) -> OdysseyError { OdysseyError(.plugin, "manifest field \"\(at(k))\" has the wrong type") }
+
+    func string(_ k: String) throws(OdysseyError) -> String {
+        guard let x = v[k] else { throw missing(k) }
+        guard case .string(let s) = x else { throw wrong(k) }
+        return s
+    }
+
+    func optionalString(_ k: String) throws(OdysseyError) -> String? {
+        guard let x = v[k], x != .null else { return nil }
+        guard case .string(let s) = x else { throw wrong(k) }
+        return s
+    }
+
+    func uint32(_ k: String) throws(OdysseyError) -> UInt32 {
+        guard let x = v[k] else { throw missing(k) }
+        guard case .number(let d) = x, d >= 0, d <= Double(UInt32.max), d == d.rounded() else { throw wrong(k) }
+        return UInt32(d)
+    }
+
+    func manifest() throws(OdysseyError) -> PluginManifest {
+        guard case .object = v else { throw OdysseyError(.plugin, "manifest is not a JSON object") }
+        guard let abiValue = v["abi"] else { throw missing("abi") }
+        let abi = Fields(abiValue, at("abi"))
+        guard let fs = v["factories"] else { throw missing("factories") }
+        guard case .array(let items) = fs else { throw wrong("factories") }
+        var factories: [PluginManifest.Factory] = []
+        for (n, item) in items.enumerated() {
+            let f = Fields(item, "factories[\(n)]")
+            let kindText = try f.string("kind")
+            guard let kind = InterfaceKind(rawValue: kindText) else {
+                throw OdysseyError(.plugin, "manifest field \"factories[\(n)].kind\" has the wrong type (unknown kind \"\(kindText)\")")
+            }
+            var config: [String: PluginManifest.ConfigKey]?
+            if let c = item["config"], c != .null {
+                guard case .object(let keys) = c else { throw f.wrong("config") }
+                var out: [String: PluginManifest.ConfigKey] = [:]
+                for (key, spec) in keys {
+                    let k = Fields(spec, "factories[\(n)].config.\(key)")
+                    out[key] = PluginManifest.ConfigKey(type: try k.optionalString("type"), default: try k.optionalString("default"),
+                                                        help: try k.optionalString("help"))
+                }
+                config = out
+            }
+            factories.append(PluginManifest.Factory(name: try f.string("name"), kind: kind, config: config))
+        }
+        return PluginManifest(id: try string("id"), library: try string("library"),
+                              abi: PluginManifest.ABI(major: try abi.uint32("major"), minor: try abi.uint32("minor")),
+                              version: try optionalString("version"), license: try optionalString("license"),
+                              description: try optionalString("description"), factories: factories)
     }
 }
