@@ -29,7 +29,7 @@ demo: build
 
 test: build
 	$(SWIFT) build --build-tests
-	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) $(SWIFT) test --skip-build
+	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) $(SWIFT) test --skip-build --disable-swift-testing   # every test is XCTest
 
 bench: deps
 	$(SWIFT) build -c release
