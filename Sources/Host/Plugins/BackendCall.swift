@@ -12,6 +12,27 @@ enum BackendCall {
         throw OdysseyError(.unsupported, "\(backend) does not support \(operation)")
     }
 
+    /// The `open` slot every ops table starts with: `open(args, &instance, err)`.
+    typealias OpenFn = @convention(c) (UnsafePointer<ody_instance_args>?, UnsafeMutablePointer<OpaquePointer?>?,
+                                       UnsafeMutablePointer<ody_error>?) -> Int32
+
+    /// Opens an instance of a factory through its `open` slot, handing it the
+    /// host services and `context` (its config section, its event source).
+    static func open(_ open: OpenFn, factory: LoadedFactory, context: ServiceContext,
+                     label: String) throws(OdysseyError) -> OpaquePointer {
+        var args = ody_instance_args(struct_size: UInt32(MemoryLayout<ody_instance_args>.size), flags: 0,
+                                     host: HostServicesTable.shared, host_ctx: context.opaque, instance_name: nil)
+        var out: OpaquePointer?
+        try OdysseyError.rethrowing {
+            try factory.name.withCString { n in
+                args.instance_name = n
+                try run("open \(label)") { open(&args, &out, $0) }
+            }
+        }
+        guard let out else { throw OdysseyError(.plugin, "\(label): open returned no instance") }
+        return out
+    }
+
     /// Runs one call with a fresh error struct and maps its status.
     @discardableResult
     static func run(_ what: @autoclosure () -> String,

@@ -49,17 +49,7 @@ public final class VmmBackend: @unchecked Sendable {
         self.ops = factory.ops.assumingMemoryBound(to: ody_vmm_ops.self)
         let label = "vmm backend '\(factory.name)'"
         let open = try BackendCall.slot(ops, size: factory.opsSize, \.open, operation: "open", backend: label)
-        var args = ody_instance_args(struct_size: UInt32(MemoryLayout<ody_instance_args>.size), flags: 0,
-                                     host: HostServicesTable.shared, host_ctx: context.opaque, instance_name: nil)
-        var out: OpaquePointer?
-        try OdysseyError.rethrowing {
-            try factory.name.withCString { n in
-                args.instance_name = n
-                try BackendCall.run("open \(label)") { open(&args, &out, $0) }
-            }
-        }
-        guard let out else { throw OdysseyError(.plugin, "\(label): open returned no instance") }
-        self.handle = out
+        self.handle = try BackendCall.open(open, factory: factory, context: context, label: label)
     }
 
     private func slot<Fn>(_ p: KeyPath<ody_vmm_ops, Fn?>, _ op: String) throws(OdysseyError) -> Fn {
