@@ -88,6 +88,10 @@ enum Services {
         }
         switch lookup(cmd, in: cfg.rpcDirs) {
         // The caller learns what happened, not this domain's paths (those go to the log).
+        case .none where cmd.service == "qubes.VMExec":
+            // Built in, as every Qubes VM has it; a qubes.VMExec file found
+            // in the service directories takes precedence.
+            runVMExec(cmd, user: user, justExec: justExec, stream: stream, fd: fd, version: version)
         case .none:
             Log.say("service \(cmd.fullName) from \(cmd.source): looked for \(cmd.lookupNames.joined(separator: ", ")) in \(cfg.rpcDirs.joined(separator: ":"))")
             Session.fail(stream, notFound, "service \(cmd.fullName) not found")
@@ -110,6 +114,25 @@ enum Services {
             Session.runChild([(path, [p] + arg), ("/bin/sh", [Array("/bin/sh".utf8), p] + arg)], env: env, entry, setIDs,
                              justExec: justExec, notRunnable: Session.qrexecFailure, stream: stream, fd: fd, version: version)
         }
+    }
+
+    /// qubes.VMExec+ARG: the argv encoded in the argument, exec'd without a
+    /// shell (the program found in the PATH commands get).
+    static func runVMExec(_ cmd: ServiceCommand, user: String, justExec: Bool, stream: QrexecStream, fd: Int32, version: UInt32) {
+        let argv: [[UInt8]]
+        do { argv = try VMExecArgument.decode(cmd.argument ?? "") } catch {
+            return Session.fail(stream, Session.qrexecFailure, error.description)
+        }
+        guard let entry = Users.lookup(user) else {
+            return Session.fail(stream, Session.qrexecFailure, "no user \"\(user)\" in /etc/passwd")
+        }
+        let name = String(decoding: argv[0], as: UTF8.self)
+        let dirs = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        let path = name.contains("/") ? name : dirs.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+        guard let path else { return Session.fail(stream, notFound, "qubes.VMExec: \(name): command not found") }
+        let env = Session.baseEnvironment(entry) + cmd.environment(agentPID: getpid()).map { Array($0.utf8) }
+        Session.runChild([(path, argv)], env: env, entry, geteuid() == 0, justExec: justExec,
+                         notRunnable: notFound, stream: stream, fd: fd, version: version)
     }
 
     /// A socket service: connect, the descriptor, then splice both ways.
