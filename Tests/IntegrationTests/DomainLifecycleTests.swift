@@ -83,4 +83,21 @@ final class DomainLifecycleTests: XCTestCase {
         try h.daemon.runtime.start("work")   // and it starts again cleanly
         XCTAssertEqual(try h.run("work", "echo back").1, "back\n")
     }
+
+    /// A named disposable persists as an object but starts clean every time.
+    func testNamedDisposableLosesItsStateAtEveryStop() throws {
+        let h = try Host()
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("dvm", label: "red")
+        try mapped { () throws(DomainError) in try h.daemon.store.setProperty("template_for_dispvms", of: "dvm", to: "True") }
+        try h.create("named", template: "dvm", label: "red", klass: .dispVM)
+        try h.daemon.runtime.start("named")
+        XCTAssertEqual(try h.run("named", "echo state > /rw/mark && cat /rw/mark").1, "state\n")
+        try h.daemon.runtime.shutdown("named", wait: true)
+        try h.daemon.runtime.start("named")
+        XCTAssertNotEqual(try h.run("named", "cat /rw/mark").0, 0, "a named disposable's private state is discarded at stop")
+        try h.daemon.runtime.shutdown("named", wait: true)
+        XCTAssertNoThrow(try h.daemon.store.domain("named"), "the object itself persists")
+    }
 }
