@@ -51,7 +51,7 @@ let package = Package(
         // The domain store, volumes and templates (no Foundation; linked into odysseyd).
         .target(name: "Domains", dependencies: ["CSQLite"], path: "Sources/Domains", exclude: ["README.md"]),
         // qrexec framing, message validators and name sanitisers (no Foundation).
-        .target(name: "Qrexec", path: "Sources/Qrexec"),
+        .target(name: "Qrexec", dependencies: ["VchanSocketCore"], path: "Sources/Qrexec"),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
             "PluginABI", "CSupport", "Policy", "Domains", "Qrexec", "VchanSocketCore",
@@ -61,7 +61,7 @@ let package = Package(
             "Host", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/odysseyd"),
         .executableTarget(name: "ody", dependencies: [
-            "Host", "Policy", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Host", "Policy", "Qrexec", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/ody",
         // Static and Foundation-free: it starts in ~1.5 ms instead of ~10 ms,
         // which is most of an `ody run` into a running domain.

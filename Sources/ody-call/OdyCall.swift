@@ -15,7 +15,6 @@
 import Glibc
 #endif
 import Qrexec
-import VchanSocketCore
 
 enum OdyCall {
     static let refusedStatus: Int32 = 126
@@ -149,85 +148,15 @@ enum OdyCall {
         for f: Int32 in 0...2 where fcntl(f, F_GETFD) < 0 { _ = open("/dev/null", O_RDWR) }
         let o = parse(Array(CommandLine.arguments.dropFirst()))
 
-        let request: [UInt8]
-        do { request = try LocalCall.request(target: o.target, service: o.service) } catch {
-            fail("\(error)")
-        }
-        let sock = connectAgent(o.socketPath)
-        do { try FD.writeAll(sock, request) } catch { fail("sending the request to the agent: \(error)") }
-
-        var fds: [Int32] = []
-        let reply: LocalCall.Reply
-        do { reply = try readReply(sock, fds: &fds) } catch {
-            for f in fds { close(f) }
-            fail("bad answer from the agent: \(error)")
-        }
-        close(sock)
-        switch reply {
+        switch LocalCall.open(socketPath: o.socketPath, target: o.target, service: o.service) {
         case .refused:
-            for f in fds { close(f) }
             say("request refused")
             exit(refusedStatus)
         case .failed(let why):
-            for f in fds { close(f) }
-            fail("the call failed: \(why)")
-        case .connect:
-            guard fds.count == 1 else {
-                for f in fds { close(f) }
-                fail("the agent allowed the call but passed \(fds.count) descriptors instead of the data channel")
-            }
-            guard isStreamSocket(fds[0]) else {
-                close(fds[0])
-                fail("the agent passed a data channel that is not a stream socket")
-            }
-            exit(o.local.isEmpty ? callService(fds[0], o.filter) : callWithLocalProgram(fds[0], o.local, o.filter))
+            fail(why)
+        case .channel(let channel):
+            exit(o.local.isEmpty ? callService(channel, o.filter) : callWithLocalProgram(channel, o.local, o.filter))
         }
-    }
-
-    static func connectAgent(_ path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { fail("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { fail("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        var rc: Int32
-        repeat {
-            rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        } while rc != 0 && errno == EINTR
-        guard rc == 0 else {
-            fail("cannot reach the agent at \(path): \(String(cString: strerror(errno))) (is odyssey-agent running in this domain?)")
-        }
-        return fd
-    }
-
-    /// One reply: header admitted before the body is read; descriptors that
-    /// arrive with it are collected (and all accounted for by the caller).
-    static func readReply(_ sock: Int32, fds: inout [Int32]) throws(QrexecError) -> LocalCall.Reply {
-        let untrusted_head: [UInt8]
-        do { untrusted_head = try FDPassing.recvExact(sock, MsgHeader.size, fds: &fds) } catch {
-            if error == .closed { throw .io("the agent closed the connection without an answer", errno: 0) }
-            throw .io("\(error)", errno: 0)
-        }
-        let h = MsgHeader(untrusted_bytes: untrusted_head)
-        let n = try LocalCall.admitReply(h)
-        var untrusted_body: [UInt8] = []
-        if n > 0 {
-            do { untrusted_body = try FDPassing.recvExact(sock, n, fds: &fds) } catch {
-                throw .truncated(expected: n, got: 0)
-            }
-        }
-        return try LocalCall.validateReply(h, untrusted_body: untrusted_body)
-    }
-
-    static func isStreamSocket(_ fd: Int32) -> Bool {
-        var type: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 else { return false }
-        return type == Int32(SOCK_STREAM.rawValue)
     }
 
     /// ody-call's own stdio on the channel; the service's status.

@@ -5,6 +5,7 @@ import FoundationEssentials
 import Glibc
 #endif
 import Host
+import Qrexec
 
 struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Admin socket of odysseyd.", valueName: "PATH"))
@@ -22,7 +23,20 @@ struct ClientOptions: ParsableArguments {
         return OdysseyConfig.defaultSocket
     }
 
-    var client: AdminClient { AdminClient(socketPath: socketPath) }
+    /// Inside a domain (the agent's local request socket exists and neither
+    /// --socket nor ODYSSEY_SOCKET was given): the agent's socket; ody then
+    /// speaks qrexec, under the host's policy, instead of the admin socket.
+    var agentSocket: String? {
+        if socket != nil { return nil }
+        let env = ProcessInfo.processInfo.environment
+        if let s = env["ODYSSEY_SOCKET"], !s.isEmpty { return nil }
+        let path = env[LocalCall.socketPathVariable].flatMap { $0.isEmpty ? nil : $0 } ?? LocalCall.defaultSocketPath
+        var st = stat()
+        guard stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        return path
+    }
+
+    var client: AdminClient { agentSocket.map { AdminClient(agentSocket: $0) } ?? AdminClient(socketPath: socketPath) }
 
     /// Calls the daemon; on failure prints the reason and exits 1.
     func call(_ method: String, argument: String = "", dest: String = "dom0", payload: [UInt8] = []) throws -> [UInt8] {

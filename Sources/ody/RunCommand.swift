@@ -8,6 +8,7 @@ import FoundationEssentials
 import Glibc
 #endif
 import Host
+import Qrexec
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", 
@@ -47,7 +48,8 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let status = Self.execute(socketPath: client.socketPath, domain: domain, user: user, command: command, passIO: passIO)
+        let status = client.agentSocket.map { Self.executeInDomain(agentSocket: $0, domain: domain, command: command, passIO: passIO) }
+            ?? Self.execute(socketPath: client.socketPath, domain: domain, user: user, command: command, passIO: passIO)
         if status != 0 { throw ExitCode(status) }
     }
 
@@ -59,6 +61,55 @@ struct Run: ParsableCommand {
         } catch {
             printError("ody: \(error)")
             return 125   // qrexec failure, as qrexec-client reports it
+        }
+    }
+
+    /// Inside a domain: a qrexec call through the agent, under the host's
+    /// policy (Qubes' qvm-run in a management VM). Several words are
+    /// `qubes.VMExec+<argv>`; one shell command line is `qubes.VMShell` with
+    /// the line on stdin. The policy decides the user (--user is not sent).
+    /// Without --pass-io the command's output is discarded and its status not
+    /// reported. Exit status as ody-call's: 126 refused, 125 qrexec failure.
+    static func executeInDomain(agentSocket: String, domain: String, command: [String], passIO: Bool) -> Int32 {
+        let service = command.count == 1 ? "qubes.VMShell" : "qubes.VMExec+" + VMExecArgument.encode(command)
+        let channel: Int32
+        switch LocalCall.open(socketPath: agentSocket, target: domain, service: service) {
+        case .refused: printError("ody: request refused"); return 126
+        case .failed(let why): printError("ody: \(why)"); return 125
+        case .channel(let c): channel = c
+        }
+        defer { close(channel) }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        var stdin: Int32? = passIO ? 0 : nil
+        var shellIn: Int32 = -1
+        if command.count == 1 {
+            // The line first, then (with --pass-io) our stdin, as qvm-run sends it.
+            var p: [Int32] = [-1, -1]
+            guard pipe(&p) == 0 else { printError("ody: pipe: \(String(cString: strerror(errno)))"); return 125 }
+            for f in p { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
+            let line = Array((command[0] + "; exit\n").utf8)
+            let (r, w) = (p[0], p[1])
+            Threads.detach {
+                defer { close(w) }
+                guard (try? Sys.writeAll(w, line, what: "command")) != nil, passIO else { return }
+                var buf = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = read(0, &buf, buf.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 || (try? Sys.writeAll(w, Array(buf[0..<n]), what: "stdin")) == nil { return }
+                }
+            }
+            shellIn = r
+            stdin = r
+        }
+        defer { if shellIn >= 0 { close(shellIn) } }
+        do {
+            let status = try DataClient.run(channel: channel, stdin: stdin, stdout: passIO ? 1 : null, stderr: passIO ? 2 : null)
+            return passIO ? status : 0
+        } catch {
+            printError("ody: data channel: \(error)")
+            return 125
         }
     }
 }

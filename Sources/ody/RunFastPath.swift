@@ -71,6 +71,9 @@ enum RunFastPath {
         var client = ClientOptions()
         client.socket = p.socket
         client.config = p.config
+        if let agent = client.agentSocket {
+            exit(Run.executeInDomain(agentSocket: agent, domain: p.domain, command: p.command, passIO: p.passIO))
+        }
         exit(Run.execute(socketPath: client.socketPath, domain: p.domain, user: p.user, command: p.command, passIO: p.passIO))
     }
 }

@@ -7,9 +7,13 @@
 // QREXEC_REQUESTED_TARGET_TYPE, QREXEC_REQUESTED_TARGET) and the call's
 // data channel as stdin/stdout; their stderr goes to the caller as
 // MSG_DATA_STDERR. No name ever passes through a shell. Not found: exit 127.
+// Services registered in-process (register(prefix:), e.g. the daemon's
+// admin.* methods) are answered inside odysseyd instead: stdin read to EOF,
+// the handler's bytes sent as STDOUT, then EOF and its exit code.
 #if canImport(Qrexec)
 import Logging
 import Qrexec
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +21,27 @@ import Glibc
 public final class HostServices: @unchecked Sendable {
     public let directories: [String]
     let logger: Logger
+
+    /// A service answered inside odysseyd instead of by an executable: given
+    /// the caller (from its channel), the target it requested, the service
+    /// name (`SERVICE[+ARG]`) and its whole stdin, returns stdout and an exit code.
+    public typealias InProcess = @Sendable (_ source: String, _ requestedTarget: String, _ service: String,
+                                            _ stdin: [UInt8]) -> (stdout: [UInt8], exitCode: Int32)
+    /// The most stdin an in-process service reads (an admin request payload).
+    public static let inProcessStdinLimit = 65536
+    private let inProcess = Mutex<[(prefix: String, handler: InProcess)]>([])
+
+    /// Calls whose service name starts with `prefix` (e.g. "admin.") are
+    /// answered by `handler`; they never look for an executable.
+    public func register(prefix: String, _ handler: @escaping InProcess) {
+        inProcess.withLock { $0.removeAll { $0.prefix == prefix }; $0.append((prefix, handler)) }
+    }
+
+    public func unregister(prefix: String) { inProcess.withLock { $0.removeAll { $0.prefix == prefix } } }
+
+    func inProcessHandler(_ service: String) -> InProcess? {
+        inProcess.withLock { t in t.first { service.hasPrefix($0.prefix) }?.handler }
+    }
 
     public init(directories: [String], logger: Logger) {
         self.directories = directories
@@ -53,6 +78,11 @@ public final class HostServices: @unchecked Sendable {
         var stream = QrexecStream(fd: fd, incoming: .clientToService)
         do { try stream.handshake() } catch {
             logger.info("dom0 service \(service) from \(source): handshake: \(error)")
+            return
+        }
+        if let handler = inProcessHandler(service) {
+            runInProcess(handler, &stream, service: service, source: source, requestedTarget: requestedTarget)
+            shutdown(fd, Int32(SHUT_RDWR))
             return
         }
         guard let (path, passArg) = lookup(service) else {
@@ -131,6 +161,39 @@ public final class HostServices: @unchecked Sendable {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if !callerGone { try? stream.send(.exitCode(DataStream.exitStatus(waitStatus: status))) }
         shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// The caller's STDIN until EOF (at most inProcessStdinLimit bytes), then
+    /// the handler's answer as STDOUT, EOF and EXIT_CODE.
+    private func runInProcess(_ handler: InProcess, _ stream: inout QrexecStream, service: String, source: String,
+                              requestedTarget: String) {
+        var input: [UInt8] = []
+        reading: while true {
+            guard let m = try? stream.receive() else {
+                logger.info("dom0 service \(service) from \(source): channel closed before stdin EOF")
+                return
+            }
+            switch DataStream.event(m, incoming: .clientToService) {
+            case .data(let b):
+                input += b
+                if input.count > Self.inProcessStdinLimit {
+                    try? stream.send(.stderr(Array("odysseyd: \(service): input over \(Self.inProcessStdinLimit) bytes\n".utf8)))
+                    try? stream.send(.exitCode(125))
+                    return
+                }
+            case .eof: break reading
+            default: continue
+            }
+        }
+        let (out, code) = handler(source, requestedTarget, service, input)
+        var i = 0
+        while i < out.count {
+            let end = min(out.count, i + QrexecVersion.maxDataChunk(stream.version ?? 3))
+            guard (try? stream.send(.stdout(Array(out[i..<end])))) != nil else { return }
+            i = end
+        }
+        try? stream.send(.stdout([]))
+        try? stream.send(.exitCode(code))
     }
 
     static func spawn(_ argv: [String], _ env: [String], stdin: Int32, stdout: Int32, stderr: Int32) -> pid_t? {

@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     private var runService: RunService?
     /// The qrexec broker (calls between domains, asks, disposables).
     public let broker: Broker
+    /// The admin methods (set by start()); also answer admin.* qrexec calls from domains.
+    public private(set) var adminMethods: AdminMethods?
 
     var config: OdysseyConfig { current.withLock { $0.config } }
     var backends: Backends { current.withLock { $0.backends } }
@@ -103,6 +105,19 @@ public final class Daemon: @unchecked Sendable {
         try? Sys.writeFileAtomically(c.stateDir + "/odysseyd.pid", "\(getpid())\n")
         PolicyWatcher.start(directories: policy.directories) { [self] in policy.reload(reason: "policy file changed") }
         let methods = AdminMethods(daemon: self)
+        adminMethods = methods
+        // admin.* calls from domains whose policy target is dom0 (Qubes: a
+        // management VM's admin client): answered here, under the admin
+        // permission check, with the caller taken from its channel.
+        broker.hostServices.register(prefix: "admin.") { source, requested, service, stdin in
+            let plus = service.firstIndex(of: "+")
+            let method = plus.map { String(service[..<$0]) } ?? service
+            let argument = plus.map { String(service[service.index(after: $0)...]) } ?? ""
+            let dest = requested.isEmpty || requested == "@adminvm" || requested == "@default" ? "dom0" : requested
+            let request = AdminRequest(method: method, argument: argument, source: source, destType: "name",
+                                       dest: dest, payload: stdin)
+            return (methods.handle(request, callerSource: source).encoded(), 0)
+        }
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
         server = srv
@@ -170,6 +185,7 @@ public final class Daemon: @unchecked Sendable {
         logger.info("stopping")
         server?.stop()
         runService?.stop()
+        broker.hostServices.unregister(prefix: "admin.")
         broker.disposables.shutdown()
         backends.closeAll()
         unlink(config.stateDir + "/odysseyd.pid")

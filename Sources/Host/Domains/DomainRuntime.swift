@@ -220,6 +220,9 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         // ody-call (qrexec-client-vm) lives beside the agent, if it was built.
         let callClient = Path.join(Path.dirname(agentPath), "ody-call")
         if Sys.exists(callClient) { spec.params.append(("bind_ro.1", "\(callClient):\(Self.callClientInDomain)")) }
+        // ody, the admin CLI: in a domain it speaks qrexec through the agent.
+        let ody = Path.join(Path.dirname(agentPath), "ody")
+        if Sys.exists(ody) { spec.params.append(("bind_ro.3", "\(ody):/.odyssey/bin/ody")) }
         // Services Odyssey ships to every domain (qubes.VMShell...).
         if let dir = domainRpcDir, Sys.isDirectory(dir) { spec.params.append(("bind_ro.2", "\(dir):/etc/odyssey/rpc")) }
         do throws(OdysseyError) {
