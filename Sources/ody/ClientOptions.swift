@@ -62,4 +62,6 @@ func decodeJSON<T: Decodable>(_ t: T.Type, _ bytes: [UInt8]) throws -> T {
 
 /// Unbuffered writes: progress lines and event streams must appear at once.
 func writeStderr(_ s: String) { try? Sys.writeAll(2, Array(s.utf8), what: "stderr") }
-func writeStdout(_ s: String) { try? Sys.writeAll(1, Array(s.utf8), what: "stdout") }
+/// False once stdout is gone (a reader such as `head` exited): callers stop.
+@discardableResult
+func writeStdout(_ s: String) -> Bool { (try? Sys.writeAll(1, Array(s.utf8), what: "stdout")) != nil }

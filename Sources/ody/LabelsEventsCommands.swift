@@ -32,8 +32,7 @@ struct Events: ParsableCommand {
                 if e.name == "connection-established" { return true }
                 let args = e.orderedArguments.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
                 let line = "\(e.subject.isEmpty ? "-" : e.subject) \(e.name)\(args.isEmpty ? "" : " " + args)\n"
-                writeStdout(line)   // unbuffered: one line per event, also into a pipe
-                return true
+                return writeStdout(line)   // unbuffered: one line per event; stop when stdout is gone
             }
         } catch {
             printError("ody: \(client.describe(error, method: "admin.Events", dest: name ?? "dom0"))")

@@ -30,6 +30,8 @@ final class DelegatedAdminTests: XCTestCase {
         admin.vm.property.GetAll   *       mgmt  work      allow target=dom0
         admin.vm.property.GetAll   *       mgmt  mgmt      allow target=dom0
         admin.vm.property.Get      +label  mgmt  work      allow target=dom0
+        admin.Events               *       mgmt  @adminvm  allow target=dom0
+        admin.Events               *       mgmt  work      allow target=dom0
 
         """
         try FileManager.default.createDirectory(atPath: h.dir + "/state/policy.d", withIntermediateDirectories: true)
@@ -63,8 +65,18 @@ final class DelegatedAdminTests: XCTestCase {
         XCTAssertEqual(try inMgmt("ody-call @adminvm admin.vm.Remove < /dev/null").0, 126)
         XCTAssertEqual(try inMgmt("ody-call vault admin.vm.Kill < /dev/null").0, 126)
         XCTAssertNotEqual(h.daemon.runtime.powerState("vault"), .running)
-        // admin.Events is not offered over qrexec (it needs a streaming connection).
-        XCTAssertNotEqual(try inMgmt("\(ody) events").0, 0)
+        // admin.Events streams over qrexec: mgmt sees events of the domains it may see.
+        let box = EventsBox()
+        nonisolated(unsafe) let host = h   // used by that one thread only while this one waits
+        Thread.detachNewThread { box.set(try? host.run("mgmt", "\(ody) events | head -1", user: "user")) }
+        usleep(700_000)
+        for i in 0..<6 where !box.done {
+            try mapped { () throws(DomainError) in try h.daemon.store.setFeature("probe", of: "work", to: "\(i)") }
+            usleep(200_000)
+        }
+        for _ in 0..<50 where !box.done { usleep(100_000) }
+        XCTAssertTrue(box.done, "ody events ends once its reader (head) is gone")
+        XCTAssertTrue(box.output.hasPrefix("work feature-set:probe"), box.output)
 
         // ody run: qubes.VMExec to work is denied by the default policy...
         r = try inMgmt("\(ody) run work -p -- echo hi")
@@ -96,4 +108,13 @@ final class DelegatedAdminTests: XCTestCase {
         // vault is still out of reach.
         XCTAssertEqual(try inMgmt("\(ody) run vault -p -- echo hi").0, 126)
     }
+}
+
+/// The output of a command run on another thread.
+final class EventsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: (Int32, String, String)??
+    func set(_ r: (Int32, String, String)?) { lock.lock(); result = .some(r); lock.unlock() }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return result != nil }
+    var output: String { lock.lock(); defer { lock.unlock() }; return (result ?? nil)?.1 ?? "" }
 }

@@ -51,6 +51,29 @@ public struct AdminClient: Sendable {
     }
 
     /// One admin request as a qrexec call through the domain's agent; the raw reply.
+    /// In a domain: a streaming admin call (admin.Events) over qrexec; the
+    /// returned descriptor yields the service's stdout (the event frames).
+    static func qrexecStream(_ request: AdminRequest, agentSocket: String) throws(AdminClientError) -> Int32 {
+        let service = request.method + (request.argument.isEmpty ? "" : "+" + request.argument)
+        let target = request.dest == "dom0" || request.dest.isEmpty ? "@adminvm" : request.dest
+        let channel: Int32
+        switch LocalCall.open(socketPath: agentSocket, target: target, service: service) {
+        case .refused: throw .remote(AdminError("PermissionDenied", "qrexec policy refused \(service) to \(target)"))
+        case .failed(let why): throw .unreachable(why)
+        case .channel(let c): channel = c
+        }
+        signal(SIGPIPE, SIG_IGN)
+        var outP: [Int32] = [-1, -1]
+        guard pipe(&outP) == 0 else { Sys.close(channel); throw .unreachable("pipe: \(String(cString: strerror(errno)))") }
+        _ = fcntl(outP[0], F_SETFD, FD_CLOEXEC); _ = fcntl(outP[1], F_SETFD, FD_CLOEXEC)
+        let outW = outP[1]
+        Threads.detach {
+            _ = try? DataClient.run(channel: channel, stdin: nil, stdout: outW, stderr: 2)
+            Sys.close(channel); Sys.close(outW)
+        }
+        return outP[0]
+    }
+
     static func qrexecCall(_ request: AdminRequest, agentSocket: String) throws(AdminClientError) -> [UInt8] {
         let service = request.method + (request.argument.isEmpty ? "" : "+" + request.argument)
         let target = request.dest == "dom0" || request.dest.isEmpty ? "@adminvm" : request.dest
@@ -133,16 +156,20 @@ extension AdminClient {
     /// Follows admin.Events on `dest` (dom0: everything) until `body` returns
     /// false or the daemon closes the stream. The first event is `connection-established`.
     public func events(dest: String = "dom0", _ body: (AdminEventMessage) -> Bool) throws(AdminClientError) {
-        if agentSocket != nil { throw .unreachable("admin.Events is not available inside a domain (no streaming over qrexec yet)") }
         let fd: Int32
-        do { fd = try UnixSocket.connect(path: socketPath) } catch {
-            throw .unreachable("cannot reach odysseyd at \(socketPath): \(error.message) (is it running? set --socket or ODYSSEY_SOCKET)")
+        if let agentSocket {
+            fd = try Self.qrexecStream(AdminRequest(method: "admin.Events", dest: dest), agentSocket: agentSocket)
+        } else {
+            do { fd = try UnixSocket.connect(path: socketPath) } catch {
+                throw .unreachable("cannot reach odysseyd at \(socketPath): \(error.message) (is it running? set --socket or ODYSSEY_SOCKET)")
+            }
+            do { try Sys.writeAll(fd, AdminRequest(method: "admin.Events", dest: dest).encoded(), what: "admin request") } catch {
+                Sys.close(fd)
+                throw .unreachable(error.description)
+            }
+            shutdown(fd, Int32(SHUT_WR))
         }
         defer { Sys.close(fd) }
-        do { try Sys.writeAll(fd, AdminRequest(method: "admin.Events", dest: dest).encoded(), what: "admin request") } catch {
-            throw .unreachable(error.description)
-        }
-        shutdown(fd, Int32(SHUT_WR))
         var buf: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -26,7 +26,16 @@ public final class HostServices: @unchecked Sendable {
     /// the caller (from its channel), the target it requested, the service
     /// name (`SERVICE[+ARG]`) and its whole stdin, returns stdout and an exit code.
     public typealias InProcess = @Sendable (_ source: String, _ requestedTarget: String, _ service: String,
-                                            _ stdin: [UInt8]) -> (stdout: [UInt8], exitCode: Int32)
+                                            _ stdin: [UInt8]) -> InProcessReply
+
+    /// What an in-process service answers: all of its output at once, or a
+    /// readable descriptor whose bytes are streamed as STDOUT until EOF or
+    /// until the caller leaves (then the descriptor is shut down, so the
+    /// writer behind it stops): admin.Events.
+    public enum InProcessReply: Sendable {
+        case bytes(stdout: [UInt8], exitCode: Int32)
+        case stream(Int32)
+    }
     /// The most stdin an in-process service reads (an admin request payload).
     public static let inProcessStdinLimit = 65536
     private let inProcess = Mutex<[(prefix: String, handler: InProcess)]>([])
@@ -81,7 +90,7 @@ public final class HostServices: @unchecked Sendable {
             return
         }
         if let handler = inProcessHandler(service) {
-            runInProcess(handler, &stream, service: service, source: source, requestedTarget: requestedTarget)
+            runInProcess(handler, &stream, channelFD: fd, service: service, source: source, requestedTarget: requestedTarget)
             shutdown(fd, Int32(SHUT_RDWR))
             return
         }
@@ -165,8 +174,8 @@ public final class HostServices: @unchecked Sendable {
 
     /// The caller's STDIN until EOF (at most inProcessStdinLimit bytes), then
     /// the handler's answer as STDOUT, EOF and EXIT_CODE.
-    private func runInProcess(_ handler: InProcess, _ stream: inout QrexecStream, service: String, source: String,
-                              requestedTarget: String) {
+    private func runInProcess(_ handler: InProcess, _ stream: inout QrexecStream, channelFD: Int32, service: String,
+                              source: String, requestedTarget: String) {
         var input: [UInt8] = []
         reading: while true {
             guard let m = try? stream.receive() else {
@@ -185,7 +194,11 @@ public final class HostServices: @unchecked Sendable {
             default: continue
             }
         }
-        let (out, code) = handler(source, requestedTarget, service, input)
+        let out: [UInt8], code: Int32
+        switch handler(source, requestedTarget, service, input) {
+        case .bytes(let o, let c): (out, code) = (o, c)
+        case .stream(let src): return pump(src, into: &stream, channel: channelFD)
+        }
         var i = 0
         while i < out.count {
             let end = min(out.count, i + QrexecVersion.maxDataChunk(stream.version ?? 3))
@@ -194,6 +207,30 @@ public final class HostServices: @unchecked Sendable {
         }
         try? stream.send(.stdout([]))
         try? stream.send(.exitCode(code))
+    }
+
+    /// Streams `src` to the caller as STDOUT until `src` ends (then EOF and
+    /// exit 0) or the caller hangs up (its stdin is done, so anything readable
+    /// on the channel now means it left).
+    private func pump(_ src: Int32, into stream: inout QrexecStream, channel: Int32) {
+        defer { shutdown(src, Int32(SHUT_RDWR)); Sys.close(src) }
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let chunk = QrexecVersion.maxDataChunk(stream.version ?? 3)
+        while true {
+            var p = [pollfd(fd: src, events: Int16(POLLIN), revents: 0),
+                     pollfd(fd: channel, events: Int16(POLLIN), revents: 0)]   // EOF or data: the caller left
+            if poll(&p, 2, -1) < 0 { if errno == EINTR { continue }; return }
+            if p[1].revents != 0 { return }
+            guard p[0].revents != 0 else { continue }
+            let n = read(src, &buf, min(buf.count, chunk))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                try? stream.send(.stdout([]))
+                try? stream.send(.exitCode(0))
+                return
+            }
+            guard (try? stream.send(.stdout(Array(buf[0..<n])))) != nil else { return }
+        }
     }
 
     static func spawn(_ argv: [String], _ env: [String], stdin: Int32, stdout: Int32, stderr: Int32) -> pid_t? {

@@ -116,7 +116,22 @@ public final class Daemon: @unchecked Sendable {
             let dest = requested.isEmpty || requested == "@adminvm" || requested == "@default" ? "dom0" : requested
             let request = AdminRequest(method: method, argument: argument, source: source, destType: "name",
                                        dest: dest, payload: stdin)
-            return (methods.handle(request, callerSource: source).encoded(), 0)
+            guard method == "admin.Events" else { return .bytes(stdout: methods.handle(request, callerSource: source).encoded(), exitCode: 0) }
+            // admin.Events streams: the method writes event frames into one end
+            // of a socketpair until the broker, pumping the other end to the
+            // caller as STDOUT, shuts it down when the caller leaves.
+            var sv: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) == 0 else {
+                return .bytes(stdout: AdminResponse.failure(AdminError("QubesException", "socketpair failed")).encoded(), exitCode: 0)
+            }
+            let (writer, reader) = (sv[0], sv[1])
+            Threads.detach {
+                let stream = AdminStream(fd: writer)
+                let reply = methods.handle(request, callerSource: source, stream: stream)
+                if !stream.wasUsed { try? Sys.writeAll(writer, reply.encoded(), what: "admin.Events reply") }   // refused before streaming
+                Sys.close(writer)
+            }
+            return .stream(reader)
         }
         let srv = AdminServer(path: c.adminSocket, logger: logger) { methods.handle($0) }
         try srv.start(group: c.adminSocketGroup)
