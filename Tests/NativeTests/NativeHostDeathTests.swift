@@ -37,11 +37,17 @@ final class NativeHostDeathTests: NativeTestCase {
         let out = Pipe()
         child.standardOutput = out
         try child.run()
-        // Read until the helper reports its domain's pid (blocking pipe read).
+        // Read until the helper reports its domain's pid. A plain read(2):
+        // FileHandle.read(upToCount:) waits for the whole count or EOF, and the
+        // helper writes one short line and then waits to be killed.
         var text = ""
-        let handle = out.fileHandleForReading
-        while !text.contains("ORPHAN-PID "), let chunk = try handle.read(upToCount: 256), !chunk.isEmpty {
-            text += String(decoding: chunk, as: UTF8.self)
+        var buf = [UInt8](repeating: 0, count: 256)
+        let fd = out.fileHandleForReading.fileDescriptor
+        while !text.contains("ORPHAN-PID ") || !text.hasSuffix("\n") {
+            let n = Glibc.read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            text += String(decoding: buf[0..<n], as: UTF8.self)
         }
         guard let r = text.range(of: "ORPHAN-PID ") else { return XCTFail("helper said: \(text)") }
         let pid = Int32(text[r.upperBound...].prefix { $0.isNumber })!
