@@ -176,6 +176,7 @@ final class NativeIsolationTests: NativeTestCase {
         }
         XCTAssertEqual(r["clone3"], "ENOSYS")
         XCTAssertEqual(Fixtures.read(Fixtures.template + "/etc/template-version"), "template-v1\n")
+        XCTAssertTrue(host.waitFor("iso", ODY_STATE_HALTED))
         XCTAssertEqual(host.states(of: "iso"), [ODY_STATE_RUNNING.rawValue, ODY_STATE_HALTED.rawValue])
         assertNothingLeft("iso", pid: pid)
     }
@@ -284,6 +285,8 @@ final class NativeIsolationTests: NativeTestCase {
         try vmm.shutdown("frz", wait: true)
         XCTAssertEqual(try vmm.info("frz").state, ODY_STATE_HALTED.rawValue)
         assertNothingLeft("frz", pid: pid)
+        // Lifecycle events come from the plugin's reaper thread: wait for the last one.
+        XCTAssertTrue(host.waitFor("frz", ODY_STATE_HALTED))
         XCTAssertEqual(host.states(of: "frz"), [ODY_STATE_RUNNING, ODY_STATE_PAUSED, ODY_STATE_RUNNING, ODY_STATE_HALTED].map(\.rawValue))
     }
 
