@@ -354,6 +354,7 @@ final class NativeIsolationTests: NativeTestCase {
 
         // A domain whose init exits non-zero on its own has crashed.
         _ = try runScript("crash", "exit 3")
+        XCTAssertTrue(host.waitFor("crash", ODY_STATE_CRASHED))
         XCTAssertEqual(host.states(of: "crash").last, ODY_STATE_CRASHED.rawValue)
         XCTAssertEqual(try vmm.info("crash").state, ODY_STATE_CRASHED.rawValue)
         // ...and can start again.
