@@ -124,10 +124,8 @@ public final class AgentLink: @unchecked Sendable {
         }
     }
 
-    /// Starts `command` as `user` in the domain (run by `/bin/sh -c` there).
-    /// `justExec`: MSG_JUST_EXEC, stdio to /dev/null, exit code 0 once started.
-    public func exec(user: String, command: String, justExec: Bool = false) throws(OdysseyError) -> ExecSession {
-        guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+    /// "user:command" as the agent will read it, checked before it is sent.
+    private func commandLine(user: String, command: String) throws(OdysseyError) -> [UInt8] {
         let cmdline = Array("\(user):\(command)".utf8)
         do {
             guard try Names.splitUserCommand(cmdline).user == user else { throw QrexecError.badCommandLine("user name contains ':'") }
@@ -135,6 +133,14 @@ public final class AgentLink: @unchecked Sendable {
         guard cmdline.count <= ExecParams.maxCmdline, !cmdline.contains(0) else {
             throw OdysseyError(.invalid, "\(domain): command line longer than \(ExecParams.maxCmdline) bytes or with a NUL byte")
         }
+        return cmdline
+    }
+
+    /// Starts `command` as `user` in the domain (run by `/bin/sh -c` there).
+    /// `justExec`: MSG_JUST_EXEC, stdio to /dev/null, exit code 0 once started.
+    public func exec(user: String, command: String, justExec: Bool = false) throws(OdysseyError) -> ExecSession {
+        guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+        let cmdline = try commandLine(user: user, command: command)
         let port = try allocatePort()
         let channel: VchanChannel
         do {
@@ -166,13 +172,7 @@ public final class AgentLink: @unchecked Sendable {
     public func exec(user: String, command: String, connectDomain: UInt32, passing dataFD: Int32) throws(OdysseyError) -> UInt32 {
         guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
         guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
-        let cmdline = Array("\(user):\(command)".utf8)
-        do {
-            guard try Names.splitUserCommand(cmdline).user == user else { throw QrexecError.badCommandLine("user name contains ':'") }
-        } catch { throw OdysseyError(.invalid, "\(domain): \(error)") }
-        guard cmdline.count <= ExecParams.maxCmdline, !cmdline.contains(0) else {
-            throw OdysseyError(.invalid, "\(domain): command line longer than \(ExecParams.maxCmdline) bytes or with a NUL byte")
-        }
+        let cmdline = try commandLine(user: user, command: command)
         let port = try allocatePort()
         releasePort(port, host: true)   // nothing of the host's to close: only the agent's end is pending
         let bytes = QrexecMessage.execCmdline(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: cmdline)).encoded
