@@ -15,10 +15,12 @@ _Static_assert(sizeof(ody_event) == 416, "ody_event size");
 _Static_assert(offsetof(ody_event, seq) == 8, "ody_event.seq");
 _Static_assert(offsetof(ody_event, domain) == 32, "ody_event.domain");
 _Static_assert(offsetof(ody_event, message) == 160, "ody_event.message");
-_Static_assert(sizeof(ody_host_services) == 32, "ody_host_services size");
+_Static_assert(sizeof(ody_host_services) == 48, "ody_host_services size");
 _Static_assert(offsetof(ody_host_services, log) == 8, "ody_host_services.log");
 _Static_assert(offsetof(ody_host_services, emit_event) == 16, "ody_host_services.emit_event");
 _Static_assert(offsetof(ody_host_services, config_get) == 24, "ody_host_services.config_get");
+_Static_assert(offsetof(ody_host_services, call_service) == 32, "ody_host_services.call_service");
+_Static_assert(offsetof(ody_host_services, call_finish) == 40, "ody_host_services.call_finish");
 _Static_assert(sizeof(ody_factory) == 32, "ody_factory size");
 _Static_assert(offsetof(ody_factory, name) == 8, "ody_factory.name");
 _Static_assert(offsetof(ody_factory, capabilities) == 16, "ody_factory.capabilities");
@@ -54,7 +56,11 @@ _Static_assert(offsetof(ody_addon_desc, event_hooks) == 32, "ody_addon_desc.even
 _Static_assert(sizeof(ody_service_call) == 664, "ody_service_call size");
 _Static_assert(offsetof(ody_service_call, source) == 520, "ody_service_call.source");
 _Static_assert(offsetof(ody_service_call, stdin_fd) == 648, "ody_service_call.stdin_fd");
-_Static_assert(sizeof(ody_addon_ops) == 48, "ody_addon_ops size");
+_Static_assert(sizeof(ody_command_call) == 32, "ody_command_call size");
+_Static_assert(offsetof(ody_command_call, argv) == 16, "ody_command_call.argv");
+_Static_assert(offsetof(ody_command_call, stderr_fd) == 28, "ody_command_call.stderr_fd");
+_Static_assert(sizeof(ody_addon_ops) == 56, "ody_addon_ops size");
+_Static_assert(offsetof(ody_addon_ops, run_command) == 48, "ody_addon_ops.run_command");
 _Static_assert(offsetof(ody_addon_ops, on_event) == 40, "ody_addon_ops.on_event");
 _Static_assert(sizeof(ody_gui_ops) == 24, "ody_gui_ops size");
 

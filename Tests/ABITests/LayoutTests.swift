@@ -7,7 +7,7 @@ final class LayoutTests: XCTestCase {
     func testStructSizes() {
         XCTAssertEqual(MemoryLayout<ody_error>.size, 272)
         XCTAssertEqual(MemoryLayout<ody_event>.size, 416)
-        XCTAssertEqual(MemoryLayout<ody_host_services>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.size, 48)
         XCTAssertEqual(MemoryLayout<ody_factory>.size, 32)
         XCTAssertEqual(MemoryLayout<ody_entry_request>.size, 32)
         XCTAssertEqual(MemoryLayout<ody_plugin_info>.size, 64)
@@ -20,7 +20,7 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<ody_addon_service>.size, 16)
         XCTAssertEqual(MemoryLayout<ody_addon_desc>.size, 40)
         XCTAssertEqual(MemoryLayout<ody_service_call>.size, 664)
-        XCTAssertEqual(MemoryLayout<ody_addon_ops>.size, 48)
+        XCTAssertEqual(MemoryLayout<ody_addon_ops>.size, 56)
         XCTAssertEqual(MemoryLayout<ody_gui_ops>.size, 24)
     }
 
@@ -41,11 +41,16 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<ody_vchan_ops>.offset(of: \.close), 112)
         XCTAssertEqual(MemoryLayout<ody_service_call>.offset(of: \.source), 520)
         XCTAssertEqual(MemoryLayout<ody_addon_ops>.offset(of: \.on_event), 40)
+        XCTAssertEqual(MemoryLayout<ody_addon_ops>.offset(of: \.run_command), 48)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.call_service), 32)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.call_finish), 40)
+        XCTAssertEqual(MemoryLayout<ody_command_call>.size, 32)
+        XCTAssertEqual(MemoryLayout<ody_command_call>.offset(of: \.argv), 16)
     }
 
     func testVersionAndEntrySymbol() {
         XCTAssertEqual(ODY_ABI_MAJOR, 1)
-        XCTAssertEqual(ODY_ABI_MINOR, 0)
+        XCTAssertEqual(ODY_ABI_MINOR, 1)
         XCTAssertEqual(ODY_ENTRY_SYMBOL, "odyssey_plugin_entry")
     }
 

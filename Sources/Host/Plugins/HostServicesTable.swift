@@ -84,7 +84,8 @@ enum HostServicesTable {
         p.initialize(to: ody_host_services(
             struct_size: UInt32(MemoryLayout<ody_host_services>.size),
             version: ODY_ABI_MINOR,
-            log: hostLog, emit_event: hostEmit, config_get: hostConfigGet))
+            log: hostLog, emit_event: hostEmit, config_get: hostConfigGet,
+            call_service: nil, call_finish: nil))  // no qrexec client inside odysseyd
         return UnsafePointer(p)
     }()
 }

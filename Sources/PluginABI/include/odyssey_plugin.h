@@ -33,6 +33,9 @@
  * Changelog
  *   1.0  first version: entry handshake, host services, vmm, vchan, addon,
  *        gui (declared only).
+ *   1.1  add-ons in practice: ody_addon_ops.run_command (client commands in
+ *        domains), ody_host_services.call_service/call_finish (a qrexec call
+ *        from an add-on), ody_command_call.
  */
 #ifndef ODYSSEY_PLUGIN_H
 #define ODYSSEY_PLUGIN_H
@@ -45,7 +48,7 @@ extern "C" {
 #endif
 
 #define ODY_ABI_MAJOR 1u
-#define ODY_ABI_MINOR 0u
+#define ODY_ABI_MINOR 1u
 /* The single symbol a plugin exports (type: ody_entry_fn). */
 #define ODY_ENTRY_SYMBOL "odyssey_plugin_entry"
 
@@ -152,6 +155,20 @@ typedef struct ody_host_services {
      * if unset; ODY_E_TOO_SMALL with *needed (including the NUL). */
     int32_t (*config_get)(void *ctx, const char *key, char *buf, size_t buf_size,
                           size_t *needed, uint32_t flags);
+    /* since 1.1: starts a qrexec call of `service` ("qubes.Filecopy" or
+     * "SERVICE+ARG") in `target` (a domain name or a keyword: "@default"
+     * lets the policy choose, "@dispvm"), under the host's policy. *fd is a
+     * socket: what is written reaches the service's stdin (shutdown(fd,
+     * SHUT_WR) is its EOF), what the service writes to stdout is read from
+     * it; the service's stderr goes to the caller's. The caller closes *fd
+     * and then calls call_finish exactly once with *call_id. NULL where no
+     * qrexec client exists (inside odysseyd). */
+    int32_t (*call_service)(void *ctx, const char *target, const char *service,
+                            int32_t *fd, uint64_t *call_id, uint32_t flags, ody_error *err);
+    /* since 1.1: waits for the call to end; *exit_status is the service's
+     * (126 refused by policy, 127 no such service, as ody-call). */
+    int32_t (*call_finish)(void *ctx, uint64_t call_id, int32_t *exit_status,
+                           uint32_t flags, ody_error *err);
 } ody_host_services;
 
 /* ------------------------------------------------------ entry and factories */
@@ -369,6 +386,18 @@ typedef struct ody_service_call {
     int32_t reserved;
 } ody_service_call;
 
+/* One run of a client command (since 1.1): argv as the user typed it,
+ * argv[0] the command's name, and the stdio file descriptors. */
+typedef struct ody_command_call {
+    uint32_t struct_size;
+    uint32_t flags;          /* reserved, 0 */
+    int32_t argc;
+    int32_t stdin_fd;
+    const char *const *argv; /* argc strings, then NULL */
+    int32_t stdout_fd;
+    int32_t stderr_fd;
+} ody_command_call;
+
 typedef struct ody_addon_ops {
     uint32_t struct_size;
     uint32_t version;
@@ -380,6 +409,10 @@ typedef struct ody_addon_ops {
     int32_t (*run_service)(ody_addon *addon, const ody_service_call *call,
                            int32_t *exit_status, uint32_t flags, ody_error *err);
     void (*on_event)(ody_addon *addon, const ody_event *event, uint32_t flags);
+    /* since 1.1: runs one client command the add-on installs in domains
+     * ("ody-copy"), to completion; *exit_status as a process's. */
+    int32_t (*run_command)(ody_addon *addon, const ody_command_call *call,
+                           int32_t *exit_status, uint32_t flags, ody_error *err);
 } ody_addon_ops;
 
 /* ------------------------------------------------------------------- gui */

@@ -1,0 +1,66 @@
+/*
+ * addon_common.h - what every first-party add-on shares: the entry
+ * handshake, the instance (host table + context), config reads, qrexec
+ * calls, and whole-buffer I/O. Linked statically into each add-on; a
+ * vendor add-on needs none of it (see Plugins/examples/hello-addon).
+ */
+#ifndef ODYSSEY_ADDON_COMMON_H
+#define ODYSSEY_ADDON_COMMON_H
+
+#include <odyssey_plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define ODY_ADDON_EXPORT __attribute__((visibility("default")))
+
+/* The instance every first-party add-on uses. */
+struct ody_addon {
+    const ody_host_services *host;
+    void *ctx;
+    char name[64];
+};
+
+/* What the entry point answers, in one place. */
+struct addon_definition {
+    const char *id;
+    const char *version;
+    const char *license;
+    const char *description;
+    const ody_factory *factory;
+};
+
+int32_t addon_entry(const struct addon_definition *def, const ody_entry_request *req,
+                    ody_plugin_info *info, ody_error *err);
+int32_t addon_open(const ody_instance_args *args, ody_addon **out, ody_error *err);
+void addon_close(ody_addon *a, uint32_t flags);
+
+/* Config value of this add-on's [addon.NAME] section; fallback if unset. */
+const char *addon_config(ody_addon *a, const char *key, char *buf, size_t size, const char *fallback);
+uint64_t addon_config_u64(ody_addon *a, const char *key, uint64_t fallback);
+
+/* Log through the host (stderr in odyssey-addon-run). printf-style. */
+void addon_log(ody_addon *a, uint32_t level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A qrexec call under the host's policy: 0 and *fd (a socket: write = the
+ * service's stdin, shutdown(SHUT_WR) its EOF; read = its stdout), or -1 with
+ * a message on stderr_fd. addon_call_finish returns the service's exit
+ * status (126 refused, 127 no such service). */
+int addon_call(ody_addon *a, const char *target, const char *service, int *fd, uint64_t *call, int stderr_fd);
+int addon_call_finish(ody_addon *a, uint64_t call);
+
+/* Whole-buffer I/O, retrying EINTR and short transfers. write_all: 0 or -1
+ * (errno). read_exact: 0, or -1 on error or early EOF (errno 0 for EOF).
+ * read_upto: bytes read (< size only at EOF), or -1. */
+int write_all(int fd, const void *buf, size_t size);
+int read_exact(int fd, void *buf, size_t size);
+ssize_t read_upto(int fd, void *buf, size_t size);
+
+/* "error: ..." style line on fd (a command's stderr or a service's). */
+void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Checks struct sizes and flags of a run_service / run_command call. */
+int32_t addon_check_service_call(const ody_service_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);
+int32_t addon_check_command_call(const ody_command_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);
+
+#endif
