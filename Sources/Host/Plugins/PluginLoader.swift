@@ -173,6 +173,10 @@ public struct PluginLoader {
         guard declared == actual, factories.count == actual.count else {
             throw refuse("manifest/library mismatch: manifest lists factories [\(declared.sorted().joined(separator: ", "))], library provides [\(factories.map(\.qualifiedName).joined(separator: ", "))]")
         }
+        for f in factories where f.kind == .addon {
+            if let mf = m.factories.first(where: { $0.kind == .addon && $0.name == f.name }),
+               let why = AddonDescribe.mismatch(f, manifest: mf) { throw refuse(why) }
+        }
         return LoadedPlugin(manifestPath: manifestPath, libraryPath: lib, manifest: m, id: id,
                             version: ABIString.read(info.version) ?? "", license: ABIString.read(info.license) ?? "",
                             description: ABIString.read(info.description) ?? "",

@@ -16,10 +16,22 @@ public struct PluginManifest: Codable, Sendable, Equatable {
         public var help: String?
     }
 
+    /// A qrexec service an add-on provides, and the side it runs on.
+    public struct AddonService: Codable, Sendable, Equatable {
+        public enum Side: String, Codable, Sendable { case domain, admin }
+        public var name: String
+        public var side: Side
+    }
+
     public struct Factory: Codable, Sendable, Equatable {
         public var name: String
         public var kind: InterfaceKind
         public var config: [String: ConfigKey]?
+        // Add-ons only (kind "addon"); see AddonManifest.swift for the rules.
+        public var services: [AddonService] = []
+        public var commands: [String] = []
+        public var policy: String? = nil
+        public var events: [String] = []
     }
 
     public var id: String
@@ -103,7 +115,9 @@ private struct Fields {
                 }
                 config = out
             }
-            factories.append(PluginManifest.Factory(name: try f.string("name"), kind: kind, config: config))
+            var factory = PluginManifest.Factory(name: try f.string("name"), kind: kind, config: config)
+            try AddonManifest.read(item, into: &factory, at: "factories[\(n)]")
+            factories.append(factory)
         }
         return PluginManifest(id: try string("id"), library: try string("library"),
                               abi: PluginManifest.ABI(major: try abi.uint32("major"), minor: try abi.uint32("minor")),
