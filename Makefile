@@ -23,6 +23,7 @@ deps:
 
 build: deps
 	$(SWIFT) build
+	@scripts/build-addons $(DEBUG_BIN)
 	@scripts/stage-plugins $(DEBUG_BIN) $(BUILD)/plugins
 
 demo: build
@@ -35,6 +36,7 @@ test: build
 
 bench: deps
 	$(SWIFT) build -c release
+	@scripts/build-addons $(RELEASE_BIN)
 	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release
 	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(BUILD)/plugins-release $(RELEASE_BIN)/odyssey-bench $(GROUPS)
 
@@ -45,6 +47,7 @@ install-sdk:
 
 install: deps install-sdk
 	$(SWIFT) build -c release
+	scripts/build-addons $(RELEASE_BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/odyssey/plugins
 	install -m 755 $(RELEASE_BIN)/odysseyd $(RELEASE_BIN)/ody $(RELEASE_BIN)/odyssey-agent $(DESTDIR)$(PREFIX)/bin/
 	scripts/stage-plugins $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/lib/odyssey/plugins

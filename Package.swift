@@ -23,21 +23,6 @@ let plugins: [(Product, Target)] = [
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
 ]
 
-/// One dynamic library per add-on folder (Plugins/addons/NAME), in C: an
-/// add-on also runs inside domains, where only libc can be counted on.
-func addon(_ name: String, target: String, libraries: [String] = []) -> (Product, Target) {
-    (.library(name: "addon-\(name)", type: .dynamic, targets: [target]),
-     .target(name: target, dependencies: ["PluginABI", "AddonCommon"], path: "Plugins/addons/\(name)/src",
-             linkerSettings: pluginLinker + libraries.map { .linkedLibrary($0) }))
-}
-
-let addons: [(Product, Target)] = [
-    addon("filecopy", target: "AddonFilecopy"),
-    addon("open-in-vm", target: "AddonOpenInVM"),
-    addon("split-gpg", target: "AddonSplitGPG"),
-    addon("pdf-converter", target: "AddonPdfConverter", libraries: ["z"]),
-]
-
 let package = Package(
     name: "Odyssey",
     platforms: [.macOS(.v14)],
@@ -47,8 +32,7 @@ let package = Package(
         .executable(name: "odyssey-jailer", targets: ["odyssey-jailer"]),
         .executable(name: "odyssey-agent", targets: ["odyssey-agent"]),
         .executable(name: "ody-call", targets: ["ody-call"]),
-        .executable(name: "odyssey-addon-run", targets: ["odyssey-addon-run"]),
-    ] + plugins.map(\.0) + addons.map(\.0),
+    ] + plugins.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -104,11 +88,9 @@ let package = Package(
         // ody-call: qrexec-client-vm for domains, fully static like the agent.
         .executableTarget(name: "ody-call", dependencies: ["Qrexec", "VchanSocketCore"],
                           path: "Sources/ody-call", linkerSettings: [.unsafeFlags(["-static-executable"])]),
-        // Runs one add-on service or client command out of process, in
-        // domains and for odysseyd (runner.c says why it is C).
-        .executableTarget(name: "odyssey-addon-run", dependencies: ["PluginABI"], path: "Sources/odyssey-addon-run"),
-        // What every first-party add-on shares (entry, config, calls, I/O).
-        .target(name: "AddonCommon", dependencies: ["PluginABI"], path: "Plugins/addons/common"),
+        // Not SwiftPM targets: odyssey-addon-run (Sources/odyssey-addon-run)
+        // and the add-ons (Plugins/addons) run inside domains with libc
+        // alone, so scripts/build-addons builds them with cc (it says why).
         .testTarget(name: "AddonTests", dependencies: ["Host", "PluginABI"], path: "Tests/AddonTests"),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
@@ -123,5 +105,5 @@ let package = Package(
         .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI"], path: "Tests/ConformanceTests"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),
-    ] + plugins.map(\.1) + addons.map(\.1)
+    ] + plugins.map(\.1)
 )

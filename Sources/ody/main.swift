@@ -13,6 +13,7 @@ struct Ody: ParsableCommand {
             Examples:
               ody status
               ody plugins --json
+              ody addons
               ody template create debian --from-host
               ody create work --template debian --label blue
               ody start work
@@ -22,7 +23,7 @@ struct Ody: ParsableCommand {
             """,
         subcommands: [Status.self, Ls.self, Create.self, Start.self, Shutdown.self, Kill.self, Pause.self, Unpause.self,
                       Remove.self, Run.self, Prefs.self, Tags.self, Features.self, Volume.self, Template.self, Labels.self,
-                      Events.self, Plugins.self, PolicyCommand.self, Backend.self])
+                      Events.self, Plugins.self, Addons.self, PolicyCommand.self, Backend.self])
 }
 
 let arguments = RunFastPath.normalizeDispvm(CommandLine.arguments)

@@ -321,7 +321,7 @@ private final class BenchAgent: @unchecked Sendable {
                     if let w = waiting[p.cmdlineString] { waiting[p.cmdlineString] = (w.0, fds.first); w.0.signal() } else { fds.forEach { Glibc.close($0) } }
                 }
             case .serviceRefused(let s):
-                lock.withLock { waiting[s.ident]?.0.signal() }
+                lock.withLock { _ = waiting[s.ident]?.0.signal() }
             default: fds.forEach { Glibc.close($0) }
             }
         }
@@ -435,9 +435,9 @@ private func nativeDisposableRows(_ env: BenchEnv) -> [BenchRow] {
         if st != 0 { throw OdysseyError(.backend, "true exited \(st)") }
     }
     var errors = 0
-    let cold = (try? sample(runs: 10, warmup: 1) {
+    let cold = sample(runs: 10, warmup: 1) {
         do { try d.withDisposable(template: "dvm") { try runTrue($0) } } catch { errors += 1 }
-    }) ?? []
+    }
     // Preloaded: one kept ready; wait for the refill between runs (not timed).
     try? daemon.store.setFeature("preload-dispvm-max", of: "dvm", to: "1")
     d.startPreloading()

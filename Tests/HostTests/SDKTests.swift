@@ -15,7 +15,7 @@ final class SDKTests: XCTestCase {
 
         // Build in a copy outside the tree, with nothing but the installed SDK.
         let src = t.sub("vendor")
-        for f in ["hello.c", "hello-addon.json", "Makefile"] {
+        for f in ["hello.c", "hello-addon.json", "70-hello.policy", "Makefile"] {
             try FileManager.default.copyItem(atPath: Repo.root + "/Plugins/examples/hello-addon/" + f, toPath: src + "/" + f)
         }
         let build = try runProcess("/usr/bin/make", ["-s", "-C", src], env: ["PKG_CONFIG_PATH": prefix + "/lib/pkgconfig"])

@@ -46,6 +46,10 @@ public enum AddonView {
     public static let pathInDomain = "/.odyssey/addons"
     public static let runnerName = "odyssey-addon-run"
 
+    public static func directory(stateDir: String) -> String { stateDir + "/addons" }
+    public static func policyDirectory(stateDir: String) -> String { directory(stateDir: stateDir) + "/policy.d" }
+    public static func adminServicesDirectory(stateDir: String) -> String { directory(stateDir: stateDir) + "/admin-rpc" }
+
     /// Builds or updates the view at `dir`. Returns warnings (a service or
     /// command two add-ons both claim goes to the first, the other is named).
     @discardableResult

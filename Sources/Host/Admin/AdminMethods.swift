@@ -106,6 +106,11 @@ public final class AdminMethods: @unchecked Sendable {
             AdminMethod(name: "admin.odyssey.Plugins", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [unowned self] _ in
                 JSON.encode(PluginReport(registry: daemon.backends.registry, hostABI: "\(ODY_ABI_MAJOR).\(ODY_ABI_MINOR)"))
             },
+            AdminMethod(name: "admin.odyssey.Addons", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [unowned self] _ in
+                let b = daemon.backends
+                return JSON.encode(AddonReport(packages: b.addonPackages(), policyDirectories: daemon.policy.directories,
+                                               refused: b.registry.refused))
+            },
         ] + BackendMethods(daemon: daemon).methods() + PolicyMethods(daemon: daemon).methods()
     }
 }

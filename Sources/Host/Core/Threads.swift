@@ -1,4 +1,5 @@
 // Detached threads without Foundation's Thread (not in FoundationEssentials).
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,31 @@ public enum Threads {
         }, ctx)
         if rc != 0 {   // could not start a thread: run inline rather than drop the work
             Unmanaged<Box>.fromOpaque(ctx).takeRetainedValue().body()
+        }
+    }
+}
+
+/// Work run in order, one item at a time, on a thread that exists only while
+/// there is work: for callers that must never block on what they hand off.
+public final class SerialQueue: Sendable {
+    private struct State { var work: [@Sendable () -> Void] = []; var draining = false }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func async(_ body: @escaping @Sendable () -> Void) {
+        let start = state.withLock { s in
+            s.work.append(body)
+            if s.draining { return false }
+            s.draining = true
+            return true
+        }
+        guard start else { return }
+        Threads.detach { [self] in
+            while let next = state.withLock({ s -> (@Sendable () -> Void)? in
+                if s.work.isEmpty { s.draining = false; return nil }
+                return s.work.removeFirst()
+            }) { next() }
         }
     }
 }

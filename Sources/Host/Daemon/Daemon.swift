@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     private var runService: RunService?
     /// The qrexec broker (calls between domains, asks, disposables).
     public let broker: Broker
+    /// Add-ons that hook lifecycle events (replaced on reload).
+    let addonHooks: AddonHooks
     /// The admin methods (set by start()); also answer admin.* qrexec calls from domains.
     public private(set) var adminMethods: AdminMethods?
 
@@ -44,6 +46,9 @@ public final class Daemon: @unchecked Sendable {
         do { try FileManager.default.createDirectory(atPath: config.stateDir, withIntermediateDirectories: true) } catch {
             throw OdysseyError(.io, "cannot create state_dir \(config.stateDir): \(error)")
         }
+        Self.buildAddonView(config, backends, logger: logger)
+        addonHooks = AddonHooks(events: events, logger: logger)
+        addonHooks.replace(with: backends)
         let store = try mapped { () throws(DomainError) in
             try DomainStore(path: config.stateDir + "/domains.db", defaultVmm: config.role(.vmm).defaultFactory ?? "native")
         }
@@ -54,13 +59,15 @@ public final class Daemon: @unchecked Sendable {
         self.volumes = volumes
         let box = BackendsBox()
         let runtime = DomainRuntime(store: store, volumes: volumes, backends: { box.get() }, events: events, logger: logger,
-                                    agentPath: config.agentPath, domainRpcDir: config.domainRpcDir)
+                                    agentPath: config.agentPath, domainRpcDir: config.domainRpcDir,
+                                    addonView: AddonView.directory(stateDir: config.stateDir))
         self.runtime = runtime
         let policy = try Self.makePolicy(config, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
         current = Mutex(Current(config: config, backends: backends, policy: policy))
         let disposables = Disposables(store: store, volumes: volumes, runtime: runtime, logger: logger)
         broker = Broker(runtime: runtime, store: store, policy: { box.daemon!.policy }, disposables: disposables,
-                        hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc"] + config.rpcDirs, logger: logger),
+                        hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc"] + config.rpcDirs
+                                                      + [AddonView.adminServicesDirectory(stateDir: config.stateDir)], logger: logger),
                         askTimeoutSeconds: { box.daemon?.config.askTimeoutSeconds ?? 60 }, logger: logger)
         runtime.setTriggerHandler(broker.triggerHandler)
         events.subscribe { e in
@@ -73,9 +80,24 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// The runtime policy directory (<state_dir>/policy.d) comes first: it
-    /// wins a basename clash, as /run/qubes/policy.d does in Qubes.
+    /// wins a basename clash, as /run/qubes/policy.d does in Qubes. The
+    /// add-ons' default policies come last: an admin's file of the same name
+    /// replaces one, and a lower-numbered file is read before it.
     static func policyDirectories(_ config: OdysseyConfig) -> [String] {
-        [config.stateDir + "/policy.d"] + config.policyDirs
+        [config.stateDir + "/policy.d"] + config.policyDirs + [AddonView.policyDirectory(stateDir: config.stateDir)]
+    }
+
+    /// (Re)builds <state_dir>/addons from the loaded add-ons. A failure is
+    /// logged: add-ons then do not run, everything else does.
+    static func buildAddonView(_ config: OdysseyConfig, _ backends: Backends, logger: Logger) {
+        let runner = Path.join(Path.dirname(config.agentPath), AddonView.runnerName)
+        do {
+            let warnings = try AddonView.build(at: AddonView.directory(stateDir: config.stateDir),
+                                               packages: backends.addonPackages(), runner: Sys.exists(runner) ? runner : nil)
+            for w in warnings { logger.warning("\(w)") }
+        } catch {
+            logger.error("add-ons view: \(error); add-on services and commands are unavailable")
+        }
     }
 
     private static func makePolicy(_ config: OdysseyConfig, logger: Logger,
@@ -179,6 +201,8 @@ public final class Daemon: @unchecked Sendable {
         do {
             let newConfig = try OdysseyConfig.load(path: configPath)
             let newBackends = try Self.loadBackends(newConfig, logger: logger, events: events)
+            Self.buildAddonView(newConfig, newBackends, logger: logger)
+            addonHooks.replace(with: newBackends)
             let oldPolicy = policy
             let (store, runtime) = (self.store, self.runtime)
             let newPolicy = Self.policyDirectories(newConfig) == oldPolicy.directories ? oldPolicy

@@ -33,6 +33,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     let logger: Logger
     let agentPath: String
     let domainRpcDir: String?
+    /// The add-ons view, read-only at /.odyssey/addons in every domain.
+    let addonView: String?
     /// Receives the service requests (TRIGGER_SERVICE3/4) agents forward,
     /// validated, with the source set from the link: the qrexec broker.
     public typealias TriggerHandler = @Sendable (AgentLink, AgentLink.ServiceRequest) -> Void
@@ -53,13 +55,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     public static let vchanDirInDomain = "/run/odyssey/vchan"
 
     public init(store: DomainStore, volumes: VolumeManager, backends: @escaping @Sendable () -> Backends,
-                events: EventBus, logger: Logger, agentPath: String, domainRpcDir: String? = nil) {
+                events: EventBus, logger: Logger, agentPath: String, domainRpcDir: String? = nil, addonView: String? = nil) {
         self.store = store
         self.volumes = volumes
         self.backends = backends
         self.logger = logger
         self.agentPath = agentPath
         self.domainRpcDir = domainRpcDir
+        self.addonView = addonView
         events.subscribe { [weak self] e in
             guard e.kind == .lifecycle, e.state == .halted || e.state == .crashed, let runtime = self else { return }
             // Cleanup does I/O; never run it on the plugin's event thread.
@@ -225,6 +228,10 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         if Sys.exists(ody) { spec.params.append(("bind_ro.3", "\(ody):/.odyssey/bin/ody")) }
         // Services Odyssey ships to every domain (qubes.VMShell...).
         if let dir = domainRpcDir, Sys.isDirectory(dir) { spec.params.append(("bind_ro.2", "\(dir):/etc/odyssey/rpc")) }
+        // Add-ons: domain-side services (rpc/), commands (bin/), the runner.
+        // The directory, not its files, is bound: an add-on installed later
+        // shows up in running domains after a reload.
+        if let dir = addonView, Sys.isDirectory(dir) { spec.params.append(("bind_ro.4", "\(dir):\(AddonView.pathInDomain)")) }
         do throws(OdysseyError) {
             try? vmm.undefine(name)   // a definition left by a crash; params may have changed
             try vmm.define(spec)

@@ -37,10 +37,11 @@ enum Services {
     /// The service directories, searched in this order for each name:
     /// /usr/local first (the domain's own additions override packaged files,
     /// as in Qubes), then Qubes' packaged directory, then Odyssey's own
-    /// services (qubes.VMShell and friends that Odyssey ships), so an
+    /// services (qubes.VMShell and friends that Odyssey ships), then the
+    /// add-ons' domain-side services (links to odyssey-addon-run), so an
     /// installed Qubes package or a local file can replace Odyssey's version.
     /// `ODYSSEY_RPC_DIRS` (colon-separated) replaces the list (tests).
-    static let defaultDirectories = ["/usr/local/etc/qubes-rpc", "/etc/qubes-rpc", "/etc/odyssey/rpc"]
+    static let defaultDirectories = ["/usr/local/etc/qubes-rpc", "/etc/qubes-rpc", "/etc/odyssey/rpc", "/.odyssey/addons/rpc"]
     static let directoriesVariable = "ODYSSEY_RPC_DIRS"
 
     /// Exit status when no service file exists (Qubes: 127).

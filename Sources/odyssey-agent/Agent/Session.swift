@@ -79,7 +79,7 @@ enum Session {
     /// What every command and service starts with (no NSS, no login session).
     static func baseEnvironment(_ entry: UserEntry) -> [[UInt8]] {
         [
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.odyssey/bin",   // last: ody-call
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/.odyssey/bin:/.odyssey/addons/bin",   // last: ody-call, add-on commands
             "HOME=\(entry.home)", "USER=\(entry.name)", "LOGNAME=\(entry.name)", "SHELL=\(entry.shell)",
         ].map { Array($0.utf8) }
     }

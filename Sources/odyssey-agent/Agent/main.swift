@@ -17,7 +17,8 @@
 //                   ODYSSEY_AGENT_NO_INIT=1); implied when not PID 1
 //   $VCHAN_SOCKET_DIR  the channel directory (default /run/odyssey/vchan)
 //   $ODYSSEY_RPC_DIRS  service directories, colon-separated (default
-//                      /usr/local/etc/qubes-rpc:/etc/qubes-rpc:/etc/odyssey/rpc)
+//                      /usr/local/etc/qubes-rpc:/etc/qubes-rpc:/etc/odyssey/rpc:
+//                      /.odyssey/addons/rpc)
 //   $ODYSSEY_AGENT_SOCKET  the local socket ody-call connects to
 //                      (default /run/odyssey/qrexec-agent.sock)
 // The code lives in Supervisor.swift (top-level code here would be
