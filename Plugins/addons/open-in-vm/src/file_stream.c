@@ -1,0 +1,58 @@
+/* file_stream.c - copying and comparing file data, in bounded chunks. */
+#define _GNU_SOURCE
+#include "open_in_vm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CHUNK (64 * 1024)
+
+int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side) {
+    static char buf[CHUNK];
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            *failed_side = 0;
+            return -1;
+        }
+        if (n == 0) break;
+        if (write_all(out, buf, (size_t)n) != 0 || (copy >= 0 && write_all(copy, buf, (size_t)n) != 0)) {
+            *failed_side = 1;
+            return -1;
+        }
+        total += (uint64_t)n;
+    }
+    *bytes = total;
+    return 0;
+}
+
+static ssize_t pread_upto(int fd, char *buf, size_t size, off_t at) {
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, buf + got, size - got, at + (off_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+int files_same(int a, int b) {
+    struct stat sa, sb;
+    if (fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return -1;
+    if (sa.st_size != sb.st_size) return 0;
+    static char ba[CHUNK], bb[CHUNK];
+    for (off_t at = 0;;) {
+        ssize_t na = pread_upto(a, ba, sizeof ba, at);
+        ssize_t nb = pread_upto(b, bb, sizeof bb, at);
+        if (na < 0 || nb < 0) return -1;
+        if (na != nb || memcmp(ba, bb, (size_t)na) != 0) return 0;
+        if (na == 0) return 1;
+        at += na;
+    }
+}

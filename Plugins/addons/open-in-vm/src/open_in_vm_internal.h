@@ -1,0 +1,89 @@
+/*
+ * open_in_vm_internal.h - what the files of the open-in-vm add-on share.
+ *
+ *   open_in_vm.c      entry, description, and which function serves a call
+ *   open_command.c    ody-open-in-vm / ody-open-in-dvm (the client side)
+ *   open_service.c    qubes.OpenInVM (the domain side)
+ *   url_service.c     qubes.OpenURL (the domain side)
+ *   file_name.c       the 256-byte name block: built, parsed, sanitised
+ *   program.c         finding and running the viewer / URL handler
+ *   private_dir.c     the service's temporary directory, made and removed
+ *   file_stream.c     copying and comparing file data
+ */
+#ifndef OPEN_IN_VM_INTERNAL_H
+#define OPEN_IN_VM_INTERNAL_H
+
+#include "addon_common.h"
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Qubes' wire format: the name travels in a fixed 256-byte block, NUL-padded;
+ * this prefix on the name asks for a read-only copy. */
+#define OPEN_NAME_BLOCK 256
+#define OPEN_VIEW_ONLY_PREFIX "view-only-"
+
+/* A URL line is bounded: anything longer is refused, not truncated. */
+#define OPEN_URL_MAX 8192
+
+#define OPEN_SERVICE "qubes.OpenInVM"
+#define OPEN_URL_SERVICE "qubes.OpenURL"
+#define OPEN_DEFAULT_PROGRAM "xdg-open"
+
+/* ---- file_name.c */
+
+/* Fills `block` with `base` (a basename, no '/'), prefixed for view-only.
+ * 0, or -1 if it does not fit (the block keeps one NUL at least). */
+int name_block_make(unsigned char block[OPEN_NAME_BLOCK], const char *base, int view_only);
+
+/* Longest basename name_block_make accepts. */
+size_t name_block_max_base(int view_only);
+
+/* Validates the block the caller sent and writes the safe name into `name`
+ * (characters outside [0-9A-Za-z._+@-] replaced by '_'); *view_only says
+ * whether the prefix was there (it is not part of `name`). 0, or -1 with
+ * *why set to a static reason. */
+int name_block_parse(const unsigned char untrusted_block[OPEN_NAME_BLOCK], char name[OPEN_NAME_BLOCK],
+                     int *view_only, const char **why);
+
+/* ---- program.c */
+
+/* `name` as configured: an absolute path, or a bare name looked up in PATH
+ * (relative PATH entries are skipped). 0 and the path in `out`, or -1
+ * (errno: ENOENT not found, EINVAL a relative path with '/', ENAMETOOLONG). */
+int program_resolve(const char *name, char *out, size_t size);
+
+/* Runs `path` with argv [path, arg] (no shell), stdio on /dev/null, and
+ * waits for it. 0 and *status (its exit status, or 128+signal), or -1
+ * (errno) if it could not be started. */
+int program_run(const char *path, const char *arg, int *status);
+
+/* ---- private_dir.c */
+
+/* A fresh directory only this user can enter: $TMPDIR (if absolute) or
+ * /tmp, then ody-open-XXXXXX, mode 0700. 0 or -1 (errno). */
+int private_dir_create(char *path, size_t size);
+
+/* Removes `path` and everything in it (never following symlinks), even if
+ * the viewer left read-only entries. 0 or -1 (errno). */
+int private_dir_remove(const char *path);
+
+/* ---- file_stream.c */
+
+/* Copies `in` to EOF into `out` and, if `copy` >= 0, into `copy` too.
+ * 0 and *bytes, or -1: *failed_side is 0 when reading `in` failed, 1 when
+ * writing failed (errno set either way). */
+int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side);
+
+/* 1 if the two files (read from offset 0 with pread) have the same size and
+ * bytes, 0 if they differ, -1 on a read error (errno). */
+int files_same(int a, int b);
+
+/* ---- the three entry points; each returns the process exit status */
+
+int open_service(ody_addon *a, const ody_service_call *call);
+int url_service(ody_addon *a, const ody_service_call *call);
+int open_command(ody_addon *a, const ody_command_call *call);
+
+#endif
