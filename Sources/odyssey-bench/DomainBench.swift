@@ -14,7 +14,7 @@ final class BenchDaemon {
     let socket: String
     private(set) var pid: pid_t = 0
 
-    init?(_ env: BenchEnv, name: String) {
+    init?(_ env: BenchEnv, name: String, extraConfig: String = "") {
         dir = env.scratch + "/" + name
         ody = env.buildDir + "/ody"
         socket = dir + "/state/admin.sock"
@@ -33,6 +33,7 @@ final class BenchDaemon {
         cgroup_parent = "odyssey-bench-\(getpid())"
         [vchan.socket]
         socket_dir = "\(dir)/vchan"
+        \(extraConfig)
         """
         guard (try? config.write(toFile: dir + "/odyssey.toml", atomically: true, encoding: .utf8)) != nil else { return nil }
         var fds: [Int32] = [0, 0]
