@@ -3,7 +3,10 @@
 // given as ODYSSEY_ADDON_CALL that prints a crafted pixel stream); the
 // real round trip renders a hand-written 3-page PDF with poppler.
 import Foundation
+import Logging
+import PluginABI
 import XCTest
+@testable import Host
 
 final class PdfConverterTests: XCTestCase {
     static let pdftocairo = "/usr/bin/pdftocairo"
@@ -94,6 +97,31 @@ final class PdfConverterTests: XCTestCase {
         for tool in [Self.pdftocairo, Self.pdfinfo] where !FileManager.default.isExecutableFile(atPath: tool) {
             throw XCTSkip("\(tool) is missing: install poppler-utils")
         }
+    }
+
+    /// The host's loader accepts the library against its manifest (same
+    /// services, sides, policy file), and describe()'s policy text is the
+    /// policy file byte for byte.
+    func testLibraryAgreesWithManifestAndPolicyFile() throws {
+        let src = AddonHarness.packageRoot + "/Plugins/addons/pdf-converter"
+        let lib = AddonHarness.buildDir + "/libaddon-pdf-converter.so"
+        guard FileManager.default.fileExists(atPath: lib) else { throw XCTSkip("\(lib) is not built (scripts/build-addons)") }
+        let dir = NSTemporaryDirectory() + "pdfc-load-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: src + "/pdf-converter.json", toPath: dir + "/pdf-converter.json")
+        try FileManager.default.copyItem(atPath: lib, toPath: dir + "/libaddon-pdf-converter.so")
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let reg = PluginLoader(logger: logger, events: EventBus()).loadAll(from: [dir])
+        XCTAssertEqual(reg.refused.map(\.line), [])
+        let f = try XCTUnwrap(reg.factory(.addon, "pdf-converter"))
+        XCTAssertEqual(f.capabilities, UInt64(ODY_ADDON_CAP_DOMAIN_SIDE))
+        let ops = f.ops.assumingMemoryBound(to: ody_addon_ops.self).pointee
+        XCTAssertNotNil(ops.run_service)
+        XCTAssertNotNil(ops.run_command)
+        let desc = try XCTUnwrap(ops.describe?(0)).pointee
+        let policy = try String(contentsOfFile: src + "/70-pdf-converter.policy", encoding: .utf8)
+        XCTAssertEqual(desc.policy_text.map { String(cString: $0) }, policy)
     }
 
     // MARK: the caller's checks, against a fake disposable
@@ -212,6 +240,24 @@ final class PdfConverterTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: archive + "/doc.pdf", encoding: .utf8), "older")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: archive + "/doc.1.pdf")), original)
         XCTAssertTrue(r.stdoutText.contains("original moved to \(archive)/doc.1.pdf"), r.stdoutText)
+    }
+
+    /// Several files: each converted on its own (one disposable each); one
+    /// failure does not stop the others, and the exit status reports it.
+    func testSeveralFilesOneFailing() throws {
+        let (h, path) = try workDomainWithPDF()
+        let home = h.home("work")
+        let second = home + "/second.PDF"
+        try FileManager.default.copyItem(atPath: path, toPath: second)
+        _ = FileManager.default.createFile(atPath: home + "/doc.trusted.pdf", contents: Data("keep".utf8))
+        let fake = try fakeDisposable(h, stream: Array("1\n1 1\n".utf8) + [1, 2, 3])
+        let r = try h.runCommand(["ody-convert-pdf", path, "second.PDF"], in: "work", env: ["ODYSSEY_ADDON_CALL": fake])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("doc.trusted.pdf already exists"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("1 of 2 files not converted"), r.stderr)
+        XCTAssertEqual(files(in: home), ["QubesUntrustedPDFs", "doc.pdf", "doc.trusted.pdf", "second.trusted.pdf"])
+        XCTAssertEqual(files(in: home + "/QubesUntrustedPDFs"), ["second.PDF"])
+        XCTAssertEqual(try String(contentsOfFile: home + "/doc.trusted.pdf", encoding: .utf8), "keep")
     }
 
     func testUsage() throws {

@@ -40,7 +40,7 @@ struct conversion {
     int err_fd;
     char final_path[PATH_MAX];
     char temp_path[PATH_MAX];
-    int temp_created;
+    int temp_fd;          /* the output being written, until receive_pages takes it */
     uint32_t pages;
 };
 
@@ -57,27 +57,22 @@ static int send_pdf(int in, int sock) {
     }
 }
 
-/* Reads, checks and writes every page into the temp file. 0, or -1 with a
- * message already said. */
+/* Reads, checks and writes every page into the temp file c->temp_fd
+ * (closed here). 0, or -1 with a message already said. */
 static int receive_pages(struct conversion *c, struct pixel_stream *ps) {
+    FILE *f = fdopen(c->temp_fd, "wb");
+    if (f == NULL) {
+        say(c->err_fd, "%s: %s: cannot write %s: %s", PDFC_COMMAND, c->file, c->temp_path, strerror(errno));
+        return -1;
+    }
+    c->temp_fd = -1;  /* f owns it now */
     if (pixel_stream_page_count(ps, &c->pages) != 0) {
         say(c->err_fd, "%s: %s: refused the disposable's answer: %s", PDFC_COMMAND, c->file, ps->why);
+        fclose(f);
         return -1;
     }
     char why[256];
-    int fd = -1;
-    if (create_temp_beside(c->final_path, c->temp_path, sizeof c->temp_path, &fd, why) != 0) {
-        say(c->err_fd, "%s: %s: %s", PDFC_COMMAND, c->file, why);
-        return -1;
-    }
-    c->temp_created = 1;
-    FILE *f = fdopen(fd, "wb");
-    if (f == NULL) {
-        say(c->err_fd, "%s: %s: cannot write %s: %s", PDFC_COMMAND, c->file, c->temp_path, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct pdf_writer *w = malloc(sizeof *w);
+    struct pdf_writer *w = calloc(1, sizeof *w);  /* zeroed: pdf_writer_free is safe before begin */
     unsigned char *row = malloc((size_t)PDFC_MAX_DIMENSION * 3u);
     int rc = -1;
     const char *stream_why = NULL, *write_why = NULL;
@@ -166,6 +161,7 @@ static int convert_in_disposable(struct conversion *c, int in) {
 static int convert_one(ody_addon *a, const char *file, unsigned dpi, int out_fd, int err_fd) {
     struct conversion c;
     memset(&c, 0, sizeof c);
+    c.temp_fd = -1;
     c.addon = a;
     c.file = file;
     c.dpi = dpi;
@@ -201,8 +197,16 @@ static int convert_one(ody_addon *a, const char *file, unsigned dpi, int out_fd,
         return -1;
     }
 
+    /* Created before the call: an unwritable directory fails here, before
+     * a disposable is started for nothing. */
+    if (create_temp_beside(c.final_path, c.temp_path, sizeof c.temp_path, &c.temp_fd, why) != 0) {
+        say(err_fd, "%s: %s: %s", PDFC_COMMAND, file, why);
+        close(in);
+        return -1;
+    }
     int rc = convert_in_disposable(&c, in);
     close(in);
+    if (c.temp_fd >= 0) close(c.temp_fd);
     if (rc == 0 && rename_no_replace(c.temp_path, c.final_path) != 0) {
         if (errno == EEXIST)
             say(err_fd, "%s: %s: %s appeared meanwhile; not overwriting it", PDFC_COMMAND, file, c.final_path);
@@ -211,7 +215,7 @@ static int convert_one(ody_addon *a, const char *file, unsigned dpi, int out_fd,
         rc = -1;
     }
     if (rc != 0) {
-        if (c.temp_created) (void)unlink(c.temp_path);
+        (void)unlink(c.temp_path);
         say(err_fd, "%s: %s: not converted; no output written", PDFC_COMMAND, file);
         return -1;
     }

@@ -126,8 +126,14 @@ static int copy_then_unlink(const char *from, const char *to, char *why) {
     if (n < 0) ok = 0;
     int saved = errno;
     if (in >= 0) close(in);
-    if (fsync(out) != 0 || close(out) != 0) ok = 0, saved = errno;
-    if (ok && unlink(from) != 0) ok = 0, saved = errno;
+    if (fsync(out) != 0 || close(out) != 0) {
+        ok = 0;
+        saved = errno;
+    }
+    if (ok && unlink(from) != 0) {
+        ok = 0;
+        saved = errno;
+    }
     if (!ok) {
         (void)unlink(to);
         snprintf(why, WHY_SIZE, "cannot move %s to %s: %s", from, to, strerror(saved));
