@@ -180,6 +180,18 @@ final class PdfConverterTests: XCTestCase {
         assertRefused(r, h, path, because: "the conversion failed in the disposable (exit status 3)")
     }
 
+    /// Interrupted mid-page (the fake disposable signals its caller, the
+    /// client, while the client waits for pixels): the temp file goes too.
+    func testInterruptedConversionLeavesNoTempFile() throws {
+        let (h, path) = try workDomainWithPDF()
+        let script = h.root + "/fake-interrupting"
+        try "#!/bin/sh\ncat > /dev/null\nprintf '1\\n2 2\\n'\nkill -TERM $PPID\nsleep 2\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let r = try h.runCommand(["ody-convert-pdf", path], in: "work", env: ["ODYSSEY_ADDON_CALL": script])
+        XCTAssertEqual(r.status, 128 + SIGTERM, r.stderr)
+        XCTAssertEqual(files(in: h.home("work")), ["doc.pdf"], "temp file left behind")
+    }
+
     func testPolicyRefusalLeavesNothing() throws {
         let (h, path) = try workDomainWithPDF()
         let r = try h.runCommand(["ody-convert-pdf", path], in: "work", env: ["ODY_LOOPBACK_DENY": "qubes.PdfConvert"])

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,35 @@ static const char usage[] =
     "here as NAME.trusted.pdf beside FILE (never overwriting an existing file).\n"
     "The original is moved to ~/" PDFC_ARCHIVE_DIR "/. Text in the result is an\n"
     "image: it can no longer be selected or searched.\n";
+
+/* The temp file being written, removed if the user interrupts (Ctrl-C):
+ * an unfinished output must not be left behind under any name. */
+static char interrupted_temp[PATH_MAX];
+static volatile sig_atomic_t have_temp;
+
+static void remove_temp_and_die(int sig) {
+    if (have_temp) (void)unlink(interrupted_temp);  /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void watch_temp(const char *path) {
+    have_temp = 0;
+    if (path == NULL) return;
+    snprintf(interrupted_temp, sizeof interrupted_temp, "%s", path);
+    have_temp = 1;
+}
+
+static const int fatal_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void catch_interrupts(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = remove_temp_and_die;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++)
+        (void)sigaction(fatal_signals[i], &sa, NULL);
+}
 
 /* One conversion's state, so every exit path can clean up the same way. */
 struct conversion {
@@ -204,6 +234,7 @@ static int convert_one(ody_addon *a, const char *file, unsigned dpi, int out_fd,
         close(in);
         return -1;
     }
+    watch_temp(c.temp_path);
     int rc = convert_in_disposable(&c, in);
     close(in);
     if (c.temp_fd >= 0) close(c.temp_fd);
@@ -214,8 +245,9 @@ static int convert_one(ody_addon *a, const char *file, unsigned dpi, int out_fd,
             say(err_fd, "%s: %s: cannot create %s: %s", PDFC_COMMAND, file, c.final_path, strerror(errno));
         rc = -1;
     }
+    if (rc != 0) (void)unlink(c.temp_path);
+    watch_temp(NULL);
     if (rc != 0) {
-        (void)unlink(c.temp_path);
         say(err_fd, "%s: %s: not converted; no output written", PDFC_COMMAND, file);
         return -1;
     }
@@ -253,6 +285,7 @@ int pdfc_run_command(ody_addon *a, const ody_command_call *call) {
     }
     unsigned dpi = 0;
     if (pdfc_resolution(a, err, &dpi) != 0) return 1;
+    catch_interrupts();
     int failed = 0;
     options_done = 0;
     for (int i = 1; i < call->argc; i++) {
