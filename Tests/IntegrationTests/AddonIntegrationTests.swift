@@ -70,4 +70,102 @@ final class AddonIntegrationTests: XCTestCase {
         let report = AddonReport(packages: h.daemon.backends.addonPackages(), policyDirectories: h.daemon.policy.directories, refused: [])
         XCTAssertEqual(report.addons.first { $0.id == "hello-addon" }?.policyOverriddenBy, h.dir + "/state/policy.d")
     }
+
+    /// The three add-on journeys of the demo, between real domains of a host
+    /// template, under policy: a tree copied work -> personal, a file edited
+    /// in a disposable coming back, a PDF made trusted through a disposable,
+    /// and a detached signature made in work with the key in vault.
+    func testFirstPartyAddonsBetweenRealDomains() throws {
+        let h = try Host("odyssey-addons", extraConfig: """
+            [addon.open-in-vm]
+            viewer = "/usr/local/bin/edit-viewer"
+            """)
+        defer { h.shutdownAll() }
+        try FileManager.default.createDirectory(atPath: h.dir + "/state/policy.d", withIntermediateDirectories: true)
+        try """
+            qubes.Filecopy     *  work   personal   allow
+            qubes.Gpg          *  work   vault      allow
+            odyssey.GpgConsent *  vault  @adminvm   allow
+
+            """.write(toFile: h.dir + "/state/policy.d/30-test.policy", atomically: true, encoding: .utf8)
+        try mapped { () throws(DomainError) in
+            _ = try TemplateBuilder(store: h.daemon.store, volumes: h.daemon.volumes).createFromHost("debian", label: "black")
+        }
+        for n in ["work", "personal", "vault", "dvm"] { try h.create(n, template: "debian") }
+        try mapped { () throws(DomainError) in
+            try h.daemon.store.setProperty("template_for_dispvms", of: "dvm", to: "True")
+            try h.daemon.store.setProperty("default_dispvm", of: "work", to: "dvm")
+        }
+        try h.daemon.start()
+        h.daemon.policy.reload(reason: "test policy written")
+        func inside(_ d: String, _ cmd: String, stdin: String? = nil) throws -> (Int32, String, String) {
+            try h.run(d, cmd, user: "user", stdin: stdin)
+        }
+
+        // The disposables' viewer: appends a line. Placed in the template's
+        // root (a new file; the host's hard-linked files are not touched).
+        let viewer = h.daemon.volumes.rootDir("debian") + "/usr/local/bin/edit-viewer"
+        try "#!/bin/sh\necho edited in $(hostname) >> \"$1\"\n".write(toFile: viewer, atomically: true, encoding: .utf8)
+        chmod(viewer, 0o755)
+        for n in ["work", "personal", "vault"] { try h.daemon.runtime.start(n) }
+
+        // File copy: a small tree, work -> personal.
+        var r = try inside("work", "mkdir -p d/sub && echo one > d/a.txt && echo two > d/sub/b.txt && ody-copy --to personal d")
+        XCTAssertEqual(r.0, 0, r.2)
+        r = try inside("personal", "cat QubesIncoming/work/d/a.txt QubesIncoming/work/d/sub/b.txt")
+        XCTAssertEqual(r.1, "one\ntwo\n", r.2)
+
+        // Open in a disposable: the edited file comes back.
+        r = try inside("work", "echo 'my notes' > notes.txt && ody-open-in-dvm notes.txt")
+        XCTAssertEqual(r.0, 0, r.2)
+        r = try inside("work", "cat notes.txt")
+        XCTAssertTrue(r.1.hasPrefix("my notes\nedited in disp"), r.1)
+
+        // PDF: rendered in a disposable, rebuilt from pixels in work.
+        r = try inside("work", "cat > doc.pdf && ody-convert-pdf doc.pdf", stdin: Self.twoPagePDF)
+        XCTAssertEqual(r.0, 0, r.2)
+        r = try inside("work", "pdfinfo doc.trusted.pdf")
+        let pages = r.1.split(separator: "\n").first { $0.hasPrefix("Pages:") }.map { $0.split(separator: " ").last ?? "" }
+        XCTAssertEqual(pages, "2", r.1)
+        XCTAssertEqual(try inside("work", "ls QubesUntrustedPDFs").1, "doc.pdf\n")
+
+        // Split GPG: the key only in vault; work signs, and verifies locally
+        // with the public key the vault exports.
+        r = try inside("vault", "gpg --batch --passphrase '' --quick-gen-key 'Vault <vault@example.org>' ed25519 sign never")
+        XCTAssertEqual(r.0, 0, r.2)
+        r = try inside("work", """
+            export ODYSSEY_GPG_DOMAIN=vault
+            echo 'signed data' > m && ody-gpg --detach-sign --armor < m > m.asc && ody-gpg --export --armor > vault.asc &&
+            gpg --batch --import vault.asc 2>/dev/null && gpg --batch --verify m.asc m
+            """)
+        XCTAssertEqual(r.0, 0, r.2)
+        XCTAssertTrue(r.2.contains("Good signature from \"Vault <vault@example.org>\""), r.2)
+        XCTAssertNotEqual(try inside("work", "gpg --batch --list-secret-keys | grep -c sec").1, "1\n", "no secret key in work")
+    }
+
+    /// A real two-page PDF (text in Helvetica), offsets computed.
+    static let twoPagePDF: String = {
+        var objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 5 0 R /Resources << /Font << /F1 7 0 R >> >> >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents 6 0 R /Resources << /Font << /F1 7 0 R >> >> >>",
+        ]
+        for text in ["Page one", "Page two"] {
+            let stream = "BT /F1 24 Tf 40 100 Td (\(text)) Tj ET"
+            objects.append("<< /Length \(stream.utf8.count) >>\nstream\n\(stream)\nendstream")
+        }
+        objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+        var pdf = "%PDF-1.4\n"
+        var offsets: [Int] = []
+        for (i, o) in objects.enumerated() {
+            offsets.append(pdf.utf8.count)
+            pdf += "\(i + 1) 0 obj\n\(o)\nendobj\n"
+        }
+        let xref = pdf.utf8.count
+        pdf += "xref\n0 \(objects.count + 1)\n0000000000 65535 f \n"
+        for off in offsets { pdf += String(repeating: "0", count: 10 - String(off).count) + "\(off) 00000 n \n" }
+        pdf += "trailer\n<< /Size \(objects.count + 1) /Root 1 0 R >>\nstartxref\n\(xref)\n%%EOF\n"
+        return pdf
+    }()
 }

@@ -22,7 +22,7 @@ final class Host {
     let pluginDir: String
 
     /// Needs root; skips with the reason otherwise.
-    init(_ label: String = "odyssey-it") throws {
+    init(_ label: String = "odyssey-it", extraConfig: String = "") throws {
         guard geteuid() == 0 else { throw XCTSkip("integration tests need root (namespaces, cgroups, mounts); CI runs them as root") }
         dir = "/tmp/\(label)-\(UUID().uuidString.prefix(6))"
         pluginDir = dir + "/plugins"
@@ -52,6 +52,7 @@ final class Host {
         cgroup_parent = "odyssey-it-\(UUID().uuidString.prefix(6))"
         [vchan.socket]
         socket_dir = "\(dir)/vchan"
+        \(extraConfig)
         """.write(toFile: config, atomically: true, encoding: .utf8)
         daemon = try Daemon(configPath: config, logger: Logger(label: "it", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
