@@ -77,6 +77,19 @@ final class OpenInVMTests: XCTestCase {
         assertNoLeftovers()
     }
 
+    func testSymlinkedFileIsEditedWhereItLives() throws {
+        // FILE is resolved first: the link stays a link, its target is replaced.
+        try useViewer(#"printf '+' >> "$1""#)
+        let link = h.home("work") + "/link.txt"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: doc)
+        let r = try h.runCommand(["ody-open-in-dvm", link], in: "work")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link), doc)
+        XCTAssertEqual(OpenInVMFile.text(doc), "hello\n+")
+        XCTAssertEqual((try XCTUnwrap(s.marker("seen-path")) as NSString).lastPathComponent, "report.txt")
+        assertNoLeftovers()
+    }
+
     func testUnmodifiedFileIsLeftUntouched() throws {
         try useViewer()   // only looks
         let before = try XCTUnwrap(OpenInVMFile.identity(doc))
