@@ -331,6 +331,43 @@ final class PdfConverterTests: XCTestCase {
         XCTAssertTrue(fromOriginal.stdout == fromTrusted.stdout, "pixels differ after the round trip")
     }
 
+    /// Twelve pages: the renderer pads file names (page-01.png...); the
+    /// pages must still come back in order (each page's text differs, so
+    /// any reordering changes the pixels).
+    func testTwelvePagesKeepTheirOrder() throws {
+        try requirePoppler()
+        let (h, path) = try workDomainWithPDF(Self.textPDF(pages: 12))
+        try h.setConfig("pdf-converter", ["resolution": "50"])
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let r = try h.runCommand(["ody-convert-pdf", path], in: "work")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("page 12/12 (139x70 pixels)"), r.stderr)
+        let trusted = h.home("work") + "/doc.trusted.pdf"
+        let a = try h.runService("qubes.PdfConvert", source: "work", in: "disp2", stdin: Array(original))
+        let b = try h.runService("qubes.PdfConvert", source: "work", in: "disp3", stdinPath: trusted)
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertTrue(a.stdout.starts(with: Array("12\n139 70\n".utf8)))
+        XCTAssertTrue(a.stdout == b.stdout, "pages reordered or changed")
+    }
+
+    /// pdftocairo -transp writes RGBA PNGs: the alpha is composited over
+    /// white, giving the very pixels of the opaque rendering.
+    func testTransparentRenderingIsCompositedOverWhite() throws {
+        try requirePoppler()
+        let h = try AddonHarness(addons: ["pdf-converter"])
+        let wrapper = h.root + "/pdftocairo-transp"
+        try "#!/bin/sh\nexec \(Self.pdftocairo) -transp \"$@\"\n".write(toFile: wrapper, atomically: true, encoding: .utf8)
+        chmod(wrapper, 0o755)
+        let pdf = Self.textPDF(pages: 2)
+        let opaque = try h.runService("qubes.PdfConvert", source: "work", in: "disp1", stdin: pdf)
+        try h.setConfig("pdf-converter", ["renderer": wrapper])
+        let transparent = try h.runService("qubes.PdfConvert", source: "work", in: "disp1", stdin: pdf)
+        XCTAssertEqual(opaque.status, 0, opaque.stderr)
+        XCTAssertEqual(transparent.status, 0, transparent.stderr)
+        XCTAssertEqual(opaque.stdout.count, 2 + 2 * (8 + 278 * 139 * 3))
+        XCTAssertTrue(opaque.stdout == transparent.stdout, "RGBA pages differ from RGB ones")
+    }
+
     func testServiceRefusesWhatIsNotAPDF() throws {
         try requirePoppler()
         let h = try AddonHarness(addons: ["pdf-converter"])
