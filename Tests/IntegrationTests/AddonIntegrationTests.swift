@@ -62,6 +62,17 @@ final class AddonIntegrationTests: XCTestCase {
         XCTAssertEqual(r.0, 0, r.2)
         XCTAssertTrue(r.1.hasPrefix("Hello, work, from "), "the caller's name comes from its channel: \(r.1)")
 
+        // `ody addons` through the Admin API: the add-on, its side and policy.
+        let listed = try XCTUnwrap(h.daemon.adminMethods).handle(
+            AdminRequest(method: "admin.odyssey.Addons", argument: "", source: "dom0", destType: "name", dest: "dom0", payload: []),
+            callerSource: "dom0")
+        guard case .success(let json) = listed else { return XCTFail("admin.odyssey.Addons failed: \(listed)") }
+        let addons = try JSONDecoder().decode(AddonReport.self, from: Data(json)).addons
+        let entry = try XCTUnwrap(addons.first { $0.id == "hello-addon" })
+        XCTAssertEqual(entry.services.map { "\($0.name) \($0.side)" }, ["odyssey.Hello admin"])
+        XCTAssertEqual(entry.policyText, "# hello-addon: any domain may greet the admin domain\nodyssey.Hello * @anyvm @adminvm allow\n")
+        XCTAssertNil(entry.policyOverriddenBy)
+
         // An admin's file of the same name replaces the add-on's default policy.
         try "odyssey.Hello * @anyvm @adminvm deny\n".write(toFile: h.dir + "/state/policy.d/70-hello.policy", atomically: true, encoding: .utf8)
         h.daemon.policy.reload(reason: "test")
