@@ -1,0 +1,125 @@
+/* split_gpg_consent.c - see split_gpg_consent.h. */
+#define _GNU_SOURCE
+#include "split_gpg_consent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int split_gpg_valid_domain(const char *s) {
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > 31) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
+    for (size_t i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+              c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The per-user runtime directory, opened O_NOFOLLOW and checked: a
+ * directory, ours, no access for anyone else. -1 (said on err_fd) if it
+ * cannot be trusted: the vault then asks every time. */
+static int open_runtime_dir(int err_fd) {
+    char path[4096];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int n;
+    if (xdg != NULL && xdg[0] == '/') n = snprintf(path, sizeof path, "%s/odyssey-split-gpg", xdg);
+    else n = snprintf(path, sizeof path, "/tmp/odyssey-split-gpg-%u", (unsigned)geteuid());
+    if (n < 0 || (size_t)n >= sizeof path) return -1;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        say(err_fd, "split-gpg: cannot create %s (%s); consent is not remembered", path, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        say(err_fd, "split-gpg: cannot open %s (%s); consent is not remembered", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        say(err_fd, "split-gpg: %s is not a private directory of this user; consent is not remembered", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int remembered(int dir, const char *name, uint64_t seconds) {
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return 0;
+    time_t now = time(NULL);
+    /* A time in the future (a clock set back) does not count as recent. */
+    if (st.st_mtime > now) return 0;
+    return (uint64_t)(now - st.st_mtime) < seconds;
+}
+
+static void remember(int dir, const char *name, int err_fd) {
+    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0 || futimens(fd, NULL) != 0)
+        say(err_fd, "split-gpg: cannot record the consent for %s: %s", name, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
+/* Asks through policy: the exit status of odyssey.GpgConsent+SOURCE. */
+static int ask(ody_addon *a, const char *source, int err_fd) {
+    char service[128];
+    snprintf(service, sizeof service, "odyssey.GpgConsent+%s", source);
+    int fd = -1;
+    uint64_t call = 0;
+    if (addon_call(a, "@adminvm", service, &fd, &call, err_fd) != 0) return 125;
+    (void)shutdown(fd, SHUT_WR);
+    char sink[256];
+    while (read_upto(fd, sink, sizeof sink) == (ssize_t)sizeof sink) {}
+    close(fd);
+    return addon_call_finish(a, call);
+}
+
+int consent_obtain(ody_addon *a, const char *source, int err_fd, char *why, size_t why_size) {
+    if (!split_gpg_valid_domain(source)) {
+        snprintf(why, why_size, "split-gpg: the calling domain's name is not valid; refused");
+        return -1;
+    }
+    uint64_t seconds = addon_config_u64(a, "autoaccept_seconds", 300);
+    char name[64];
+    snprintf(name, sizeof name, "consent-%s", source);
+    int dir = seconds > 0 ? open_runtime_dir(err_fd) : -1;
+    if (dir >= 0 && remembered(dir, name, seconds)) {
+        close(dir);
+        return 0;
+    }
+    int status = ask(a, source, err_fd);
+    if (status != 0) {
+        if (dir >= 0) close(dir);
+        snprintf(why, why_size, "split-gpg: the vault's user did not allow %s to use its keys (odyssey.GpgConsent: %s)",
+                 source, status == 126 ? "refused" : "failed");
+        return -1;
+    }
+    if (dir >= 0) {
+        remember(dir, name, err_fd);
+        close(dir);
+    }
+    return 0;
+}
+
+int consent_service(ody_addon *a, const ody_service_call *call) {
+    const char *untrusted_arg = call->argument;
+    if (untrusted_arg[0] == '+') untrusted_arg++;
+    if (!split_gpg_valid_domain(untrusted_arg)) {
+        say(call->stderr_fd, "odyssey.GpgConsent: the argument must be a domain name");
+        return 2;
+    }
+    const char *client = untrusted_arg;   /* validated: a domain name */
+    addon_log(a, ODY_LOG_INFO, "split-gpg: the user allowed %s to use the keys in %s", client, call->source);
+    return 0;
+}

@@ -1,0 +1,124 @@
+// SplitGPGConsentTests: the vault asks (odyssey.GpgConsent+SOURCE to
+// @adminvm, which the loopback runs as the admin-side service) the first
+// time a domain uses its keys, remembers the answer for autoaccept_seconds
+// per source domain, and fails the call when the answer is no. Also: which
+// vault ody-gpg calls, and a policy refusal of qubes.Gpg.
+import Foundation
+import XCTest
+
+final class SplitGPGConsentTests: XCTestCase {
+    override class func tearDown() {
+        SplitGPG.stopAgent()
+        super.tearDown()
+    }
+
+    let message = Array("consent test\n".utf8)
+
+    func testFirstCallAsksAndTheNextWithinTheWindowDoesNot() throws {
+        let s = try SplitGPG.Setup()
+        let first = try s.gpg(["-b"], stdin: message)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertEqual(s.h.calls, ["work vault qubes.Gpg", "vault dom0 odyssey.GpgConsent+work"])
+        let second = try s.gpg(["-b"], stdin: message)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(s.consentCalls(from: "work"), 1, "remembered: \(s.h.calls)")
+        XCTAssertEqual(s.gpgRuns, 2)
+
+        // Per source domain: "personal" is asked for separately, once.
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message, in: "personal").status, 0)
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message, in: "personal").status, 0)
+        XCTAssertEqual(s.consentCalls(from: "personal"), 1, "\(s.h.calls)")
+        XCTAssertEqual(s.consentCalls(from: "work"), 1)
+
+        // The memory is a private directory with one file per domain.
+        let dir = s.runtime + "/odyssey-split-gpg"
+        let attrs = try FileManager.default.attributesOfItem(atPath: dir)
+        XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o700)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), ["consent-work", "consent-personal"])
+    }
+
+    func testConsentExpiresAfterTheWindow() throws {
+        let s = try SplitGPG.Setup()
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        // Age the remembered consent past the default 300 s.
+        let file = s.runtime + "/odyssey-split-gpg/consent-work"
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -301)], ofItemAtPath: file)
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        XCTAssertEqual(s.consentCalls(), 2, "\(s.h.calls)")
+        // A time in the future (clock set back) is not trusted either.
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 3600)], ofItemAtPath: file)
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        XCTAssertEqual(s.consentCalls(), 3, "\(s.h.calls)")
+    }
+
+    func testAutoacceptZeroAsksEveryTime() throws {
+        let s = try SplitGPG.Setup(config: ["autoaccept_seconds": "0"])
+        for _ in 0..<2 { XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0) }
+        XCTAssertEqual(s.consentCalls(), 2)
+    }
+
+    func testRefusedConsentFailsTheCall() throws {
+        let s = try SplitGPG.Setup()
+        let r = try s.gpg(["-b"], stdin: message, env: ["ODY_LOOPBACK_DENY": "odyssey.GpgConsent"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("the vault's user did not allow work to use its keys (odyssey.GpgConsent: refused)"), r.stderr)
+        XCTAssertTrue(r.stdout.isEmpty)
+        XCTAssertEqual(s.gpgRuns, 0, "gpg must not run without consent")
+        // Nothing remembered: the next call asks again (and, allowed, works).
+        let next = try s.gpg(["-b"], stdin: message)
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertEqual(s.consentCalls(), 2)
+    }
+
+    func testUntrustworthyRuntimeDirectoryMeansAskingEveryTime() throws {
+        let s = try SplitGPG.Setup()
+        // Someone else's idea of the directory: world-writable. Not used.
+        let dir = s.runtime + "/odyssey-split-gpg"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        chmod(dir, 0o777)
+        for _ in 0..<2 {
+            let r = try s.gpg(["-b"], stdin: message)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("is not a private directory of this user; consent is not remembered"), r.stderr)
+        }
+        XCTAssertEqual(s.consentCalls(), 2)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+        // A symlink in its place is not followed.
+        try FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createSymbolicLink(atPath: dir, withDestinationPath: s.h.root)
+        let r = try s.gpg(["-b"], stdin: message)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.h.root + "/consent-work"))
+    }
+
+    func testAdminSideConsentServiceChecksItsArgument() throws {
+        let s = try SplitGPG.Setup()
+        let ok = try s.h.runService("odyssey.GpgConsent", argument: "work", source: "vault", in: "dom0", side: .admin)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.isEmpty)
+        for bad in ["", "../etc", "-x", "a b", String(repeating: "a", count: 32)] {
+            let r = try s.h.runService("odyssey.GpgConsent", argument: bad, source: "vault", in: "dom0", side: .admin)
+            XCTAssertEqual(r.status, 2, "argument \(bad)")
+            XCTAssertTrue(r.stderr.contains("the argument must be a domain name"), r.stderr)
+        }
+    }
+
+    func testPolicyRefusalOfQubesGpgIsReported() throws {
+        let s = try SplitGPG.Setup()
+        let r = try s.gpg(["-b"], stdin: message, env: ["ODY_LOOPBACK_DENY": "qubes.Gpg"])
+        XCTAssertEqual(r.status, 126)
+        XCTAssertTrue(r.stderr.contains("ody-gpg: the call to qubes.Gpg in @default was refused by policy"), r.stderr)
+        XCTAssertEqual(s.gpgRuns, 0)
+    }
+
+    func testVaultComesFromTheEnvironmentThenConfigThenDefault() throws {
+        let s = try SplitGPG.Setup(config: ["vault": "keys"])
+        XCTAssertEqual(try s.gpg(["-k"]).status, 0)
+        XCTAssertEqual(s.h.calls.first, "work keys qubes.Gpg")
+        XCTAssertEqual(try s.gpg(["-k"], env: ["ODYSSEY_GPG_DOMAIN": "safe"]).status, 0)
+        XCTAssertTrue(s.h.calls.contains("work safe qubes.Gpg"), "\(s.h.calls)")
+        let bad = try s.gpg(["-k"], env: ["ODYSSEY_GPG_DOMAIN": "../vault"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("is not a domain name"), bad.stderr)
+    }
+}
