@@ -22,7 +22,7 @@ enum OdyCall {
     static let usageStatus: Int32 = 2
 
     static let usage = """
-    usage: ody-call [--socket PATH] [--filter-escape-chars | --no-filter-escape-chars]
+    usage: ody-call [--socket PATH] [--[no-]filter-escape-chars[-stdout|-stderr]]
                     TARGET SERVICE[+ARG] [-- LOCAL-PROGRAM [ARGS...]]
            ody-call --help
     """
@@ -57,6 +57,10 @@ enum OdyCall {
                service writes to ody-call's stdout and stderr, so a service
                cannot drive your terminal. Default: replaced on whichever of
                stdout and stderr is a terminal, kept otherwise.
+    --filter-escape-chars-stdout, --no-filter-escape-chars-stdout,
+    --filter-escape-chars-stderr, --no-filter-escape-chars-stderr
+               the same for one stream only (binary data on stdout, messages
+               on stderr filtered: what add-on commands use).
     --socket PATH
                the agent's local socket (default \(LocalCall.defaultSocketPath),
                or $\(LocalCall.socketPathVariable)).
@@ -105,7 +109,8 @@ enum OdyCall {
     struct Options {
         var socketPath: String
         /// nil: filter what goes to a terminal.
-        var filter: Bool?
+        var filterStdout: Bool?
+        var filterStderr: Bool?
         var target: String
         var service: String
         var local: [String]
@@ -113,7 +118,7 @@ enum OdyCall {
 
     static func parse(_ args: [String]) -> Options {
         var socketPath = getenv(LocalCall.socketPathVariable).map { String(cString: $0) } ?? LocalCall.defaultSocketPath
-        var filter: Bool?
+        var filterStdout: Bool?, filterStderr: Bool?
         var rest = args[...]
         while let a = rest.first, a.hasPrefix("-") {
             rest = rest.dropFirst()
@@ -124,8 +129,12 @@ enum OdyCall {
             case "--socket":
                 guard let p = rest.popFirst() else { say("--socket needs a path\n\(usage)"); exit(usageStatus) }
                 socketPath = p
-            case "--filter-escape-chars": filter = true
-            case "--no-filter-escape-chars": filter = false
+            case "--filter-escape-chars": (filterStdout, filterStderr) = (true, true)
+            case "--no-filter-escape-chars": (filterStdout, filterStderr) = (false, false)
+            case "--filter-escape-chars-stdout": filterStdout = true
+            case "--no-filter-escape-chars-stdout": filterStdout = false
+            case "--filter-escape-chars-stderr": filterStderr = true
+            case "--no-filter-escape-chars-stderr": filterStderr = false
             case _ where a.hasPrefix("--socket="):
                 socketPath = String(a.dropFirst("--socket=".count))
             case "--":
@@ -139,7 +148,8 @@ enum OdyCall {
         guard rest.count >= 2 else { say("TARGET and SERVICE are required\n\(usage)"); exit(usageStatus) }
         let target = rest.removeFirst(), service = rest.removeFirst()
         if rest.first == "--" { rest = rest.dropFirst() }
-        return Options(socketPath: socketPath, filter: filter, target: target, service: service, local: Array(rest))
+        return Options(socketPath: socketPath, filterStdout: filterStdout, filterStderr: filterStderr, target: target,
+                       service: service, local: Array(rest))
     }
 
     static func main() -> Never {
@@ -155,14 +165,15 @@ enum OdyCall {
         case .failed(let why):
             fail(why)
         case .channel(let channel):
-            exit(o.local.isEmpty ? callService(channel, o.filter) : callWithLocalProgram(channel, o.local, o.filter))
+            exit(o.local.isEmpty ? callService(channel, o.filterStdout, o.filterStderr)
+                                 : callWithLocalProgram(channel, o.local, o.filterStderr))
         }
     }
 
     /// ody-call's own stdio on the channel; the service's status.
-    static func callService(_ channel: Int32, _ filter: Bool?) -> Int32 {
-        let out = EscapeFilter.start(for: 1, filter ?? (isatty(1) == 1))
-        let err = EscapeFilter.start(for: 2, filter ?? (isatty(2) == 1))
+    static func callService(_ channel: Int32, _ filterStdout: Bool?, _ filterStderr: Bool?) -> Int32 {
+        let out = EscapeFilter.start(for: 1, filterStdout ?? (isatty(1) == 1))
+        let err = EscapeFilter.start(for: 2, filterStderr ?? (isatty(2) == 1))
         let r: Result<Int32, QrexecError>
         do { r = .success(try DataClient.run(channel: channel, stdin: 0, stdout: out.fd, stderr: err.fd)) } catch { r = .failure(error) }
         out.finish(); err.finish()
@@ -178,7 +189,7 @@ enum OdyCall {
 
     /// LOCAL-PROGRAM's stdout -> the service's stdin, the service's stdout ->
     /// LOCAL-PROGRAM's stdin; the local program's status.
-    static func callWithLocalProgram(_ channel: Int32, _ argv: [String], _ filter: Bool?) -> Int32 {
+    static func callWithLocalProgram(_ channel: Int32, _ argv: [String], _ filterStderr: Bool?) -> Int32 {
         var toProg: [Int32] = [-1, -1], fromProg: [Int32] = [-1, -1]
         guard pipe(&toProg) == 0, pipe(&fromProg) == 0 else { fail("pipe: \(String(cString: strerror(errno)))") }
         for f in toProg + fromProg { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
@@ -199,7 +210,7 @@ enum OdyCall {
             fail("cannot start \(argv[0]): \(String(cString: strerror(rc)))")
         }
         var qrexecError: QrexecError?
-        let err = EscapeFilter.start(for: 2, filter ?? (isatty(2) == 1))
+        let err = EscapeFilter.start(for: 2, filterStderr ?? (isatty(2) == 1))
         do { _ = try DataClient.run(channel: channel, stdin: fromProg[0], stdout: toProg[1], stderr: err.fd) } catch {
             qrexecError = error
         }

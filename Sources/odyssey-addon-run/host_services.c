@@ -90,9 +90,12 @@ static int32_t host_call_service(void *ctx, const char *target, const char *serv
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
-    /* Binary data: ody-call must not filter escape characters. No name
-     * passes through a shell: argv goes straight to exec. */
-    char *const argv[] = {(char *)client, "--no-filter-escape-chars", (char *)target, (char *)service, NULL};
+    /* stdout is the add-on's binary data: kept as sent. stderr goes to the
+     * user: what the other domain writes there is filtered, terminal or
+     * not, so it cannot drive a terminal. No name passes through a shell:
+     * argv goes straight to exec. */
+    char *const argv[] = {(char *)client, "--no-filter-escape-chars-stdout", "--filter-escape-chars-stderr",
+                          (char *)target, (char *)service, NULL};
     pid_t pid;
     int rc = posix_spawn(&pid, client, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);

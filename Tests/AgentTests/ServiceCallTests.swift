@@ -47,6 +47,10 @@ final class ServiceCallTests: XCTestCase {
         XCTAssertEqual(f.status, 0)
         XCTAssertEqual(f.out, "a_[31mred_\tb\r\né")
         XCTAssertEqual(f.err, "e_]0;title_")
+        // Per stream, as add-on commands call it: binary stdout, filtered stderr.
+        let split = try w.call(["--no-filter-escape-chars-stdout", "--filter-escape-chars-stderr", "vault", "test.Esc"])
+        XCTAssertEqual(split.stdout, raw.stdout)
+        XCTAssertEqual(split.err, "e_]0;title_")
     }
 
     func testSignalStatusAndEarlyStdoutClose() throws {
