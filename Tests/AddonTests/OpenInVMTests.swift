@@ -141,6 +141,36 @@ final class OpenInVMTests: XCTestCase {
         XCTAssertEqual(s.marker("seen-data"), "x")
     }
 
+    func testReadOnlyDirectoryIsRefusedBeforeTheCallUnlessViewOnly() throws {
+        try useViewer()
+        let dir = h.home("work") + "/ro"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let f = dir + "/a.txt"
+        try OpenInVMFile.write(f, "x")
+        chmod(dir, 0o555)
+        defer { chmod(dir, 0o755) }
+        // Root writes anywhere: drop to nobody for the command, as a user would be.
+        guard geteuid() == 0 else { throw XCTSkip("needs root to run the command as another user") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("no /usr/bin/setpriv") }
+        let r = try h.run(["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                           h.view + "/bin/ody-open-in-dvm", f],
+                          env: ["PATH": "/usr/bin:/bin", "ODYSSEY_ADDON_CALL": h.loopback], stdin: [], stdinPath: nil, cwd: "/")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("cannot write in \(dir)") && r.stderr.contains("--view-only"), r.stderr)
+        XCTAssertEqual(h.calls, [], "refused before any call")
+    }
+
+    func testNothingIsLeftBesideTheFileWhileItIsOpen() throws {
+        // The temporary file for the edited copy appears only when data comes
+        // back, so a session interrupted while open leaves nothing here.
+        try useViewer("ls -a \(h.home("work")) > \(s.dir)/listing; echo more >> \"$1\"")
+        let r = try h.runCommand(["ody-open-in-dvm", doc], in: "work")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let listing = try XCTUnwrap(s.marker("listing"))
+        XCTAssertFalse(listing.contains(".ody-open-"), listing)
+        XCTAssertEqual(OpenInVMFile.text(doc), "hello\nmore\n")
+    }
+
     func testUnusualCharactersInTheNameAreSanitised() throws {
         try useViewer(#"printf 'more' >> "$1""#)
         let odd = h.home("work") + "/we ird;$(x)`y`é.txt"

@@ -3,6 +3,7 @@
 #include "open_in_vm_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,24 +11,34 @@
 #define CHUNK (64 * 1024)
 
 int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side) {
-    static char buf[CHUNK];
+    char *buf = malloc(CHUNK);
+    if (buf == NULL) {
+        *failed_side = 1;
+        return -1;
+    }
     uint64_t total = 0;
+    int rc = 0;
     for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
+        ssize_t n = read(in, buf, CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
             *failed_side = 0;
-            return -1;
+            rc = -1;
+            break;
         }
         if (n == 0) break;
         if (write_all(out, buf, (size_t)n) != 0 || (copy >= 0 && write_all(copy, buf, (size_t)n) != 0)) {
             *failed_side = 1;
-            return -1;
+            rc = -1;
+            break;
         }
         total += (uint64_t)n;
     }
+    int saved = errno;
+    free(buf);
+    errno = saved;
     *bytes = total;
-    return 0;
+    return rc;
 }
 
 static ssize_t pread_upto(int fd, char *buf, size_t size, off_t at) {
@@ -46,13 +57,29 @@ int files_same(int a, int b) {
     struct stat sa, sb;
     if (fstat(a, &sa) != 0 || fstat(b, &sb) != 0) return -1;
     if (sa.st_size != sb.st_size) return 0;
-    static char ba[CHUNK], bb[CHUNK];
-    for (off_t at = 0;;) {
-        ssize_t na = pread_upto(a, ba, sizeof ba, at);
-        ssize_t nb = pread_upto(b, bb, sizeof bb, at);
-        if (na < 0 || nb < 0) return -1;
-        if (na != nb || memcmp(ba, bb, (size_t)na) != 0) return 0;
-        if (na == 0) return 1;
-        at += na;
+    char *ba = malloc(CHUNK), *bb = malloc(CHUNK);
+    int result = -1;
+    if (ba == NULL || bb == NULL) {
+        errno = ENOMEM;
+    } else {
+        for (off_t at = 0;;) {
+            ssize_t na = pread_upto(a, ba, CHUNK, at);
+            ssize_t nb = pread_upto(b, bb, CHUNK, at);
+            if (na < 0 || nb < 0) break;
+            if (na != nb || memcmp(ba, bb, (size_t)na) != 0) {
+                result = 0;
+                break;
+            }
+            if (na == 0) {
+                result = 1;
+                break;
+            }
+            at += na;
+        }
     }
+    int saved = errno;
+    free(ba);
+    free(bb);
+    errno = saved;
+    return result;
 }

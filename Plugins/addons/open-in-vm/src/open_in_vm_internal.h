@@ -3,6 +3,8 @@
  *
  *   open_in_vm.c      entry, description, and which function serves a call
  *   open_command.c    ody-open-in-vm / ody-open-in-dvm (the client side)
+ *   open_command_args.c   its help and arguments
+ *   edited_copy.c     what comes back: received, compared, put in place
  *   open_service.c    qubes.OpenInVM (the domain side)
  *   url_service.c     qubes.OpenURL (the domain side)
  *   file_name.c       the 256-byte name block: built, parsed, sanitised
@@ -16,6 +18,7 @@
 #include "addon_common.h"
 
 #include <limits.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,6 +82,44 @@ int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side);
 /* 1 if the two files (read from offset 0 with pread) have the same size and
  * bytes, 0 if they differ, -1 on a read error (errno). */
 int files_same(int a, int b);
+
+/* ---- open_command_args.c, edited_copy.c: the client's parts */
+
+struct open_request {
+    const char *command;   /* argv[0]: ody-open-in-vm or ody-open-in-dvm */
+    const char *target;    /* a domain name or keyword (@dispvm...) */
+    const char *file;      /* as the user typed it, for messages */
+    int view_only;
+    int out, err;          /* the user's stdout and stderr */
+};
+
+/* Parses argv after r->command and r->target (preset for ody-open-in-dvm).
+ * -1 to go on; otherwise the exit status (help printed: 0, bad usage: 2). */
+int open_command_parse(const ody_command_call *call, struct open_request *r);
+
+/* The edited copy as it arrives: written to a temporary file beside the
+ * original (made at the first byte, so an interrupted session leaves
+ * nothing behind) and compared with the original on the way. */
+struct edited_copy {
+    const char *dir;               /* the original's directory; NULL: only count (view-only) */
+    int original;                  /* read with pread */
+    int fd;                        /* the temporary file, or -1 */
+    char path[PATH_MAX + 32];
+    uint64_t bytes;
+    int differs;
+    int error;                     /* errno of a local failure, or 0 */
+    const char *failed;            /* what failed, for the message */
+};
+
+void edited_copy_init(struct edited_copy *c, const char *dir, int original);
+/* Reads `channel` to EOF (or the first local failure). */
+void edited_copy_receive(struct edited_copy *c, int channel);
+/* Puts the copy in place of `real` (mode, and owner if root, of `before`),
+ * unless `real` changed since `before`: then the copy is kept and named.
+ * The exit status; messages on r->err, "updated" on r->out. */
+int edited_copy_install(struct edited_copy *c, const struct open_request *r, const char *real, const struct stat *before);
+/* Removes the temporary file if there is one. */
+void edited_copy_discard(struct edited_copy *c);
 
 /* ---- the three entry points; each returns the process exit status */
 
