@@ -126,6 +126,19 @@ final class SplitGPGTests: XCTestCase {
         XCTAssertTrue(verify.stdoutText.contains("[GNUPG:] VALIDSIG "), verify.stdoutText)
     }
 
+    /// What gpg in the vault is given: the fixed options first, every option
+    /// by its full long name with its value joined ("--comment=--import" is
+    /// a comment, not an option), then "--" before the arguments.
+    func testVaultRunsGpgWithFixedOptionsAndRewrittenArguments() throws {
+        let s = try SplitGPG.Setup()
+        let r = try s.gpg(["-bas", "-u", SplitGPG.email, "--comment", "--import", "-o-", "-"], stdin: Array("x\n".utf8))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdoutText.contains("Comment: --import"), r.stdoutText)
+        let ran = try String(contentsOfFile: s.marker, encoding: .utf8)
+        XCTAssertEqual(ran, "--no-tty --batch --disable-dirmngr --photo-viewer=/bin/true --exit-on-status-write-error "
+                       + "--detach-sign --armor --sign --local-user=\(SplitGPG.email) --comment=--import --output=- -- -\n")
+    }
+
     func testGpgExitStatusAndMessagesPassThrough() throws {
         let s = try SplitGPG.Setup()
         let r = try s.gpg(["--encrypt", "-r", "nobody@example.org"], stdin: Array("x".utf8))

@@ -28,9 +28,10 @@
  *    --verify: the client opens that file itself and sends it as one more
  *    relayed descriptor, /dev/fd/N, which is all the vault accepts there;
  *  - key-listing commands and data commands are not mixed.
- * The vault then runs gpg with the options rewritten to their long names,
- * each value as its own argument, and "--" before the positional arguments,
- * so nothing from the domain can become a different option on the way.
+ * The vault then runs gpg with the options rewritten to their full long
+ * names, each value joined to its option ("--recipient=KEY"), and "--"
+ * before the positional arguments, so nothing from the domain can become a
+ * different option on the way.
  */
 #include "split_gpg_options.h"
 
@@ -337,6 +338,15 @@ static int fd_listed(const int *fds, int count, int fd) {
     return 0;
 }
 
+/* Appends one argument for gpg; refuses past the table's end (a single
+ * argument like -bbbb... can expand to many). */
+static int push_arg(struct gpg_request *req, const char *arg, char *why, size_t size) {
+    if ((size_t)req->gpg_argc >= sizeof req->gpg_args / sizeof req->gpg_args[0])
+        return refuse(why, size, "too many options (split GPG carries at most %d bytes of arguments)", GPG_COMMAND_MAX);
+    req->gpg_args[req->gpg_argc++] = arg;
+    return 0;
+}
+
 static int add_fd(struct gpg_request *req, int output, int fd, const char *shown, char *why, size_t size) {
     int *list = output ? req->out_fds : req->in_fds;
     int *count = output ? &req->out_count : &req->in_count;
@@ -374,11 +384,15 @@ static int apply_option(const struct gpg_option *o, const char *shown, const cha
             return refuse(why, size, "%s %d is refused: descriptor %d is gpg's output", shown, fd, fd);
         if (add_fd(req, o->role == ROLE_FD_OUT, fd, shown, why, size) != 0) return -1;
     }
-    /* Rewritten: the full long name, the value as its own argument. The
-     * name comes from the table, never from the domain. */
-    req->gpg_args[req->gpg_argc++] = o->flag;
-    if (o->value != VALUE_NONE) req->gpg_args[req->gpg_argc++] = untrusted_value;
-    return 0;
+    /* Rewritten: the full long name from the table (never the domain's
+     * spelling), and the value, checked above, after "=". */
+    if (o->value == VALUE_NONE) return push_arg(req, o->flag, why, size);
+    size_t room = sizeof req->text - req->text_used;
+    int n = snprintf(req->text + req->text_used, room, "%s=%s", o->flag, untrusted_value);
+    if (n < 0 || (size_t)n >= room) return refuse(why, size, "%s is refused: the options are too long", shown);
+    const char *joined = req->text + req->text_used;
+    req->text_used += (size_t)n + 1;
+    return push_arg(req, joined, why, size);
 }
 
 /* --verify's first positional argument: the signature. The client may name
@@ -402,7 +416,7 @@ static int verify_signature_arg(const char *untrusted_arg, int index, enum gpg_s
 
 static int check_positionals(int argc, const char *const *argv, int first, enum gpg_side side,
                              struct gpg_request *req, const struct parse_state *st, char *why, size_t size) {
-    req->gpg_args[req->gpg_argc++] = "--";
+    if (push_arg(req, "--", why, size) != 0) return -1;
     for (int i = first; i < argc; i++) {
         const char *untrusted_arg = argv[i];
         if (st->command_role == ROLE_CMD_USERID) {
@@ -415,7 +429,7 @@ static int check_positionals(int argc, const char *const *argv, int first, enum 
                           "stdout (use - or a redirection)",
                           untrusted_arg);
         }
-        req->gpg_args[req->gpg_argc++] = untrusted_arg;
+        if (push_arg(req, untrusted_arg, why, size) != 0) return -1;
     }
     return 0;
 }

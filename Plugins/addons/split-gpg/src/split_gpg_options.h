@@ -21,12 +21,15 @@
 enum gpg_side { GPG_SIDE_CLIENT, GPG_SIDE_VAULT };
 
 struct gpg_request {
-    /* The options, rewritten to their long names, values as separate
-     * arguments; then "--" and the positional arguments. What the vault
-     * appends to its fixed gpg options. Pointers into the parsed argv or
-     * static strings. */
-    const char *gpg_args[2 * GPG_MAX_ARGS + 4];
+    /* The options, rewritten to their full long names with any value in
+     * the same argument ("--recipient=KEY", so no value can ever be read
+     * as an option); then "--" and the positional arguments. What the
+     * vault appends to its fixed gpg options. Pointers into `text`, the
+     * parsed argv, or static strings. */
+    const char *gpg_args[GPG_COMMAND_MAX + 2];
     int gpg_argc;
+    char text[GPG_MAX_ARGS * 40 + GPG_COMMAND_MAX];
+    size_t text_used;
     /* Descriptors relayed client -> vault (stdin, --command-fd, the --verify
      * signature) and vault -> client (stdout, stderr, --status-fd,
      * --logger-fd, --attribute-fd), as gpg will see them. */
