@@ -46,7 +46,4 @@ struct gpg_request {
 int gpg_parse(int argc, const char *const *argv, enum gpg_side side, struct gpg_request *req, char *why,
               size_t why_size);
 
-/* Number of long options on the allow-list (tests and documentation). */
-size_t gpg_allowed_long_option_count(void);
-
 #endif
