@@ -195,71 +195,71 @@ static int drain_outputs(struct relay *r) {
     return 0;
 }
 
+enum { KIND_CHANNEL = -1, KIND_PIDFD = -2, KIND_OUTPUT = 100, KIND_INPUT = 200 };
+
+/* What to wait for now: the channel while the frame being read has
+ * somewhere to go, gpg's exit, gpg's outputs, and gpg's inputs that have
+ * bytes waiting. kinds[k] says what pfds[k] is. */
+static int poll_set(const struct relay *r, struct pollfd *pfds, int *kinds) {
+    int n = 0;
+    const struct gpg_input *t = r->target;
+    if (!r->chan_eof && (t == NULL || t->pipe < 0 || t->end < sizeof t->buf || t->start > 0)) {
+        pfds[n] = (struct pollfd){.fd = r->chan_in, .events = POLLIN};
+        kinds[n++] = KIND_CHANNEL;
+    }
+    if (r->child_status < 0 && r->child.pidfd >= 0) {
+        pfds[n] = (struct pollfd){.fd = r->child.pidfd, .events = POLLIN};
+        kinds[n++] = KIND_PIDFD;
+    }
+    for (int i = 0; i < r->req->out_count; i++)
+        if (r->child.out_pipes[i] >= 0) {
+            pfds[n] = (struct pollfd){.fd = r->child.out_pipes[i], .events = POLLIN};
+            kinds[n++] = KIND_OUTPUT + i;
+        }
+    for (int i = 0; i < r->req->in_count; i++)
+        if (r->inputs[i].pipe >= 0 && r->inputs[i].start < r->inputs[i].end) {
+            pfds[n] = (struct pollfd){.fd = r->inputs[i].pipe, .events = POLLOUT};
+            kinds[n++] = KIND_INPUT + i;
+        }
+    return n;
+}
+
 /* The poll loop. 0 when gpg has exited and all its output is sent; -1 on a
- * channel or protocol error (gpg is then killed by the caller). */
+ * channel or protocol error (the caller then kills gpg). */
 static int relay_loop(struct relay *r, char *why, size_t why_size) {
     struct pollfd pfds[2 + 2 * GPG_MAX_FDS];
-    int kinds[2 + 2 * GPG_MAX_FDS];   /* -1 channel, -2 pidfd, 100+i output i, 200+i input i */
+    int kinds[2 + 2 * GPG_MAX_FDS];
     while (r->child_status < 0 || outputs_open(r)) {
-        int n = 0;
-        if (!r->chan_eof) {
-            int want = r->target == NULL || r->target->pipe < 0 || r->target->end < sizeof r->target->buf ||
-                       r->target->start > 0;
-            if (want) {
-                pfds[n] = (struct pollfd){.fd = r->chan_in, .events = POLLIN};
-                kinds[n++] = -1;
-            }
-        }
-        if (r->child_status < 0 && r->child.pidfd >= 0) {
-            pfds[n] = (struct pollfd){.fd = r->child.pidfd, .events = POLLIN};
-            kinds[n++] = -2;
-        }
-        for (int i = 0; i < r->req->out_count; i++)
-            if (r->child.out_pipes[i] >= 0) {
-                pfds[n] = (struct pollfd){.fd = r->child.out_pipes[i], .events = POLLIN};
-                kinds[n++] = 100 + i;
-            }
-        for (int i = 0; i < r->req->in_count; i++)
-            if (r->inputs[i].pipe >= 0 && r->inputs[i].start < r->inputs[i].end) {
-                pfds[n] = (struct pollfd){.fd = r->inputs[i].pipe, .events = POLLOUT};
-                kinds[n++] = 200 + i;
-            }
-        /* Without a pidfd, look for gpg's exit now and then. */
+        int n = poll_set(r, pfds, kinds);
+        /* Without a pidfd (Linux before 5.3) gpg's exit is looked for every 50 ms. */
         int timeout = r->child_status < 0 && r->child.pidfd < 0 ? 50 : -1;
-        if (!outputs_open(r) && r->child_status < 0 && r->child.pidfd < 0) {
-            reap(r, 0);
-            continue;
-        }
         int ready = poll(pfds, (nfds_t)n, timeout);
         if (ready < 0 && errno != EINTR) {
             snprintf(why, why_size, "poll: %s", strerror(errno));
             return -1;
         }
+        int exited = 0;
         for (int k = 0; ready > 0 && k < n; k++) {
             if (pfds[k].revents == 0) continue;
-            if (kinds[k] == -1) {
+            if (kinds[k] == KIND_CHANNEL) {
                 if (read_channel(r, why, why_size) != 0) return -1;
-            } else if (kinds[k] >= 200) {
-                write_input(&r->inputs[kinds[k] - 200]);
-            } else if (kinds[k] >= 100) {
-                if (relay_output(r, kinds[k] - 100) != 0) {
-                    snprintf(why, why_size, "the client's channel is gone");
-                    return -1;
-                }
+            } else if (kinds[k] == KIND_PIDFD) {
+                exited = 1;
+            } else if (kinds[k] >= KIND_INPUT) {
+                write_input(&r->inputs[kinds[k] - KIND_INPUT]);
+            } else if (relay_output(r, kinds[k] - KIND_OUTPUT) != 0) {
+                snprintf(why, why_size, "the client's channel is gone");
+                return -1;
             }
         }
-        if (r->child_status < 0) {
-            int exited = 0;
-            for (int k = 0; k < n; k++)
-                if (kinds[k] == -2 && pfds[k].revents != 0) exited = 1;
-            if (exited || r->child.pidfd < 0) reap(r, exited ? 0 : WNOHANG);
-            if (r->child_status >= 0) {
-                for (int i = 0; i < r->req->in_count; i++) close_input(&r->inputs[i]);
-                if (drain_outputs(r) != 0) {
-                    snprintf(why, why_size, "the client's channel is gone");
-                    return -1;
-                }
-            }
+        if (r->child_status >= 0 || !(exited || r->child.pidfd < 0)) continue;
+        reap(r, exited ? 0 : WNOHANG);
+        if (r->child_status < 0) continue;
+        /* gpg is gone: nothing more goes to it; what it wrote goes out. */
+        for (int i = 0; i < r->req->in_count; i++) close_input(&r->inputs[i]);
+        if (drain_outputs(r) != 0) {
+            snprintf(why, why_size, "the client's channel is gone");
+            return -1;
         }
     }
     return 0;
