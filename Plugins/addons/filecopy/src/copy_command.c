@@ -135,7 +135,7 @@ int32_t fc_copy_command(ody_addon *a, const ody_command_call *call, int32_t *exi
     const char *const *files = call->argv + o.first_file;
     *exit_status = 1;
     struct fc_pack_totals totals;
-    if (check_top_names(&o, files, err) != 0 || fc_pack_scan(o.who, o.nfiles, files, !o.move, &totals, err) != 0)
+    if (check_top_names(&o, files, err) != 0 || fc_pack_scan(o.who, o.nfiles, files, !o.move, o.progress, &totals, err) != 0)
         return ODY_OK;
 
     char service[64];

@@ -148,8 +148,10 @@ struct fc_pack_totals {
 };
 
 /* The first pass: checks every name and link the receiver would refuse,
- * counts what will be sent. 0, or -1 with a line on err_fd. */
-int fc_pack_scan(const char *who, int argc, const char *const *paths, int follow_top, struct fc_pack_totals *t, int err_fd);
+ * counts what will be sent (the bytes of regular files only if
+ * count_bytes: that costs a stat per file). 0, or -1 with a line on err_fd. */
+int fc_pack_scan(const char *who, int argc, const char *const *paths, int follow_top, int count_bytes,
+                 struct fc_pack_totals *t, int err_fd);
 
 /* The second pass: the stream itself, end marker included. 0, or -1 with
  * a line on err_fd unless the receiver spoke first (w->receiver_spoke). */

@@ -253,9 +253,11 @@ static int walk_top(struct walk *wk, const char *path) {
     return walk_entry(wk, AT_FDCWD, path, type_of(&st), &st, 1);
 }
 
-int fc_pack_scan(const char *who, int argc, const char *const *paths, int follow_top, struct fc_pack_totals *t, int err_fd) {
+int fc_pack_scan(const char *who, int argc, const char *const *paths, int follow_top, int count_bytes,
+                 struct fc_pack_totals *t, int err_fd) {
     static struct walk wk;
     struct fc_progress quiet = {0};
+    quiet.enabled = count_bytes;   /* the scan only reads it to know whether sizes are wanted */
     memset(&wk, 0, sizeof wk);
     memset(t, 0, sizeof *t);
     wk.who = who;

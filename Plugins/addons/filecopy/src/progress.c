@@ -35,7 +35,7 @@ void fc_progress_update(struct fc_progress *p, int force) {
     char done[32], total[32], line[160];
     human(done, sizeof done, p->bytes_done);
     human(total, sizeof total, p->bytes_total);
-    int pct = p->bytes_total > 0 ? (int)(p->bytes_done * 100 / p->bytes_total) : 100;
+    int pct = p->bytes_total > 0 && p->bytes_done < p->bytes_total ? (int)(p->bytes_done * 100 / p->bytes_total) : 100;
     int n = snprintf(line, sizeof line, "\r%s: %s of %s (%d%%), %llu of %llu files   ", p->who, done, total, pct,
                      (unsigned long long)p->files_done, (unsigned long long)p->files_total);
     if (n > 0) (void)write_all(p->fd, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
