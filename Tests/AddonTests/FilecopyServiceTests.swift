@@ -337,6 +337,32 @@ final class FilecopyServiceTests: XCTestCase {
         scene.assertContained()
     }
 
+    /// Where files cannot be written nameless (O_TMPFILE + linkat), a
+    /// hidden name and a no-replace rename: same guarantees.
+    func testHiddenNameFallbackLandsAndLeavesNothingBehind() throws {
+        let scene = try FilecopyScene()
+        let env = ["ODYSSEY_FILECOPY_NAMED_TEMP": "1"]
+        var s = FilecopyStream()
+        s.dir("d")
+        s.file("d/f", [UInt8](repeating: 7, count: 3 << 20))
+        s.dirEnd("d")
+        s.end()
+        let (r, reply) = try scene.receive(s, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(reply?.crc, UInt64(filecopyCRC32(s.bytes)))
+        XCTAssertEqual(FileManager.default.contents(atPath: scene.incoming + "/d/f")?.count, 3 << 20)
+        var again = FilecopyStream()
+        again.file("existing", "replaced")
+        again.end()
+        scene.assertRefused(try scene.receive(again, env: env), code: EEXIST)
+        var cut = FilecopyStream()
+        cut.file("partial", [UInt8](repeating: 1, count: 100_000))
+        cut.bytes.removeLast(1000)
+        scene.assertRefused(try scene.receive(cut, env: env), code: EPROTO)
+        XCTAssertFalse(scene.exists("partial"))
+        scene.assertContained()
+    }
+
     // MARK: quota
 
     func testQuotaBytesRefusesTheStreamBeyondIt() throws {

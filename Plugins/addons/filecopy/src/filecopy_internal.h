@@ -22,6 +22,7 @@
 
 #include "addon_common.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -91,19 +92,33 @@ void fc_printable(char *out, size_t out_size, const char *s, size_t len);
 
 /* ---- stream_reader.c (receiver) */
 
+#define FC_READER_SLOTS 4
+
 struct fc_reader {
     int fd;
-    unsigned char *buf;
+    unsigned char *buf;         /* the buffer being parsed: slots[used % SLOTS] */
     size_t size, pos, end;
-    uint32_t crc;           /* over every byte handed out */
+    unsigned char *slots[FC_READER_SLOTS];
+    uint64_t used;              /* buffers handed to the CRC so far (parser side) */
+    /* shared with the CRC thread, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    pthread_t worker;
+    int threaded, quit;
+    uint64_t retired, summed;
+    size_t lens[FC_READER_SLOTS];
+    uint32_t crc;               /* over every byte the parser consumed */
 };
 
 int fc_reader_init(struct fc_reader *r, int fd);
 void fc_reader_free(struct fc_reader *r);
 /* Exactly n bytes into dst: 0, or -1 (errno 0 = the stream ended). */
 int fc_reader_exact(struct fc_reader *r, void *dst, size_t n);
-/* Up to max bytes in place (*got > 0): 0, or -1 (errno 0 = ended). */
+/* Up to max bytes in place (*got > 0), valid until the next call: 0, or
+ * -1 (errno 0 = ended). */
 int fc_reader_chunk(struct fc_reader *r, size_t max, const unsigned char **data, size_t *got);
+/* The CRC-32 of everything consumed; call once, at the end. */
+uint32_t fc_reader_crc(struct fc_reader *r);
 
 /* ---- stream_writer.c (sender) */
 

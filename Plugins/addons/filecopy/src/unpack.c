@@ -7,9 +7,11 @@
  *  - the parent directory of an entry is reached one component at a time
  *    with O_DIRECTORY|O_NOFOLLOW (a link can never redirect a path), and
  *    must have been sent before (nothing is created implicitly);
- *  - nothing is ever replaced: files are created O_CREAT|O_EXCL|O_NOFOLLOW
- *    under a hidden temporary name, and renamed into place only when
- *    complete with RENAME_NOREPLACE (or link()+unlink(), which cannot
+ *  - nothing is ever replaced, and a file has its name only once it is
+ *    complete: it is written nameless (O_TMPFILE) and linked into place
+ *    (linkat fails on an existing name), or where that is not possible
+ *    created O_CREAT|O_EXCL|O_NOFOLLOW under a hidden temporary name and
+ *    renamed with RENAME_NOREPLACE (or link()+unlink(), which cannot
  *    replace either); a directory only merges with a directory;
  *  - modes: & 0775, the setuid/setgid/sticky and world-write bits never
  *    land; directories keep u+rwx so the owner can always clean up;
@@ -52,6 +54,7 @@ struct unpack {
     int parent_fd;
     unsigned temp_counter;
     pid_t pid;
+    int nameless;               /* O_TMPFILE + linkat works here */
     const char *why;            /* static reason of the failure */
 };
 
@@ -149,9 +152,56 @@ static int copy_data(struct unpack *u, int fd, uint64_t size) {
 }
 
 /* Below this size, a file that turns out to exist costs little to write
- * first: the no-replace rename is the guard, the early check only saves
- * time on big files (and costs a system call per small one). */
+ * first: the no-replace link or rename is the guard, the early check only
+ * saves time on big files (and costs a system call per small one). */
 #define EARLY_EXISTS_CHECK_SIZE (1024 * 1024)
+
+/* Whether files can be written nameless (O_TMPFILE) and linked into place
+ * (linkat AT_EMPTY_PATH: kernels from 6.10 allow it to the opener without
+ * privileges, the file system must support O_TMPFILE). Tried once on the
+ * incoming directory itself; otherwise a hidden name and a rename. The
+ * nameless way is faster (one directory entry, not two) and leaves
+ * nothing behind whatever happens to this process.
+ * ODYSSEY_FILECOPY_NAMED_TEMP=1 skips it (tests of the other way). */
+static int probe_nameless(struct unpack *u) {
+    const char *named = getenv("ODYSSEY_FILECOPY_NAMED_TEMP");
+    if (named != NULL && strcmp(named, "1") == 0) return 0;
+    int fd = openat(u->root_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) return 0;
+    char probe[64];
+    snprintf(probe, sizeof probe, ".ody-incoming-probe.%ld", (long)u->pid);
+    int ok = linkat(fd, "", u->root_fd, probe, AT_EMPTY_PATH) == 0;
+    close(fd);
+    if (ok) unlinkat(u->root_fd, probe, 0);
+    return ok;
+}
+
+/* Where the data goes before it has a name: *fd, and *temp the hidden
+ * name (empty when nameless). 0, or -1 (failed). */
+static int create_hidden(struct unpack *u, int dir_fd, mode_t mode, int *fd, char temp[64]) {
+    temp[0] = 0;
+    if (u->nameless) {
+        *fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+        if (*fd >= 0) return 0;
+        if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return fail_errno(u, "cannot create it");
+        u->nameless = 0;
+    }
+    for (int tries = 0; tries < 100; tries++) {
+        snprintf(temp, 64, ".ody-incoming.%ld.%u", (long)u->pid, u->temp_counter++);
+        *fd = openat(dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (*fd >= 0) return 0;
+        if (errno != EEXIST) return fail_errno(u, "cannot create it");
+    }
+    return fail(u, EEXIST, "cannot find a free temporary name");
+}
+
+/* Gives the complete file its name, never replacing anything. */
+static int publish(struct unpack *u, int dir_fd, int fd, const char *temp, const char *leaf) {
+    int rc = temp[0] == 0 ? linkat(fd, "", dir_fd, leaf, AT_EMPTY_PATH) : rename_noreplace(dir_fd, temp, leaf);
+    if (rc == 0) return 0;
+    if (errno == EEXIST) return fail(u, EEXIST, "it already exists (nothing is overwritten)");
+    return fail_errno(u, "cannot move it into place");
+}
 
 static int land_file(struct unpack *u, const struct fc_file_header *h, const char *name, size_t len) {
     int dir_fd;
@@ -163,27 +213,22 @@ static int land_file(struct unpack *u, const struct fc_file_header *h, const cha
     /* Created with its final mode (umask is 0 here): the descriptor is
      * writable whatever the mode, and no fchmod is needed afterwards. */
     char temp[64];
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        snprintf(temp, sizeof temp, ".ody-incoming.%ld.%u", (long)u->pid, u->temp_counter++);
-        fd = openat(dir_fd, temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, h->mode & FILE_MODE_MASK);
-        if (fd < 0 && errno != EEXIST) return fail_errno(u, "cannot create it");
-    }
-    if (fd < 0) return fail(u, EEXIST, "cannot find a free temporary name");
+    int fd;
+    if (create_hidden(u, dir_fd, h->mode & FILE_MODE_MASK, &fd, temp) != 0) return -1;
     u->files++;
     u->bytes += h->filelen;
     struct timespec ts[2];
     entry_times(h, ts);
     int ok = copy_data(u, fd, h->filelen) == 0;
     if (ok && futimens(fd, ts) != 0) ok = fail_errno(u, "cannot set its times") == 0;
-    if (close(fd) != 0 && ok) ok = fail_errno(u, "cannot write it") == 0;
-    if (ok && rename_noreplace(dir_fd, temp, leaf) != 0)
-        ok = fail(u, errno == EEXIST ? EEXIST : errno, errno == EEXIST ? "it already exists (nothing is overwritten)" : "cannot move it into place") == 0;
-    if (!ok) {
-        unlinkat(dir_fd, temp, 0);   /* the entry in progress never becomes visible */
-        return -1;
+    if (ok && publish(u, dir_fd, fd, temp, leaf) != 0) ok = 0;
+    if (close(fd) != 0 && ok) {
+        fail_errno(u, "cannot write it");
+        unlinkat(dir_fd, leaf, 0);   /* named, but its data did not make it */
+        ok = 0;
     }
-    return 0;
+    if (!ok && temp[0] != 0) unlinkat(dir_fd, temp, 0);   /* the entry in progress never becomes visible */
+    return ok ? 0 : -1;
 }
 
 static int land_directory(struct unpack *u, const struct fc_file_header *h, const char *name, size_t len) {
@@ -283,10 +328,11 @@ void fc_unpack(int in_fd, int root_fd, const struct fc_unpack_limits *lim, struc
     u.pid = getpid();
     umask(0);   /* modes are exactly the masked ones below */
     u.root_fd = root_fd;
+    u.nameless = probe_nameless(&u);
     if (fc_reader_init(&u.in, in_fd) != 0) fail(&u, ENOMEM, "out of memory");
     else
         while (one_entry(&u) == 0) {}
-    res->crc = u.in.crc;
+    res->crc = fc_reader_crc(&u.in);
     if (res->code != 0) {
         char shown[512];
         fc_printable(shown, sizeof shown, res->last_name, strlen(res->last_name));
