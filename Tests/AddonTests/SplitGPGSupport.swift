@@ -27,6 +27,12 @@ enum SplitGPG {
             .split(separator: ":", omittingEmptySubsequences: false)[9] else { throw XCTSkip("no fingerprint: \(list.output)") }
         let sub = try run(gpg, ["--batch", "--passphrase", "", "--quick-add-key", String(fpr), "cv25519", "encr", "never"], gnupg: home)
         guard sub.status == 0 else { throw XCTSkip("gpg --quick-add-key failed: \(sub.output)") }
+        // The keyring outlives every test class of the process: removed at exit.
+        atexit {
+            guard case .success(let home) = SplitGPG.keyring else { return }
+            SplitGPG.stopAgent()
+            try? FileManager.default.removeItem(atPath: home)
+        }
         return home
     }
 
