@@ -204,6 +204,23 @@ final class FilecopyCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("did not confirm the copy"), r.stderr)
     }
 
+    /// A receiver that says "done" before it read the stream: never a
+    /// success, so ody-move keeps the originals.
+    func testAnEarlySuccessIsNotBelieved() throws {
+        let h = try AddonHarness(addons: ["filecopy"])
+        let f = h.home("work") + "/big"
+        _ = FileManager.default.createFile(atPath: f, contents: Data([UInt8](repeating: 9, count: 16 << 20)))
+        let reply = h.root + "/early-reply"
+        _ = FileManager.default.createFile(atPath: reply, contents: Data([UInt8](repeating: 0, count: 16)))
+        let script = h.root + "/early"
+        try "#!/bin/sh\ncat '\(reply)'\nexit 0\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let r = try h.runCommand(["ody-move", "--to", "personal", f], in: "work", env: ["ODYSSEY_ADDON_CALL": script])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("answered before the copy was complete") || r.stderr.contains("arrived corrupted"), r.stderr)
+        XCTAssertEqual(FileManager.default.contents(atPath: f)?.count, 16 << 20, "the original stays")
+    }
+
     // MARK: usage
 
     func testHelpAndUsageErrors() throws {

@@ -86,20 +86,37 @@ static int parse(const ody_command_call *call, struct options *o) {
     return 0;
 }
 
-/* Two arguments landing under the same name would collide at the target. */
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Two arguments landing under the same name would collide at the target:
+ * said before anything is sent (sorted, so `ody-copy *` stays fast). */
 static int check_top_names(const struct options *o, const char *const *files, int err_fd) {
-    static char names[2][FC_MAX_NAME];
-    for (int i = 0; i < o->nfiles; i++) {
-        if (fc_top_name(o->who, files[i], names[0], sizeof names[0], err_fd) != 0) return -1;
-        for (int j = 0; j < i; j++) {
-            if (fc_top_name(o->who, files[j], names[1], sizeof names[1], err_fd) != 0) return -1;
-            if (strcmp(names[0], names[1]) == 0) {
-                say(err_fd, "%s: %s and %s would both land as \"%s\"; send them separately", o->who, files[j], files[i], names[0]);
-                return -1;
-            }
+    char **names = calloc((size_t)o->nfiles, sizeof *names);
+    char name[FC_MAX_NAME];
+    int rc = names != NULL ? 0 : -1;
+    if (names == NULL) say(err_fd, "%s: out of memory", o->who);
+    for (int i = 0; rc == 0 && i < o->nfiles; i++) {
+        if (fc_top_name(o->who, files[i], name, sizeof name, err_fd) != 0) rc = -1;
+        else if ((names[i] = strdup(name)) == NULL) {
+            say(err_fd, "%s: out of memory", o->who);
+            rc = -1;
         }
     }
-    return 0;
+    if (rc == 0) {
+        qsort(names, (size_t)o->nfiles, sizeof *names, compare_names);
+        for (int i = 1; i < o->nfiles && rc == 0; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) {
+                char shown[512];
+                fc_printable(shown, sizeof shown, names[i], strlen(names[i]));
+                say(err_fd, "%s: two arguments would both land as \"%s\"; send them separately", o->who, shown);
+                rc = -1;
+            }
+    }
+    for (int i = 0; names != NULL && i < o->nfiles; i++) free(names[i]);
+    free(names);
+    return rc;
 }
 
 struct verdict {
@@ -161,12 +178,14 @@ int32_t fc_copy_command(ody_addon *a, const ody_command_call *call, int32_t *exi
 
     if (status == 126) say(err, "%s: the policy refused the copy to %s", o.who, target_shown);
     else if (status == 127) say(err, "%s: %s has no %s service", o.who, target_shown, FC_SERVICE);
+    else if (sent != 0 && !w.receiver_spoke) {}   /* our own reason is already on stderr */
     else if (v.answered && v.r.error_code != 0 && v.name[0] != 0)
         say(err, "%s: %s refused the copy at \"%s\": %s", o.who, target_shown, v.name, strerror((int)v.r.error_code));
     else if (v.answered && v.r.error_code != 0)
         say(err, "%s: %s refused the copy: %s", o.who, target_shown, strerror((int)v.r.error_code));
-    else if (sent != 0) {}   /* our own reason is already on stderr */
     else if (!v.answered) say(err, "%s: %s did not confirm the copy (the service exited with %d)", o.who, target_shown, status);
+    else if (sent != 0)   /* "done" before the end of the stream is never success (ody-move would delete) */
+        say(err, "%s: %s answered before the copy was complete", o.who, target_shown);
     else if (v.r.crc32 != (uint64_t)w.crc)
         say(err, "%s: the copy to %s arrived corrupted (CRC-32 %08llx received, %08x sent)", o.who, target_shown,
             (unsigned long long)v.r.crc32, w.crc);

@@ -1,6 +1,8 @@
 /*
  * unpack.c - the receiving side of the stream, run by the confined child
- * (confine.c): "/" is the incoming directory, nothing else is reachable.
+ * (confine.c): root_fd is the incoming directory, nothing else is
+ * reachable (it is "/" under chroot; under Landlock, the only tree the
+ * process may touch).
  *
  * The rules, each one a defence against a sender that lies:
  *  - every name passes names.c before it touches the file system;
