@@ -91,6 +91,24 @@ final class SplitGPGConsentTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: s.h.root + "/consent-work"))
     }
 
+    /// A service started outside a session may inherit an XDG_RUNTIME_DIR
+    /// that does not exist: the memory moves to /tmp/odyssey-split-gpg-UID
+    /// rather than being lost (which would ask on every call).
+    func testMissingXdgRuntimeDirFallsBackToTmp() throws {
+        let s = try SplitGPG.Setup()
+        let source = "fallback" + String(UUID().uuidString.prefix(8)).lowercased()
+        let memory = "/tmp/odyssey-split-gpg-\(geteuid())/consent-\(source)"
+        defer { try? FileManager.default.removeItem(atPath: memory) }
+        let env = ["XDG_RUNTIME_DIR": s.runtime + "/does-not-exist"]
+        for _ in 0..<2 {
+            let r = try s.gpg(["-b"], stdin: message, in: source, env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertFalse(r.stderr.contains("consent is not remembered"), r.stderr)
+        }
+        XCTAssertEqual(s.consentCalls(from: source), 1, "\(s.h.calls)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: memory))
+    }
+
     func testAdminSideConsentServiceChecksItsArgument() throws {
         let s = try SplitGPG.Setup()
         let ok = try s.h.runService("odyssey.GpgConsent", argument: "work", source: "vault", in: "dom0", side: .admin)

@@ -8,7 +8,8 @@
  * the user said no) refuses the gpg call. A consent is remembered per source
  * domain for autoaccept_seconds (config, default 300; 0 = ask every time) as
  * the modification time of <rundir>/consent-SOURCE, where rundir is
- * $XDG_RUNTIME_DIR/odyssey-split-gpg or /tmp/odyssey-split-gpg-<uid>, a
+ * $XDG_RUNTIME_DIR/odyssey-split-gpg (when $XDG_RUNTIME_DIR exists) or
+ * /tmp/odyssey-split-gpg-<uid>, a
  * 0700 directory owned by the vault's user (anything else there - a symlink,
  * another owner, group or world access - means nothing is remembered).
  */
