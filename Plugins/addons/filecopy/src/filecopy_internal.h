@@ -9,6 +9,8 @@
  *   remove_tree.c     ody-move's removal of the originals
  *   receive_service.c qubes.Filecopy: incoming directory, child, reply
  *   confine.c         locking the unpacking child into the incoming dir
+ *   landlock.c        the same where chroot and namespaces are refused
+ *   syscall_filter.c  the system calls left to the unpacking child
  *   unpack.c          parsing the stream and landing entries (in the child)
  *   stream_reader.c   the receiver's buffered, CRC-summing input
  *   names.c           file-name and link-target rules (both sides)
@@ -194,6 +196,12 @@ int fc_confine(const char *dir, int dir_fd, uid_t owner_uid, gid_t owner_gid, in
 
 /* Landlock: only dir_fd's tree, for unpacking; 0 or -1 with a reason. */
 int fc_landlock_confine(int dir_fd, char *why, size_t size);
+
+/* ---- syscall_filter.c */
+
+/* From here on, only the system calls unpacking needs (others: EPERM), on
+ * every thread of the process. 0, or -1 with a reason. */
+int fc_filter_syscalls(char *why, size_t size);
 
 /* ---- unpack.c */
 

@@ -331,7 +331,9 @@ void fc_unpack(int in_fd, int root_fd, const struct fc_unpack_limits *lim, struc
     umask(0);   /* modes are exactly the masked ones below */
     u.root_fd = root_fd;
     u.nameless = probe_nameless(&u);
+    char filter_why[256];
     if (fc_reader_init(&u.in, in_fd) != 0) fail(&u, ENOMEM, "out of memory");
+    else if (fc_filter_syscalls(filter_why, sizeof filter_why) != 0) fail(&u, EPERM, filter_why);
     else
         while (one_entry(&u) == 0) {}
     res->crc = fc_reader_crc(&u.in);
