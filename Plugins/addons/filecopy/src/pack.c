@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +71,9 @@ static int put_header(struct walk *wk, const struct stat *st, uint64_t filelen) 
 }
 
 static int send_file(struct walk *wk, int dir_fd, const char *leaf, int top) {
-    int fd = openat(dir_fd, leaf, O_RDONLY | O_CLOEXEC | (top && wk->follow_top ? 0 : O_NOFOLLOW));
+    /* O_NONBLOCK: a fifo swapped in since readdir must not hang the open
+     * (it is then refused below); a regular file reads the same. */
+    int fd = openat(dir_fd, leaf, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (top && wk->follow_top ? 0 : O_NOFOLLOW));
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         if (fd >= 0) close(fd);

@@ -49,7 +49,7 @@ static int32_t refuse(const ody_service_call *call, int32_t *exit_status, int co
     char line[1024];
     snprintf(line, sizeof line, fmt, what);
     say(call->stderr_fd, "qubes.Filecopy: refusing the copy from %s: %s", call->source, line);
-    reply(call->stdout_fd, (uint32_t)code, 0, "", 0);
+    reply(call->stdout_fd, (uint32_t)(code != 0 ? code : EIO), 0, "", 0);   /* 0 would read as success */
     *exit_status = 1;
     return ODY_OK;
 }
