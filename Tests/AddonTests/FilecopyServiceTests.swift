@@ -404,6 +404,47 @@ final class FilecopyServiceTests: XCTestCase {
         XCTAssertEqual(try roomy.receive(s).0.status, 0)
     }
 
+    // MARK: the incoming directory itself
+
+    /// ~/QubesIncoming or ~/QubesIncoming/SOURCE planted as a link (by
+    /// anything local): never followed, the copy is refused.
+    func testIncomingDirectoryThatIsALinkIsRefused() throws {
+        let h = try AddonHarness(addons: ["filecopy"])
+        let home = h.home("personal"), elsewhere = h.home("personal") + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: home + "/QubesIncoming", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: home + "/QubesIncoming/work", withDestinationPath: elsewhere)
+        var s = FilecopyStream()
+        s.file("f", "x")
+        s.end()
+        let r = try h.runService("qubes.Filecopy", source: "work", in: "personal", stdin: s.bytes)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertNotEqual(FilecopyReply(r.stdout)?.code ?? 0, 0)
+        XCTAssertTrue(r.stderr.contains("cannot make ~/QubesIncoming/work"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: elsewhere), [])
+        try FileManager.default.removeItem(atPath: home + "/QubesIncoming")
+        try FileManager.default.createSymbolicLink(atPath: home + "/QubesIncoming", withDestinationPath: elsewhere)
+        let r2 = try h.runService("qubes.Filecopy", source: "work", in: "personal", stdin: s.bytes)
+        XCTAssertNotEqual(r2.status, 0)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: elsewhere), [])
+    }
+
+    /// The runner accepts "." and ".." as domain names; they must not name
+    /// a directory here.
+    func testSourceThatCannotNameADirectoryIsRefused() throws {
+        let h = try AddonHarness(addons: ["filecopy"])
+        var s = FilecopyStream()
+        s.file("f", "x")
+        s.end()
+        for source in ["..", "."] {
+            let r = try h.runService("qubes.Filecopy", source: source, in: "personal", stdin: s.bytes)
+            XCTAssertNotEqual(r.status, 0, source)
+            XCTAssertTrue(r.stderr.contains("cannot name a directory"), r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h.home("personal") + "/f"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h.home("personal") + "/QubesIncoming/f"))
+    }
+
     // MARK: confinement
 
     /// The Landlock path (what a native domain, which refuses chroot and
