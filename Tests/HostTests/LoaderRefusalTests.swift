@@ -3,6 +3,7 @@
 import Foundation
 import Logging
 import XCTest
+import PluginABI
 @testable import Host
 
 final class LoaderRefusalTests: XCTestCase {
@@ -48,7 +49,7 @@ final class LoaderRefusalTests: XCTestCase {
             ("b-no-entry.json", "has no entry symbol odyssey_plugin_entry"),
             ("c-entry-fails.json", "entry returned -8 (backend error): fixture: cannot initialise (on purpose)"),
             ("d-bad-major.json", "plugin answered ABI major 2; this host speaks ABI 1"),
-            ("e-minor-above.json", "plugin negotiated ABI minor 3, above the host's 0"),
+            ("e-minor-above.json", "plugin negotiated ABI minor \(ODY_ABI_MINOR + 3), above the host's \(ODY_ABI_MINOR)"),
             ("f-small-info.json", "plugin info struct_size 16 is smaller than the"),
             ("g-small-ops.json", "ops struct_size 4 is smaller than the 24 bytes"),
             ("h-id-mismatch.json", "manifest/library mismatch: manifest id \"idmismatch\", library says \"other\""),

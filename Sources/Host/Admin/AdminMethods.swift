@@ -106,7 +106,8 @@ public final class AdminMethods: @unchecked Sendable {
             AdminMethod(name: "admin.odyssey.Plugins", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [unowned self] _ in
                 JSON.encode(PluginReport(registry: daemon.backends.registry, hostABI: "\(ODY_ABI_MAJOR).\(ODY_ABI_MINOR)"))
             },
-            AdminMethod(name: "admin.odyssey.Addons", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [unowned self] _ in
+            // A read-only listing: granted by admin-global-ro.
+            AdminMethod("admin.odyssey.Addons", argument: .none, destination: .adminVM, scope: .global, access: .read) { [unowned self] _ in
                 let b = daemon.backends
                 return JSON.encode(AddonReport(packages: b.addonPackages(), policyDirectories: daemon.policy.directories,
                                                refused: b.registry.refused))
