@@ -96,7 +96,6 @@ final class AddonIntegrationTests: XCTestCase {
         try """
             qubes.Filecopy     *  work   personal   allow
             qubes.Gpg          *  work   vault      allow
-            odyssey.GpgConsent *  vault  @adminvm   allow
 
             """.write(toFile: h.dir + "/state/policy.d/30-test.policy", atomically: true, encoding: .utf8)
         try mapped { () throws(DomainError) in
@@ -144,14 +143,41 @@ final class AddonIntegrationTests: XCTestCase {
         // with the public key the vault exports.
         r = try inside("vault", "gpg --batch --passphrase '' --quick-gen-key 'Vault <vault@example.org>' ed25519 sign never")
         XCTAssertEqual(r.0, 0, r.2)
-        r = try inside("work", """
-            export ODYSSEY_GPG_DOMAIN=vault
-            echo 'signed data' > m && ody-gpg --detach-sign --armor < m > m.asc && ody-gpg --export --armor > vault.asc &&
-            gpg --batch --import vault.asc 2>/dev/null && gpg --batch --verify m.asc m
-            """)
+        // The vault asks the user once per source domain (odyssey.GpgConsent,
+        // an `ask` in the add-on's default policy): answered here as
+        // `ody policy answer` would.
+        final class Outcome: @unchecked Sendable {   // written by one thread, read after `done`
+            var result: (Int32, String, String)?
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        nonisolated(unsafe) let host = h
+        Thread {
+            outcome.result = try? host.run("work", """
+                export ODYSSEY_GPG_DOMAIN=vault
+                echo 'signed data' > m && ody-gpg --detach-sign --armor < m > m.asc && ody-gpg --export --armor > vault.asc &&
+                gpg --batch --import vault.asc 2>/dev/null && gpg --batch --verify m.asc m
+                """, user: "user")
+            outcome.done.signal()
+        }.start()
+        var asked: PendingAsk?
+        for _ in 0..<1000 where asked == nil {
+            asked = h.daemon.broker.pending().first { $0.service.hasPrefix("odyssey.GpgConsent") }
+            if asked == nil { usleep(10_000) }
+        }
+        let ask = try XCTUnwrap(asked, "vault asked for consent")
+        XCTAssertEqual(ask.source, "vault")
+        XCTAssertEqual(ask.service, "odyssey.GpgConsent+work")
+        try h.daemon.broker.answer(id: ask.id, allow: ask.defaultTarget ?? ask.choices.first)
+        XCTAssertEqual(outcome.done.wait(timeout: .now() + 120), .success)
+        r = try XCTUnwrap(outcome.result)
         XCTAssertEqual(r.0, 0, r.2)
         XCTAssertTrue(r.2.contains("Good signature from \"Vault <vault@example.org>\""), r.2)
         XCTAssertNotEqual(try inside("work", "gpg --batch --list-secret-keys | grep -c sec").1, "1\n", "no secret key in work")
+        // Remembered: the next signature does not ask again.
+        r = try inside("work", "ODYSSEY_GPG_DOMAIN=vault ody-gpg --clearsign < m > m.clear")
+        XCTAssertEqual(r.0, 0, r.2)
+        XCTAssertEqual(h.daemon.broker.pending(), [])
     }
 
     /// A real two-page PDF (text in Helvetica), offsets computed.
