@@ -95,6 +95,10 @@ final class SplitGPGRefusalTests: XCTestCase {
             (["--verify", "/dev/fd/3", "/dev/fd/4"], "argument '/dev/fd/4' is refused"),
             (["--homedir=/tmp", "-b"], "--homedir is refused"),
             (["--status-fd", "0", "-b"], "--status-fd 0 is refused"),
+            // Lasting changes to the vault's trust state, for every domain:
+            (["--trusted-key=0123456789ABCDEF", "-k"], "--trusted-key is refused: key management"),
+            (["--trust-model=tofu", "--verify"], "--trust-model tofu is refused"),
+            (["--trust-model=auto", "--verify"], "--trust-model auto is refused"),
         ]
         for (args, expected) in crafted {
             let r = try s.h.runService("qubes.Gpg", source: "work", in: "vault",

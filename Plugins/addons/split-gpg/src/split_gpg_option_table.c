@@ -4,10 +4,15 @@
  * The list is Qubes split-gpg's (qubes-app-linux-split-gpg, gpg-common.h:
  * the options both gpg-client and gpg-server accept), rebuilt here as data:
  *   short: -b -a -c -d -e -k -K -n -N -o -q -r -R -s -t -u -v
- *   long:  the table below, 92 names: the 91 Qubes accepts (73 of its own
- *          and 18 long spellings of the short options) and --quiet, the
- *          long spelling of -q. Options Qubes lists but refuses (--cipher-algo,
- *          --display, --use-agent, --utf8-strings...) are left out.
+ *   long:  the table below, 91 names: the 91 Qubes accepts (73 of its own
+ *          and 18 long spellings of the short options) minus --trusted-key,
+ *          plus --quiet, the long spelling of -q. Options Qubes lists but
+ *          refuses (--cipher-algo, --display, --use-agent, --utf8-strings...)
+ *          are left out. --trusted-key is dropped although Qubes allows it:
+ *          gpg writes the key's ultimate ownertrust into the vault's trustdb,
+ *          so one domain could make every other domain's verifications show
+ *          a key of its choice as trusted. For the same reason --trust-model
+ *          takes only models that keep no state (no tofu).
  * What is deliberately absent: everything that changes the keyring or the
  * trust database (--import, --gen-key, --quick-gen-key, --edit-key,
  * --delete-key(s), --sign-key, --lsign-key, --passwd, --export-secret-keys,
@@ -121,7 +126,6 @@ static const struct gpg_option options[] = {
     {"--textmode", 't', ROLE_PLAIN, VALUE_NONE},
     {"--throw-keyids", 0, ROLE_PLAIN, VALUE_NONE},
     {"--trust-model", 0, ROLE_PLAIN, VALUE_TRUST_MODEL},
-    {"--trusted-key", 0, ROLE_PLAIN, VALUE_KEYID},
     {"--try-all-secrets", 0, ROLE_PLAIN, VALUE_NONE},
     {"--try-secret-key", 0, ROLE_PLAIN, VALUE_TEXT},
     {"--unwrap", 0, ROLE_PLAIN, VALUE_NONE},
@@ -147,7 +151,7 @@ static const char *const key_management[] = {
     "passwd", "gen-revoke", "generate-revocation", "desig-revoke", "export-secret-keys",
     "export-secret-subkeys", "import-ownertrust", "export-ownertrust", "update-trustdb", "check-trustdb",
     "recv-keys", "receive-keys", "send-keys", "refresh-keys", "search-keys", "fetch-keys", "card-edit",
-    "edit-card", "card-status", "change-pin",
+    "edit-card", "card-status", "change-pin", "trusted-key",
 };
 
 const struct gpg_option *gpg_find_long(const char *name, size_t len) {

@@ -26,7 +26,6 @@ enum value_check {
     VALUE_DASH,           /* only "-" */
     VALUE_TRUST_MODEL,
     VALUE_KEYID_FORMAT,
-    VALUE_KEYID,          /* hex key ID or fingerprint */
     VALUE_LIST_OPTIONS,
     VALUE_VERIFY_OPTIONS,
 };

@@ -69,7 +69,9 @@ static int check_option_list(const char *opt, const char *untrusted_value, const
 
 int gpg_check_value(const struct gpg_option *o, const char *shown, const char *untrusted_value, char *why,
                        size_t size) {
-    static const char *const trust_models[] = {"pgp", "classic", "tofu", "tofu+pgp", "direct", "always", "auto", NULL};
+    /* Stateless models only: tofu (and auto, which may pick it) writes the
+     * vault's tofu.db, a lasting change one domain could make for all. */
+    static const char *const trust_models[] = {"pgp", "classic", "direct", "always", NULL};
     static const char *const keyid_formats[] = {"none", "short", "0xshort", "long", "0xlong", NULL};
     switch (o->value) {
     case VALUE_TEXT:
@@ -101,13 +103,6 @@ int gpg_check_value(const struct gpg_option *o, const char *shown, const char *u
         if (!one_of(untrusted_value, keyid_formats))
             return gpg_refuse(why, size, "%s %.64s is refused: not a key ID format", shown, untrusted_value);
         return 0;
-    case VALUE_KEYID: {
-        const char *hex = strncmp(untrusted_value, "0x", 2) == 0 ? untrusted_value + 2 : untrusted_value;
-        size_t n = strlen(hex);
-        if (n < 8 || n > 40 || strspn(hex, "0123456789abcdefABCDEF") != n)
-            return gpg_refuse(why, size, "%s %.64s is refused: expected a hex key ID or fingerprint", shown, untrusted_value);
-        return 0;
-    }
     case VALUE_LIST_OPTIONS: return check_option_list(o->flag, untrusted_value, list_names, why, size);
     case VALUE_VERIFY_OPTIONS: return check_option_list(o->flag, untrusted_value, verify_names, why, size);
     default: return 0;
