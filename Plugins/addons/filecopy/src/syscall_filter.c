@@ -55,6 +55,7 @@ int fc_filter_syscalls(char *why, size_t size) {
     return 0;   /* an architecture this list was not written for: the confinement stands alone */
 #else
     enum { N = sizeof allowed / sizeof allowed[0] };
+    _Static_assert(N < 255, "BPF jump offsets are 8 bits");
     struct sock_filter prog[N + 8];
     size_t k = 0;
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -62,8 +63,10 @@ int fc_filter_syscalls(char *why, size_t size) {
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 #if defined(__x86_64__)
-    /* x32 system calls (bit 30) would bypass the numbers below. */
-    prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, (uint8_t)(N + 1), 0);
+    /* x32 system calls (bit 30) would bypass the numbers below: jump over
+     * the N comparisons to the refusal right after them (N, not N + 1,
+     * which would land on the allow). */
+    prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, (uint8_t)N, 0);
 #endif
     for (size_t i = 0; i < N; i++)
         prog[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)allowed[i], (uint8_t)(N - i), 0);

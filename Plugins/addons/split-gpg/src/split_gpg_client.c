@@ -149,6 +149,27 @@ static int header_done(struct client_relay *r) {
     return 0;
 }
 
+/* What the vault sends for a descriptor that is a terminal here passes
+ * through this: control characters other than tab, newline and carriage
+ * return become '_' (as ody-call does), so the other domain cannot drive
+ * the terminal through gpg's messages. Files and pipes get the bytes as
+ * sent. */
+static int write_out(int fd, const uint8_t *p, size_t n) {
+    if (!isatty(fd)) return wire_write_fully(fd, p, n);
+    uint8_t shown[4096];
+    while (n > 0) {
+        size_t k = n < sizeof shown ? n : sizeof shown;
+        for (size_t i = 0; i < k; i++) {
+            uint8_t b = p[i];
+            shown[i] = (b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f ? '_' : b;
+        }
+        if (wire_write_fully(fd, shown, k) != 0) return -1;
+        p += k;
+        n -= k;
+    }
+    return 0;
+}
+
 /* Consumes bytes read from the socket. */
 static void consume(struct client_relay *r, const uint8_t *p, size_t n) {
     while (n > 0 && r->state != READ_DONE) {
@@ -163,7 +184,7 @@ static void consume(struct client_relay *r, const uint8_t *p, size_t n) {
         case READ_PAYLOAD:
             take = r->remaining < n ? r->remaining : n;
             if (!r->out_broken[r->out_index] &&
-                wire_write_fully(local_fd(r, r->wire->out_fds[r->out_index]), p, take) != 0)
+                write_out(local_fd(r, r->wire->out_fds[r->out_index]), p, take) != 0)
                 r->out_broken[r->out_index] = 1;
             r->remaining -= (uint32_t)take;
             if (r->remaining == 0) r->state = READ_HEADER;
