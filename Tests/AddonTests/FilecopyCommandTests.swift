@@ -139,12 +139,12 @@ final class FilecopyCommandTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try "x".write(toFile: dir + "/plain.txt", atomically: true, encoding: .utf8)
         XCTAssertEqual(try h.runCommand(["ody-copy", "--to", "personal", dir], in: "work").status, 0)
-        try "y".write(toFile: dir + "/cafe\u{0301}\u{200B}.txt", atomically: true, encoding: .utf8)   // combining accent, zero-width space
+        try "y".write(toFile: dir + "/cafe\u{0301}\u{E000}.txt", atomically: true, encoding: .utf8)   // combining accent, a private-use character
         try FileManager.default.removeItem(atPath: h.home("personal") + "/QubesIncoming")
         let r = try h.runCommand(["ody-copy", "--to", "personal", dir], in: "work")
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(h.calls, ["work personal qubes.Filecopy", "work personal qubes.Filecopy+allow-all-names"])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: h.home("personal") + "/QubesIncoming/work/docs/cafe\u{0301}\u{200B}.txt"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: h.home("personal") + "/QubesIncoming/work/docs/cafe\u{0301}\u{E000}.txt"))
     }
 
     func testNamesTheReceiverWouldRefuseAreReportedBeforeTheCall() throws {

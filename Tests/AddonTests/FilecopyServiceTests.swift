@@ -118,16 +118,24 @@ final class FilecopyServiceTests: XCTestCase {
 
     func testCharactersOutsideTheAllowListNeedAllowAllNames() throws {
         let scene = try FilecopyScene()
-        let spoof = "invoice\u{202E}fdp.exe"   // right-to-left override
+        let unusual = "cafe\u{0301}\u{E000}.txt"   // a combining accent, a private-use character
         var s = FilecopyStream()
-        s.file(spoof, "x")
+        s.file(unusual, "x")
         s.end()
         scene.assertRefused(try scene.receive(s), code: EILSEQ)
-        XCTAssertFalse(scene.exists(spoof))
+        XCTAssertFalse(scene.exists(unusual))
         let (r, reply) = try scene.receive(s, argument: "allow-all-names")
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(reply?.code, 0)
-        XCTAssertTrue(scene.exists(spoof))
+        XCTAssertTrue(scene.exists(unusual))
+        // What changes how a name is displayed is refused even then.
+        for spoof in ["invoice\u{202E}fdp.exe", "a\u{200B}b", "x\u{2066}y", "\u{FEFF}bom"] {
+            var t = FilecopyStream()
+            t.file(spoof, "x")
+            t.end()
+            scene.assertRefused(try scene.receive(t, argument: "allow-all-names"), code: EILSEQ)
+            XCTAssertFalse(scene.exists(spoof))
+        }
         // Ordinary non-ASCII names are on the allow-list.
         var t = FilecopyStream()
         t.file("Grüße – 東京 🙂.txt", "x")

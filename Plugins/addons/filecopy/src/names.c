@@ -85,6 +85,15 @@ static int next_code_point(const unsigned char *s, size_t len, size_t *i, uint32
     return 0;
 }
 
+/* Characters that change how the rest of a name is displayed (bidi
+ * overrides and isolates, zero-width characters, the BOM): refused even
+ * with allow-all-names, so "invoice\u202Efdp.exe" cannot pose as a PDF in
+ * a file manager. */
+static int is_display_trick(uint32_t cp) {
+    return (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+           cp == 0xFEFF;
+}
+
 /* Character rules for one string (components are split by the caller). */
 static int check_characters(const char *s, size_t len, int allow_all, const char **why) {
     const unsigned char *u = (const unsigned char *)s;
@@ -102,6 +111,10 @@ static int check_characters(const char *s, size_t len, int allow_all, const char
             *why = "contains a control character";
             return EILSEQ;
         }
+        if (is_display_trick(cp)) {
+            *why = "contains an invisible or direction-changing character";
+            return EILSEQ;
+        }
         if (!allow_all && !in_allow_list(cp)) {
             *why = "contains a character outside the allow-list (the sender must ask for allow-all-names)";
             return EILSEQ;
@@ -115,7 +128,7 @@ int fc_needs_all_names(const char *s, size_t len) {
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         if (next_code_point(u, len, &i, &cp) != 0) return 0;   /* refused either way: not our question */
-        if (!is_control(cp) && !in_allow_list(cp)) return 1;
+        if (!is_control(cp) && !is_display_trick(cp) && !in_allow_list(cp)) return 1;
     }
     return 0;
 }
