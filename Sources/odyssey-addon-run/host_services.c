@@ -94,8 +94,8 @@ static int32_t host_call_service(void *ctx, const char *target, const char *serv
      * user: what the other domain writes there is filtered, terminal or
      * not, so it cannot drive a terminal. No name passes through a shell:
      * argv goes straight to exec. */
-    char *const argv[] = {(char *)client, "--no-filter-escape-chars-stdout", "--filter-escape-chars-stderr",
-                          (char *)target, (char *)service, NULL};
+    char *const argv[] = {(char *)client, "--no-filter-escape-chars-stdout", "--filter-escape-chars-stderr", "--",
+                          (char *)target, (char *)service, NULL};   /* "--": a target never becomes an option */
     pid_t pid;
     int rc = posix_spawn(&pid, client, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);

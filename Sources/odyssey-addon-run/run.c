@@ -7,16 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Domain names as the host writes them: [A-Za-z0-9_.-], 1..31 bytes, or a
- * keyword (@adminvm...). Anything else means the environment is not the
+/* A caller is a domain name as the host writes them: a letter, then
+ * [A-Za-z0-9_.-], under ODY_NAME_MAX bytes ("dom0" for the admin domain).
+ * Anything else ('.', '..', a keyword) means the environment is not the
  * agent's, and the call is refused rather than guessed at. */
 static int valid_domain(const char *s) {
     size_t n = s != NULL ? strlen(s) : 0;
     if (n == 0 || n >= ODY_NAME_MAX) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-' || c == '.' || (c == '@' && i == 0)))
+              c == '_' || c == '-' || c == '.'))
             return 0;
     }
     return 1;

@@ -160,7 +160,7 @@ final class AddonHarness {
     }
 
     /// The loopback qrexec client the runner execs as
-    /// `loopback --no-filter-escape-chars-stdout --filter-escape-chars-stderr TARGET SERVICE[+ARG]`, stdin and
+    /// `loopback --no-filter-escape-chars-stdout --filter-escape-chars-stderr -- TARGET SERVICE[+ARG]`, stdin and
     /// stdout the call's socket. ODY_LOOPBACK_DENY (space-separated service
     /// names) stands in for a policy deny: exit 126, as ody-call would.
     static let loopbackScript = #"""
@@ -168,6 +168,7 @@ final class AddonHarness {
     # AddonHarness loopback qrexec client: runs SERVICE here, as if in TARGET.
     [ "$1" = --no-filter-escape-chars-stdout ] && shift
     [ "$1" = --filter-escape-chars-stderr ] && shift
+    [ "$1" = -- ] && shift
     requested=$1
     case "$1" in
       @default|@dispvm|@dispvm:*|'') target=$ODY_LOOPBACK_DEFAULT ;;

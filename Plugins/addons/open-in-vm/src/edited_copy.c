@@ -98,7 +98,9 @@ int edited_copy_install(struct edited_copy *c, const struct open_request *r, con
         c->fd = -1;
         return 1;
     }
-    if (fchmod(c->fd, before->st_mode & 07777) != 0 ||
+    /* The original's permission bits, never its set-id or sticky bits: the
+     * content now comes from another domain. */
+    if (fchmod(c->fd, before->st_mode & 0777) != 0 ||
         (geteuid() == 0 && fchown(c->fd, before->st_uid, before->st_gid) != 0) || fsync(c->fd) != 0) {
         say(r->err, "%s: cannot prepare the edited copy of %s: %s", r->command, r->file, strerror(errno));
         edited_copy_discard(c);

@@ -24,7 +24,12 @@ static int fail(struct pdf_writer *w, const char *what) {
     return -1;
 }
 
+/* Cross-reference offsets have 10 digits: a PDF stops short of 10^10
+ * bytes. This also bounds the disk a disposable's pixels can fill here. */
+#define PDF_MAX_BYTES 9999999999ull
+
 static int put(struct pdf_writer *w, const void *data, size_t size) {
+    if (w->offset + size > PDF_MAX_BYTES) return fail(w, "the new PDF would pass 10 GB, the most a PDF's cross-reference table can address");
     if (size > 0 && fwrite(data, 1, size, w->f) != size) {
         snprintf(w->why, sizeof w->why, "cannot write the PDF: %s", strerror(errno));
         return -1;
