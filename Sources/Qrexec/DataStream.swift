@@ -70,6 +70,13 @@ public struct OutBuffer: Sendable {
         bytes.append(contentsOf: payload)
     }
 
+    /// Appends bytes that continue a message already queued (a body whose
+    /// header went first).
+    public mutating func appendRaw(_ raw: UnsafeRawBufferPointer) {
+        if head == bytes.count { bytes.removeAll(keepingCapacity: true); head = 0 }
+        bytes.append(contentsOf: raw)
+    }
+
     /// Sends as much as the socket takes now. Returns false if the peer is
     /// gone (EPIPE/ECONNRESET); throws for other errors.
     public mutating func flush(to fd: Int32) throws(QrexecError) -> Bool {

@@ -1,5 +1,7 @@
 /* See vchan_socket_shim.h for why each function is C. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "vchan_socket_shim.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -64,3 +66,12 @@ long vs_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nf
     }
     return n;
 }
+
+long vs_splice(int in_fd, int out_fd, size_t len, int more) {
+    unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0);
+    return (long)splice(in_fd, NULL, out_fd, NULL, len, flags);
+}
+
+int vs_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int vs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

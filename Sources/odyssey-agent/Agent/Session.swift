@@ -166,15 +166,28 @@ enum Session {
 
     /// The service side of the data channel until the command's exit status
     /// was sent (or the caller went away).
+    ///
+    /// Data bodies take the zero-copy path when the service's stdio are pipes
+    /// (DataPath.swift): STDIN bodies are spliced from the channel into the
+    /// stdin pipe, and stdout bytes are announced (FIONREAD: only the agent
+    /// reads that pipe) and spliced from the pipe to the channel. A socket
+    /// service, or a kernel that refuses a splice, uses the copying path.
     static func pump(fd: Int32, version: UInt32, _ s: inout PumpState) {
         var reader = MessageReader(direction: .clientToService, version: version)
         var out = OutBuffer()
+        var stdoutSender = SpliceSender(type: .dataStdout)
         var toChild: [UInt8] = []
         var toChildHead = 0
         var stdinEOF = false
         var callerGone = false
+        var spliceIn = Splice.isPipe(s.stdinW), spliceOut = Splice.isPipe(s.stdoutR)
+        var stdinFull = false         // a spliced body waits for room in the stdin pipe
         let chunk = QrexecVersion.maxDataChunk(version)
         var buf = [UInt8](repeating: 0, count: max(chunk, 65536))
+        // splice() to the socket must not block the loop.
+        let channelFlags = Splice.setNonBlocking(fd)
+        defer { Splice.restoreFlags(fd, channelFlags) }
+        Splice.growSendBuffer(fd)
 
         func hangUp() {
             callerGone = true
@@ -185,89 +198,147 @@ enum Session {
                 shutdown(s.stdinW, Int32(SHUT_RDWR))   // a socket service sees its caller go
             }
         }
+        func dropOutput() { out = OutBuffer(); stdoutSender.abandon() }
+        func closeStdin() {
+            close(s.stdinW); s.stdinW = -1; toChild.removeAll(); toChildHead = 0; stdinEOF = true; stdinFull = false
+        }
+        /// Sends what is queued (and the owed part of a spliced body).
+        func flushOut() {
+            guard !callerGone else { return }
+            let p = try? stdoutSender.drain(from: s.stdoutR, to: fd, out: &out)
+            if p == nil || p == .peerGone { hangUp(); dropOutput() }
+        }
+        /// The caller closed the channel (or it broke) without waiting for the exit status.
+        func channelClosed() {
+            if s.exitStatus == nil { hangUp() } else { callerGone = true }
+            dropOutput()
+        }
+        /// Reads the channel until it is empty, a spliced body waits for the
+        /// stdin pipe, or copied stdin waits to be written (bounded: the
+        /// service's output must get its turn).
+        func readChannel() {
+            for _ in 0..<64 {
+                if spliceIn && s.stdinW >= 0 && !stdinEOF && toChild.count == toChildHead {
+                    var moved = 0
+                    switch SpliceReceiver.pump(&reader, .dataStdin, from: fd, to: s.stdinW, moved: &moved) {
+                    case .done: break
+                    case .socketEmpty: return
+                    case .pipeFull: stdinFull = true; return
+                    case .pipeGone: reader.discardRestOfBody(); closeStdin()
+                    case .closed: return channelClosed()
+                    case .unsupported: spliceIn = false
+                    }
+                }
+                let n = reader.receive(from: fd)
+                if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { return channelClosed() }
+                if n < 0 { return }
+                do {
+                    while let m = try reader.next() {
+                        switch DataStream.event(m, incoming: .clientToService) {
+                        case .data(let b): if s.stdinW >= 0 && !stdinEOF { toChild += b }
+                        case .eof: stdinEOF = true
+                        default: break   // caller STDERR/EXIT_CODE: ignored (QSB-087)
+                        }
+                    }
+                } catch {
+                    Log.say("malformed data message from the caller: \(error); command killed")
+                    if s.pid > 0 { kill(-s.pid, SIGKILL) }
+                    hangUp(); dropOutput()
+                    return
+                }
+                if toChild.count > toChildHead { return }
+            }
+        }
+        /// Announces and splices what the stdout pipe holds (one FIONREAD),
+        /// a chunk per message, until that is sent or the channel is full.
+        func spliceStdout() {
+            guard !callerGone, stdoutSender.owed == 0, s.stdoutR >= 0 else { return }
+            // Empty although poll said readable: EOF or a spurious wake-up;
+            // read() tells which (it cannot block then).
+            var ready = Splice.readable(s.stdoutR) ?? 0
+            if ready == 0 { return copyOutput(.dataStdout) }
+            while ready > 0 && !callerGone && stdoutSender.owed == 0 {
+                let n = min(ready, chunk)
+                stdoutSender.announce(n, into: &out)
+                ready -= n
+                flushOut()
+            }
+        }
+        /// One read of the service's stdout or stderr, queued as a message.
+        func copyOutput(_ type: MessageType) {
+            let rfd = type == .dataStdout ? s.stdoutR : s.stderrR
+            let n = buf.withUnsafeMutableBytes { Glibc.read(rfd, $0.baseAddress!, chunk) }
+            if n > 0 {
+                if !callerGone { buf.withUnsafeBytes { out.appendData(type, UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
+            } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+                close(rfd)
+                if type == .dataStdout {
+                    s.stdoutR = -1
+                    if !callerGone { out.append(.stdout([])) }   // EOF
+                } else {
+                    s.stderrR = -1
+                }
+            }
+        }
 
+        if spliceIn { Splice.growPipe(s.stdinW) }
+        if spliceOut { Splice.growPipe(s.stdoutR) }
         while true {
             if s.stdoutR < 0 && s.stderrR < 0 && s.exitStatus != nil { break }
             if callerGone && s.exitStatus != nil { return }
             let pendingIn = toChild.count - toChildHead
-            if stdinEOF && pendingIn == 0 && s.stdinW >= 0 {
+            if stdinEOF && pendingIn == 0 && s.stdinW >= 0 && reader.streamable(.dataStdin) == 0 {
                 shutdown(s.stdinW, Int32(SHUT_WR))   // a socket service's EOF (ENOTSOCK on a pipe: harmless)
                 close(s.stdinW); s.stdinW = -1
             }
+            // Nothing may be queued while a spliced stdout body is owed.
+            let mayQueue = stdoutSender.owed == 0 && (out.count < highWater || callerGone)
             var fds: [pollfd] = []
             var idx = (data: -1, stdin: -1, stdout: -1, stderr: -1, note: -1)
             if !callerGone {
                 var ev: Int16 = 0
-                if pendingIn == 0 && !stdinEOF { ev |= Int16(POLLIN) }
-                if !out.isEmpty { ev |= Int16(POLLOUT) }
-                if pendingIn == 0 && stdinEOF { ev |= Int16(POLLIN) }   // notice the caller closing
+                if pendingIn == 0 && !stdinFull { ev |= Int16(POLLIN) }   // also notices the caller closing after EOF
+                if !out.isEmpty || stdoutSender.owed > 0 { ev |= Int16(POLLOUT) }
                 idx.data = fds.count; fds.append(pollfd(fd: fd, events: ev, revents: 0))
             }
-            if pendingIn > 0 && s.stdinW >= 0 { idx.stdin = fds.count; fds.append(pollfd(fd: s.stdinW, events: Int16(POLLOUT), revents: 0)) }
-            if s.stdoutR >= 0 && (out.count < highWater || callerGone) { idx.stdout = fds.count; fds.append(pollfd(fd: s.stdoutR, events: Int16(POLLIN), revents: 0)) }
-            if s.stderrR >= 0 && (out.count < highWater || callerGone) { idx.stderr = fds.count; fds.append(pollfd(fd: s.stderrR, events: Int16(POLLIN), revents: 0)) }
+            if (pendingIn > 0 || stdinFull) && s.stdinW >= 0 { idx.stdin = fds.count; fds.append(pollfd(fd: s.stdinW, events: Int16(POLLOUT), revents: 0)) }
+            if s.stdoutR >= 0 && mayQueue { idx.stdout = fds.count; fds.append(pollfd(fd: s.stdoutR, events: Int16(POLLIN), revents: 0)) }
+            if s.stderrR >= 0 && mayQueue { idx.stderr = fds.count; fds.append(pollfd(fd: s.stderrR, events: Int16(POLLIN), revents: 0)) }
             if s.exitStatus == nil { idx.note = fds.count; fds.append(pollfd(fd: s.noteR, events: Int16(POLLIN), revents: 0)) }
             let rc = poll(&fds, nfds_t(fds.count), -1)
             if rc < 0 { if errno == EINTR { continue }; hangUp(); continue }
 
-            if idx.data >= 0 && fds[idx.data].revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 && !out.isEmpty {
-                if (try? out.flush(to: fd)) != true { hangUp(); out = OutBuffer() }
-            }
-            if idx.data >= 0 && !callerGone && fds[idx.data].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
-                if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
-                    // The caller closed without waiting for the exit status.
-                    if s.exitStatus == nil { hangUp() } else { callerGone = true }
-                    out = OutBuffer()
-                } else if n > 0 {
-                    buf.withUnsafeBytes { reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-                    do {
-                        while let m = try reader.next() {
-                            switch DataStream.event(m, incoming: .clientToService) {
-                            case .data(let b): if s.stdinW >= 0 && !stdinEOF { toChild += b }
-                            case .eof: stdinEOF = true
-                            default: break   // caller STDERR/EXIT_CODE: ignored (QSB-087)
-                            }
-                        }
-                    } catch {
-                        Log.say("malformed data message from the caller: \(error); command killed")
-                        if s.pid > 0 { kill(-s.pid, SIGKILL) }
-                        hangUp(); out = OutBuffer()
-                    }
-                }
+            if idx.data >= 0 && fds[idx.data].revents & Int16(POLLOUT | POLLERR | POLLHUP) != 0 {
+                flushOut()
             }
             if idx.stdin >= 0 && fds[idx.stdin].revents != 0 {
-                let w = toChild.withUnsafeBytes { Glibc.write(s.stdinW, $0.baseAddress! + toChildHead, toChild.count - toChildHead) }
-                if w > 0 {
-                    toChildHead += w
-                    if toChildHead == toChild.count { toChild.removeAll(keepingCapacity: true); toChildHead = 0 }
-                } else if w < 0 && errno != EAGAIN && errno != EINTR {
-                    // The command closed its stdin (EPIPE): drop what is left.
-                    close(s.stdinW); s.stdinW = -1; toChild.removeAll(); toChildHead = 0; stdinEOF = true
-                }
-            }
-            for (which, type) in [(idx.stdout, MessageType.dataStdout), (idx.stderr, MessageType.dataStderr)] where which >= 0 {
-                guard fds[which].revents != 0 else { continue }
-                let rfd = type == .dataStdout ? s.stdoutR : s.stderrR
-                let n = buf.withUnsafeMutableBytes { Glibc.read(rfd, $0.baseAddress!, chunk) }
-                if n > 0 {
-                    if !callerGone { buf.withUnsafeBytes { out.appendData(type, UnsafeRawBufferPointer(rebasing: $0[0..<n])) } }
-                } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-                    close(rfd)
-                    if type == .dataStdout {
-                        s.stdoutR = -1
-                        if !callerGone { out.append(.stdout([])) }   // EOF
-                    } else {
-                        s.stderrR = -1
+                if stdinFull {
+                    stdinFull = false
+                    if fds[idx.stdin].revents & Int16(POLLERR) != 0 { reader.discardRestOfBody(); closeStdin() }
+                    readChannel()
+                } else {
+                    let w = toChild.withUnsafeBytes { Glibc.write(s.stdinW, $0.baseAddress! + toChildHead, toChild.count - toChildHead) }
+                    if w > 0 {
+                        toChildHead += w
+                        if toChildHead == toChild.count { toChild.removeAll(keepingCapacity: true); toChildHead = 0 }
+                    } else if w < 0 && errno != EAGAIN && errno != EINTR {
+                        closeStdin()   // the command closed its stdin (EPIPE): drop what is left
                     }
                 }
             }
+            if idx.data >= 0 && !callerGone && fds[idx.data].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+                readChannel()
+            }
+            if idx.stdout >= 0 && fds[idx.stdout].revents != 0 {
+                if spliceOut && !callerGone { spliceStdout() } else { copyOutput(.dataStdout) }
+            }
+            if idx.stderr >= 0 && fds[idx.stderr].revents != 0 && stdoutSender.owed == 0 { copyOutput(.dataStderr) }
             if idx.note >= 0 && fds[idx.note].revents != 0 {
                 var b: UInt8 = 0
                 _ = Glibc.read(s.noteR, &b, 1)
                 if let st = Reaper.shared.take(s.pid) { s.exitStatus = st }
             }
-            if !callerGone && !out.isEmpty { if (try? out.flush(to: fd)) != true { hangUp(); out = OutBuffer() } }
+            if !out.isEmpty || stdoutSender.owed > 0 { flushOut() }
         }
         guard !callerGone, let st = s.exitStatus else { return }
         out.append(.exitCode(DataStream.exitStatus(waitStatus: st)))

@@ -26,4 +26,15 @@ unsigned long vs_siocoutq(void);
 long vs_send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds, int flags);
 long vs_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds, int flags);
 
+/* The zero-copy data path of qrexec data channels (Qrexec/Splice.swift):
+ * splice(2) and F_SETPIPE_SZ are behind _GNU_SOURCE. vs_splice moves up to
+ * `len` bytes between `in_fd` and `out_fd` (one of them a pipe) without
+ * offsets, SPLICE_F_MOVE | SPLICE_F_NONBLOCK, plus SPLICE_F_MORE if `more`.
+ * vs_set_pipe_size returns the new size or -1. */
+long vs_splice(int in_fd, int out_fd, size_t len, int more);
+int vs_set_pipe_size(int fd, int size);
+
+/* pipe2(O_CLOEXEC): behind _GNU_SOURCE. */
+int vs_pipe_cloexec(int fds[2]);
+
 #endif
