@@ -2,7 +2,9 @@
 // real daemon, `ody run` and the add-ons' own commands:
 //  - file copy work -> personal (ody-copy) against `tar -c | tar -x` between
 //    two directories on the host, same disk: 1 GiB in one file, and 10,000
-//    files of 4 KiB (ratio = tar time / copy time, bar >= 0.8);
+//    files of 4 KiB (ratio = tar time / copy time, bar >= 0.8); and against
+//    the same tar made durable with `sync -f`, since the receiver syncs the
+//    filesystem before it answers;
 //  - ody-open-in-dvm of a small file with a preloaded disposable, the viewer
 //    /bin/true: the whole round trip, an upper bound of "to the viewer
 //    running" (bar <= 150 ms); baseline `ody run work true`;
@@ -87,29 +89,48 @@ private func fileCopyRows(_ d: BenchDaemon, _ env: BenchEnv,
             rows.append(BenchRow(name: "file copy \(c.name): preparing the data failed", unit: "-", median: .nan, bar: "-", passed: false))
             continue
         }
-        var copies: [Double] = [], tars: [Double] = []
+        var copies: [Double] = [], tars: [Double] = [], durableTars: [Double] = []
         var ok = true
-        for _ in 0..<3 {
+        // The disk here is shared and mounted with discard: deleting the
+        // last run's output and flushing leaves it busy for a moment. Every
+        // timed step starts from a settled disk (flushed, 2 s of quiet,
+        // untimed).
+        func settle() { _ = hostShell("sync; sleep 2") }
+        let tar = "tar -C \(host)/a -cf - \(c.entry) | tar -C \(host)/b -xf -"
+        for _ in 0..<5 {
             _ = inDomain("personal", "rm -rf /home/user/QubesIncoming", "user")
-            _ = hostShell("sync; rm -rf \(host)/b && mkdir \(host)/b")
-            let t = hostShell("tar -C \(host)/a -cf - \(c.entry) | tar -C \(host)/b -xf -")
-            // The copy ends with syncfs (the reference's rule): flush the
-            // baseline's dirty pages first, so the copy does not pay for them.
-            _ = hostShell("sync")
+            _ = hostShell("rm -rf \(host)/b && mkdir \(host)/b")
+            settle()
+            let t = hostShell(tar)
+            _ = hostShell("rm -rf \(host)/b && mkdir \(host)/b")
+            settle()
+            // The same copy made durable, as the receiver's copy is.
+            let td = hostShell(tar + " && sync -f \(host)/b")
+            settle()
             let r = inDomain("work", "ody-copy --to personal /home/user/\(c.entry)", "user")
-            ok = ok && t.0 == 0 && r.0 == 0
+            ok = ok && t.0 == 0 && td.0 == 0 && r.0 == 0
             tars.append(t.1)
+            durableTars.append(td.1)
             copies.append(r.1)
         }
         _ = inDomain("personal", "rm -rf /home/user/QubesIncoming", "user")
         _ = inDomain("work", "rm -rf /home/user/\(c.entry)", "user")
         _ = hostShell("rm -rf \(host)")
-        let copy = median(copies.sorted()), tar = median(tars.sorted())
-        let ratio = tar / copy
+        let copy = median(copies.sorted()), plain = median(tars.sorted()), durable = median(durableTars.sorted())
+        let failed = ok ? "" : " (a run failed: \(d.errorTail))"
+        // The bar as written: against tar, which leaves its copy in the page
+        // cache. The receiver syncs the filesystem before it answers (the
+        // Qubes rule that makes ody-move safe), so on a disk slower than
+        // memory this row measures the disk; the next one compares like
+        // with like.
         rows.append(BenchRow(name: "file copy work->personal, \(c.name) (ody-copy)", unit: "ms", median: copy,
-                             bar: ">= 0.8x tar|tar", passed: ok && ratio >= 0.8,
-                             baseline: "tar -c | tar -x on the host \(fmt(tar)) ms",
-                             ratio: String(format: "%.2fx", ratio) + (ok ? "" : " (a run failed: \(d.errorTail))")))
+                             bar: ">= 0.8x tar|tar", passed: ok && plain / copy >= 0.8,
+                             baseline: "tar -c | tar -x on the host \(fmt(plain)) ms",
+                             ratio: String(format: "%.2fx", plain / copy) + failed))
+        rows.append(BenchRow(name: "  same copy vs tar|tar made durable (sync -f, as the receiver's syncfs)", unit: "ms", median: copy,
+                             bar: ">= 0.8x tar|tar+sync", passed: ok && durable / copy >= 0.8,
+                             baseline: "tar -c | tar -x && sync -f \(fmt(durable)) ms",
+                             ratio: String(format: "%.2fx", durable / copy) + failed))
     }
     return rows
 }

@@ -14,8 +14,13 @@ final class BenchDaemon {
     let socket: String
     private(set) var pid: pid_t = 0
 
+    /// The cgroup every domain of this daemon lives under (one per daemon,
+    /// so stop() kills exactly its own domains).
+    let cgroupParent: String
+
     init?(_ env: BenchEnv, name: String, extraConfig: String = "") {
         dir = env.scratch + "/" + name
+        cgroupParent = "odyssey-bench-\(getpid())-\(name)"
         ody = env.buildDir + "/ody"
         socket = dir + "/state/admin.sock"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -30,7 +35,7 @@ final class BenchDaemon {
         default = "native"
         [vmm.native]
         state_dir = "\(dir)/native"
-        cgroup_parent = "odyssey-bench-\(getpid())"
+        cgroup_parent = "\(cgroupParent)"
         [vchan.socket]
         socket_dir = "\(dir)/vchan"
         \(extraConfig)
@@ -83,8 +88,16 @@ final class BenchDaemon {
         return text.split(separator: "\n").suffix(3).joined(separator: " | ")
     }
 
+    /// Stops the daemon and the domains it started: native domains outlive
+    /// their daemon on purpose (it re-adopts them), so a benchmark that only
+    /// stopped the daemon would leave them running and load every later row.
     func stop() {
         if pid > 0 { kill(pid, SIGTERM); var st: Int32 = 0; waitpid(pid, &st, 0); pid = 0 }
+        let base = "/sys/fs/cgroup/pids/" + cgroupParent
+        for domain in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
+            let procs = FileManager.default.contents(atPath: "\(base)/\(domain)/cgroup.procs").map { String(decoding: $0, as: UTF8.self) } ?? ""
+            for line in procs.split(separator: "\n") { if let p = pid_t(line) { kill(p, SIGKILL) } }
+        }
     }
 }
 

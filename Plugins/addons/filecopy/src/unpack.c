@@ -140,8 +140,8 @@ static void entry_times(const struct fc_file_header *h, struct timespec ts[2]) {
 /* Dirty data handed to the disk while the stream is still arriving: the
  * syncfs before the status then waits for little, instead of writing the
  * whole copy after it (disk and stream overlap rather than add up). Only a
- * hint: SYNC_FILE_RANGE_WRITE starts writeback and does not wait; a
- * failure changes nothing. */
+ * hint: SYNC_FILE_RANGE_WRITE starts writeback (it may wait for room in the
+ * device queue, never for the data); a failure changes nothing. */
 #define WRITEBACK_STEP (8u << 20)
 
 static void start_writeback(int fd, uint64_t from, uint64_t len) {
@@ -167,7 +167,10 @@ static int copy_data(struct unpack *u, int fd, uint64_t size) {
             flushed = written;
         }
     }
-    start_writeback(fd, flushed, written - flushed);
+    /* The tail of a big file too; small files are left to syncfs, where one
+     * flush covers thousands of them (a kick per small file only fills the
+     * device queue, and SYNC_FILE_RANGE_WRITE then blocks). */
+    if (flushed > 0) start_writeback(fd, flushed, written - flushed);
     return 0;
 }
 
