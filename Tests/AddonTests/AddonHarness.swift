@@ -45,7 +45,7 @@ final class AddonHarness {
         // Homes and the view must be reachable by a service that drops root.
         chmod(root, 0o755)
         chmod(homes, 0o755)
-        FileManager.default.createFile(atPath: callLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: callLog, contents: nil)
         packages = try addons.map { try Self.package($0) }
         try Self.loopbackScript.write(toFile: loopback, atomically: true, encoding: .utf8)
         chmod(loopback, 0o755)
@@ -134,10 +134,10 @@ final class AddonHarness {
     func run(_ argv: [String], env: [String: String], stdin: [UInt8], stdinPath: String?, cwd: String) throws -> Result {
         let id = UUID().uuidString
         let inPath = stdinPath ?? root + "/stdin-" + id
-        if stdinPath == nil { FileManager.default.createFile(atPath: inPath, contents: Data(stdin)) }
+        if stdinPath == nil { _ = FileManager.default.createFile(atPath: inPath, contents: Data(stdin)) }
         let outPath = root + "/stdout-" + id, errPath = root + "/stderr-" + id
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         defer {
             if stdinPath == nil { try? FileManager.default.removeItem(atPath: inPath) }
             try? FileManager.default.removeItem(atPath: outPath)

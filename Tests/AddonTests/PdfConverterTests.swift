@@ -99,31 +99,6 @@ final class PdfConverterTests: XCTestCase {
         }
     }
 
-    /// The host's loader accepts the library against its manifest (same
-    /// services, sides, policy file), and describe()'s policy text is the
-    /// policy file byte for byte.
-    func testLibraryAgreesWithManifestAndPolicyFile() throws {
-        let src = AddonHarness.packageRoot + "/Plugins/addons/pdf-converter"
-        let lib = AddonHarness.buildDir + "/libaddon-pdf-converter.so"
-        guard FileManager.default.fileExists(atPath: lib) else { throw XCTSkip("\(lib) is not built (scripts/build-addons)") }
-        let dir = NSTemporaryDirectory() + "pdfc-load-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.copyItem(atPath: src + "/pdf-converter.json", toPath: dir + "/pdf-converter.json")
-        try FileManager.default.copyItem(atPath: lib, toPath: dir + "/libaddon-pdf-converter.so")
-        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let reg = PluginLoader(logger: logger, events: EventBus()).loadAll(from: [dir])
-        XCTAssertEqual(reg.refused.map(\.line), [])
-        let f = try XCTUnwrap(reg.factory(.addon, "pdf-converter"))
-        XCTAssertEqual(f.capabilities, UInt64(ODY_ADDON_CAP_DOMAIN_SIDE))
-        let ops = f.ops.assumingMemoryBound(to: ody_addon_ops.self).pointee
-        XCTAssertNotNil(ops.run_service)
-        XCTAssertNotNil(ops.run_command)
-        let desc = try XCTUnwrap(ops.describe?(0)).pointee
-        let policy = try String(contentsOfFile: src + "/70-pdf-converter.policy", encoding: .utf8)
-        XCTAssertEqual(desc.policy_text.map { String(cString: $0) }, policy)
-    }
-
     // MARK: the caller's checks, against a fake disposable
 
     func testMalformedPixelStreamsAreRefused() throws {
