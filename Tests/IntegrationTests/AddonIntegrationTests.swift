@@ -54,7 +54,7 @@ final class AddonIntegrationTests: XCTestCase {
         // A reload, nothing restarted: the domain keeps running.
         h.daemon.reload()
         XCTAssertEqual(h.daemon.runtime.powerState("work"), .running)
-        let hello = try XCTUnwrap(h.daemon.backends.addonPackages().first { $0.id == "hello-addon" })
+        let hello = try XCTUnwrap(h.daemon.backends.addonPackages.first { $0.id == "hello-addon" })
         XCTAssertEqual(hello.services, [.init(name: "odyssey.Hello", side: .admin)])
         XCTAssertEqual(hello.policyFile, "70-hello.policy")
 
@@ -78,7 +78,7 @@ final class AddonIntegrationTests: XCTestCase {
         h.daemon.policy.reload(reason: "test")
         r = try h.run("work", call, user: "user")
         XCTAssertEqual(r.0, 126, "the admin's 70-hello.policy wins: \(r.2)")
-        let report = AddonReport(packages: h.daemon.backends.addonPackages(), policyDirectories: h.daemon.policy.directories, refused: [])
+        let report = AddonReport(packages: h.daemon.backends.addonPackages, policyDirectories: h.daemon.policy.directories, refused: [])
         XCTAssertEqual(report.addons.first { $0.id == "hello-addon" }?.policyOverriddenBy, h.dir + "/state/policy.d")
     }
 

@@ -26,7 +26,7 @@ final class AddonHooks: @unchecked Sendable {
     /// Opens the hooking add-ons of `backends`; the previous ones are closed.
     func replace(with backends: Backends) {
         var fresh: [Hook] = []
-        for p in backends.addonPackages() where !p.events.isEmpty {
+        for p in backends.addonPackages where !p.events.isEmpty {
             guard let f = backends.registry.factory(.addon, p.factory) else { continue }
             let ops = f.ops.assumingMemoryBound(to: ody_addon_ops.self)
             let need = MemoryLayout<ody_addon_ops>.offset(of: \ody_addon_ops.on_event)! + MemoryLayout<UnsafeRawPointer?>.size

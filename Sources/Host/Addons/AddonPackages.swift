@@ -7,7 +7,7 @@ import Glibc
 import PluginABI
 
 extension Backends {
-    public func addonPackages() -> [AddonPackage] {
+    func makeAddonPackages() -> [AddonPackage] {
         var out: [AddonPackage] = []
         for p in registry.loaded {
             for mf in p.manifest.factories where mf.kind == .addon {

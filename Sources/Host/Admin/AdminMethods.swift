@@ -109,7 +109,7 @@ public final class AdminMethods: @unchecked Sendable {
             // A read-only listing: granted by admin-global-ro.
             AdminMethod("admin.odyssey.Addons", argument: .none, destination: .adminVM, scope: .global, access: .read) { [unowned self] _ in
                 let b = daemon.backends
-                return JSON.encode(AddonReport(packages: b.addonPackages(), policyDirectories: daemon.policy.directories,
+                return JSON.encode(AddonReport(packages: b.addonPackages, policyDirectories: daemon.policy.directories,
                                                refused: b.registry.refused))
             },
         ] + BackendMethods(daemon: daemon).methods() + PolicyMethods(daemon: daemon).methods()

@@ -93,7 +93,7 @@ public final class Daemon: @unchecked Sendable {
         let runner = Path.join(Path.dirname(config.agentPath), AddonView.runnerName)
         do {
             let warnings = try AddonView.build(at: AddonView.directory(stateDir: config.stateDir),
-                                               packages: backends.addonPackages(), runner: Sys.exists(runner) ? runner : nil)
+                                               packages: backends.addonPackages, runner: Sys.exists(runner) ? runner : nil)
             for w in warnings { logger.warning("\(w)") }
         } catch {
             logger.error("add-ons view: \(error); add-on services and commands are unavailable")

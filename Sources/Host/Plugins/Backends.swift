@@ -11,12 +11,16 @@ public final class Backends: @unchecked Sendable {
     let events: EventBus
     private let vmms = Mutex<[String: VmmBackend]>([:])
     private let vchans = Mutex<[String: VchanBackend]>([:])
+    /// The loaded add-ons as packages (AddonPackages.swift), made once: the
+    /// view, the event hooks and `ody addons` all read this one list.
+    public private(set) var addonPackages: [AddonPackage] = []
 
     public init(registry: PluginRegistry, config: OdysseyConfig, logger: Logger, events: EventBus) {
         self.registry = registry
         self.config = config
         self.logger = logger
         self.events = events
+        addonPackages = makeAddonPackages()
     }
 
     /// Loads every plugin in the configured directories.
