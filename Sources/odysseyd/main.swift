@@ -80,4 +80,6 @@ struct Odysseyd: ParsableCommand {
     }
 }
 
+// Before anything else, even argument parsing: see Daemon.ignoreSIGPIPE.
+Daemon.ignoreSIGPIPE()
 Odysseyd.main()

@@ -37,6 +37,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Loads config and plugins; throws on anything that must stop start-up.
     public init(configPath: String, logger: Logger) throws(OdysseyError) {
+        Self.ignoreSIGPIPE()
         self.configPath = configPath
         self.logger = logger
         let config = try OdysseyConfig.load(path: configPath)
@@ -172,6 +173,14 @@ public final class Daemon: @unchecked Sendable {
     /// The daemon's signals, blocked in every thread (call before any thread
     /// starts) so that only `serveSignals` receives them, synchronously.
     public static let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP]
+
+    /// A peer that hangs up is an error for the one write that sees it
+    /// (EPIPE), never the end of the daemon: a domain's caller that keeps
+    /// writing into a dom0 service which already exited would otherwise kill
+    /// odysseyd with SIGPIPE. Called first thing in main, and again by
+    /// `init` for daemons embedded in another process (tests, benchmarks).
+    /// Children get the default disposition back (Sys.withCleanSpawnAttributes).
+    public static func ignoreSIGPIPE() { signal(SIGPIPE, SIG_IGN) }
 
     public static func blockHandledSignals() {
         var set = sigset_t()

@@ -94,8 +94,7 @@ public final class RunService: @unchecked Sendable {
             if runtime.powerState(domain) == .halted { try runtime.start(domain) }   // as qvm-run does
             let link = try runtime.link(domain)
             if request.method == "odyssey.JustExec" {
-                let s = try link.exec(user: user, command: command, justExec: true)
-                s.close()
+                try justExec(link, user: user, command: command)
                 try Sys.writeAll(fd, AdminResponse.success([]).encoded(), what: "run reply")
                 return
             }
@@ -115,6 +114,20 @@ public final class RunService: @unchecked Sendable {
 }
 
 extension RunService {
+    /// MSG_JUST_EXEC: the agent starts the command with stdio on /dev/null
+    /// and answers 0 once it runs. The agent still waits for the caller's
+    /// HELLO on the data channel, so the daemon plays the caller here (closing
+    /// the channel at once, as before, meant nothing ever ran).
+    func justExec(_ link: AgentLink, user: String, command: String) throws(OdysseyError) {
+        let session = try link.exec(user: user, command: command, justExec: true)
+        defer { session.close() }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        guard null >= 0 else { throw Sys.error("open /dev/null") }
+        defer { Sys.close(null) }
+        let status = try session.run(stdin: nil, stdout: null, stderr: null)
+        guard status == 0 else { throw OdysseyError(.io, "\(link.domain): the command could not be started (status \(status))") }
+    }
+
     /// A fresh (or preloaded) disposable runs the one command and is
     /// destroyed when its session ends, or if anything fails on the way.
     func runInDisposable(template: String?, user: String, command: String, reply fd: Int32) throws(OdysseyError) {
