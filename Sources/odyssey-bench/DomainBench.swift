@@ -18,7 +18,8 @@ final class BenchDaemon {
     /// so stop() kills exactly its own domains).
     let cgroupParent: String
 
-    init?(_ env: BenchEnv, name: String, extraConfig: String = "") {
+    /// `topConfig`: top-level keys; `extraConfig`: sections, after ours.
+    init?(_ env: BenchEnv, name: String, topConfig: String = "", extraConfig: String = "") {
         dir = env.scratch + "/" + name
         cgroupParent = "odyssey-bench-\(getpid())-\(name)"
         ody = env.buildDir + "/ody"
@@ -31,6 +32,7 @@ final class BenchDaemon {
         policy_dirs = ["\(env.repoRoot)/config/policy.d"]
         agent_path = "\(env.pluginDir)/odyssey-agent"
         log_level = "warning"
+        \(topConfig)
         [vmm]
         default = "native"
         [vmm.native]
