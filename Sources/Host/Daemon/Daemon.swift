@@ -69,6 +69,9 @@ public final class Daemon: @unchecked Sendable {
                         hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc"] + config.rpcDirs
                                                       + [AddonView.adminServicesDirectory(stateDir: config.stateDir)], logger: logger),
                         askTimeoutSeconds: { box.daemon?.config.askTimeoutSeconds ?? 60 }, logger: logger)
+        // [limits], read at each use: a SIGHUP reload applies to the next call.
+        let limits: @Sendable () -> ResourceLimits = { box.daemon?.config.limits ?? .defaults }
+        runtime.setLimits(limits); disposables.setLimits(limits); broker.setLimits(limits)
         runtime.setTriggerHandler(broker.triggerHandler)
         events.subscribe { e in
             if e.kind == .lifecycle, e.state == .halted || e.state == .crashed { disposables.domainHalted(e.domain) }
