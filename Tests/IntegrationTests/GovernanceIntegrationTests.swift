@@ -1,0 +1,68 @@
+// Governance with real native domains (needs root): a start whose agent
+// cannot run fails when its link closes, not after qrexec_timeout (finding
+// 9); the memory limits of running domains stay under host RAM minus
+// [limits] memory_reserve_mib, and a refused start names the numbers
+// (finding 4); kills wait on events, not by polling (finding 13).
+import Domains
+import Foundation
+import Logging
+import XCTest
+@testable import Host
+
+final class GovernanceIntegrationTests: XCTestCase {
+    /// The domain's init (the agent) exits at once: the start fails with the
+    /// link's close, long before qrexec_timeout.
+    func testStartFailsAsSoonAsTheAgentCannotStart() throws {
+        let h = try Host("odyssey-gov")
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("broken")
+        try mapped { () throws(DomainError) in try h.daemon.store.setProperty("qrexec_timeout", of: "broken", to: "30") }
+        // An "agent" that exits at once (busybox sh exists in the domain).
+        let agent = h.pluginDir + "/odyssey-agent"
+        try FileManager.default.removeItem(atPath: agent)   // never write through a staged hard link
+        try "#!/bin/sh\nexit 3\n".write(toFile: agent, atomically: true, encoding: .utf8)
+        chmod(agent, 0o755)
+        XCTAssertThrowsError(try h.daemon.runtime.start("broken")) { e in
+            let err = e as? OdysseyError
+            XCTAssertNotEqual(err?.code, .timeout, "failed on the link's close, not by waiting qrexec_timeout: \(e)")
+            XCTAssertTrue("\(e)".contains("link closed"), "\(e)")
+        }
+        XCTAssertEqual(h.daemon.runtime.powerState("broken"), .halted)
+        XCTAssertEqual(h.daemon.runtime.memoryUsage.committedMiB, 0, "a failed start commits no memory")
+    }
+
+    /// Host RAM minus the reserve leaves room for one 200 MiB domain: the
+    /// second start is refused with the numbers, and fits once the first stops.
+    func testMemoryLimitsOfRunningDomainsStayUnderHostRAMMinusTheReserve() throws {
+        let host = ResourceLimits.hostMemoryMiB()
+        guard host > 1024 else { throw XCTSkip("host RAM unknown or tiny") }
+        let reserve = Int(host) - 300
+        let h = try Host("odyssey-gov", extraConfig: "[limits]\nmemory_reserve_mib = \(reserve)\n")
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        for n in ["a", "b"] {
+            try h.create(n)
+            try mapped { () throws(DomainError) in
+                try h.daemon.store.setProperty("memory", of: n, to: "100")
+                try h.daemon.store.setProperty("maxmem", of: n, to: "200")
+            }
+        }
+        try h.daemon.runtime.start("a")
+        XCTAssertEqual(h.daemon.runtime.memoryUsage.committedMiB, 200)
+        XCTAssertEqual(h.daemon.runtime.memoryUsage.capacityMiB, 300)
+        XCTAssertThrowsError(try h.daemon.runtime.start("b")) { e in
+            let err = e as? OdysseyError
+            XCTAssertEqual(err?.code, .limit)
+            XCTAssertEqual(err?.adminError.type, "QubesMemoryError", "ody start shows Qubes' own error type")
+            XCTAssertTrue("\(e)".contains("needs 200 MiB") && "\(e)".contains("hold 200 MiB of 300 MiB")
+                          && "\(e)".contains("memory_reserve_mib \(reserve)"), "\(e)")
+        }
+        XCTAssertEqual(h.daemon.runtime.powerState("b"), .halted)
+        XCTAssertEqual(h.daemon.runtime.memoryUsage.committedMiB, 200, "the refused start committed nothing")
+        try h.daemon.runtime.kill("a")
+        XCTAssertEqual(h.daemon.runtime.memoryUsage.committedMiB, 0, "a stop gives its memory back")
+        try h.daemon.runtime.start("b")
+        XCTAssertEqual(try h.run("b", "echo up").1, "up\n")
+    }
+}
