@@ -276,7 +276,8 @@ public final class Disposables: @unchecked Sendable {
             destroy(name)
             throw error
         }
-        logger.info("disposable \(name) of \(template) \(preload ? "preloaded" : "started")")
+        let now = usage
+        logger.info("disposable \(name) of \(template) \(preload ? "preloaded" : "started for \(caller ?? "dom0")") (disposables alive \(now.alive) of \(now.total))")
         return name
     }
 

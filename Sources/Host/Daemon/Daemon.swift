@@ -240,7 +240,15 @@ public final class Daemon: @unchecked Sendable {
                             config: configPath, stateDir: c.stateDir, adminSocket: c.adminSocket,
                             pluginsLoaded: b.registry.loaded.count, pluginsRefused: b.registry.refused.count,
                             defaultVmm: b.defaultVmmName, defaultVmmAvailable: defaultAvailable,
-                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine)
+                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine,
+                            usage: usage())
+    }
+
+    /// Use against [limits], for `ody status`.
+    func usage() -> UsageReport {
+        let mem = runtime.memoryUsage, disp = broker.disposables.usage
+        return UsageReport(memoryCommittedMiB: mem.committedMiB, memoryCapacityMiB: mem.capacityMiB,
+                           dispvmsAlive: disp.alive, dispvmsTotal: disp.total, asksPending: broker.pending().count)
     }
 }
 
