@@ -2,7 +2,7 @@
 // cannot run fails when its link closes, not after qrexec_timeout (finding
 // 9); the memory limits of running domains stay under host RAM minus
 // [limits] memory_reserve_mib, and a refused start names the numbers
-// (finding 4); kills wait on events, not by polling (finding 13).
+// (finding 4).
 import Domains
 import Foundation
 import Logging

@@ -70,8 +70,7 @@ public final class Disposables: @unchecked Sendable {
             do {
                 try runtime.unpause(name)
                 try? store.removeFeature("internal", of: name)
-                monitor.withLock { if let caller { callerOf[name] = caller } }
-                handedOut = true
+                handedOut = attribute(name, to: caller)
                 refill(t)
                 return name
             } catch {
@@ -81,9 +80,18 @@ public final class Disposables: @unchecked Sendable {
         }
         refill(t)
         let name = try create(t, caller: caller, preload: false)
-        monitor.withLock { if let caller { callerOf[name] = caller } }
-        handedOut = true
+        handedOut = attribute(name, to: caller)
         return name
+    }
+
+    /// Books `name` to `caller` (counted until destroyed); false if it was
+    /// destroyed meanwhile (it crashed): then the admission is given back.
+    private func attribute(_ name: String, to caller: String?) -> Bool {
+        monitor.withLock {
+            guard owned.contains(name) else { return false }
+            if let caller { callerOf[name] = caller }
+            return true
+        }
     }
 
     /// Counts a disposable against `caller`'s cap, or throws (.limit).
