@@ -2,7 +2,8 @@
 // cannot run fails when its link closes, not after qrexec_timeout (finding
 // 9); the memory limits of running domains stay under host RAM minus
 // [limits] memory_reserve_mib, and a refused start names the numbers
-// (finding 4).
+// (finding 4); preload pools are clamped by preload_dispvm_max and go
+// away at once when the feature is removed (findings 13, 16).
 import Domains
 import Foundation
 import Logging
@@ -64,5 +65,34 @@ final class GovernanceIntegrationTests: XCTestCase {
         XCTAssertEqual(h.daemon.runtime.memoryUsage.committedMiB, 0, "a stop gives its memory back")
         try h.daemon.runtime.start("b")
         XCTAssertEqual(try h.run("b", "echo up").1, "up\n")
+    }
+
+    /// A preload pool emptied at once (the feature removed): the paused
+    /// disposables are destroyed, none left behind or stuck.
+    func testRemovingThePreloadFeatureDestroysThePool() throws {
+        let h = try Host("odyssey-gov", extraConfig: "[limits]\npreload_dispvm_max = 4\n")
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("dvm", label: "red")
+        try mapped { () throws(DomainError) in
+            try h.daemon.store.setProperty("template_for_dispvms", of: "dvm", to: "True")
+            try h.daemon.store.setProperty("maxmem", of: "dvm", to: "128")
+            try h.daemon.store.setFeature(Disposables.preloadFeature, of: "dvm", to: "64")
+        }
+        let d = h.daemon.broker.disposables
+        d.startPreloading()
+        let t0 = Date()
+        while Date().timeIntervalSince(t0) < 60 && d.preloaded("dvm").count < 4 { usleep(50_000) }
+        XCTAssertEqual(d.preloaded("dvm").count, 4, "64 asked, preload_dispvm_max = 4")
+        XCTAssertEqual(d.alive.count, 4)
+        let pool = d.preloaded("dvm")
+        XCTAssertEqual(h.daemon.runtime.powerState(pool[0]), .paused)
+        try mapped { () throws(DomainError) in try h.daemon.store.removeFeature(Disposables.preloadFeature, of: "dvm") }
+        let t1 = Date()
+        while Date().timeIntervalSince(t1) < 60 && !(d.alive.isEmpty && h.daemon.runtime.runningNames.filter({ $0 != "dvm" }).isEmpty) {
+            usleep(50_000)
+        }
+        XCTAssertTrue(d.alive.isEmpty, "\(d.alive)")
+        for n in pool { XCTAssertFalse(h.daemon.store.snapshot().contains(n), "\(n) removed") }
     }
 }
