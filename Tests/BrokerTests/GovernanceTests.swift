@@ -108,6 +108,28 @@ final class GovernanceTests: XCTestCase {
         XCTAssertEqual(work.call("@dispvm:dtpl", "test.Hello").status, 0)
     }
 
+    /// A disposable calling @dispvm spends its creator's budget: a chain of
+    /// disposables cannot multiply dispvms_per_domain.
+    func testDisposablesOfADisposableCountAgainstItsCreator() throws {
+        var limits = ResourceLimits.defaults
+        limits.dispvmsPerDomain = 2
+        let w = try world(limits)
+        let work = try w.start("work")
+        var held: [Int32] = []
+        defer { held.forEach { close($0) } }
+        held.append(try XCTUnwrap(work.open("@dispvm:dtpl", "test.Hold")))
+        let first = try XCTUnwrap(w.dispNames().first)
+        let firstAgent = try XCTUnwrap(w.runtime.agent(first))
+        held.append(try XCTUnwrap(firstAgent.open("@dispvm:dtpl", "test.Hold"), "the first disposable's own"))
+        XCTAssertEqual(w.broker.disposables.held(by: "work"), 2)
+        XCTAssertEqual(w.broker.disposables.held(by: first), 0)
+        let second = try XCTUnwrap(w.dispNames().first { $0 != first })
+        let over = try XCTUnwrap(w.runtime.agent(second)).call("@dispvm:dtpl", "test.Hello")
+        XCTAssertEqual(over.status, 125)
+        XCTAssertTrue(over.stderr.contains("work already holds 2 disposables"), over.stderr)
+        XCTAssertEqual(w.dispNames().count, 2)
+    }
+
     /// preload-dispvm-max is clamped by [limits] preload_dispvm_max, and the
     /// pool counts toward dispvms_total.
     func testPreloadIsCappedAndCountsTowardTheTotal() throws {

@@ -63,14 +63,16 @@ public final class Disposables: @unchecked Sendable {
     /// dispvms_per_domain disposables, or dispvms_total are alive.
     public func acquire(template: String? = nil, caller: String? = nil) throws(OdysseyError) -> String {
         let t = try resolveTemplate(template)
-        try admit(caller)
+        // Counted against `account`; `caller` stays the one tagged created-by-.
+        let account = accountable(caller)
+        try admit(account)
         var handedOut = false
-        defer { if !handedOut { unadmit(caller) } }
+        defer { if !handedOut { unadmit(account) } }
         if let name = takePreloaded(t) {
             do {
                 try runtime.unpause(name)
                 try? store.removeFeature("internal", of: name)
-                handedOut = attribute(name, to: caller)
+                handedOut = attribute(name, to: account)
                 refill(t)
                 return name
             } catch {
@@ -80,7 +82,7 @@ public final class Disposables: @unchecked Sendable {
         }
         refill(t)
         let name = try create(t, caller: caller, preload: false)
-        handedOut = attribute(name, to: caller)
+        handedOut = attribute(name, to: account)
         return name
     }
 
@@ -92,6 +94,14 @@ public final class Disposables: @unchecked Sendable {
             if let caller { callerOf[name] = caller }
             return true
         }
+    }
+
+    /// Who answers for a call from `caller`: a disposable's calls count
+    /// against the domain it was made for, so a chain of disposables
+    /// calling @dispvm shares one dispvms_per_domain budget.
+    private func accountable(_ caller: String?) -> String? {
+        guard let caller else { return nil }
+        return monitor.withLock { callerOf[caller] ?? caller }
     }
 
     /// Counts a disposable against `caller`'s cap, or throws (.limit).
