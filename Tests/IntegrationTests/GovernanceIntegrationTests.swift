@@ -95,4 +95,37 @@ final class GovernanceIntegrationTests: XCTestCase {
         XCTAssertTrue(d.alive.isEmpty, "\(d.alive)")
         for n in pool { XCTAssertFalse(h.daemon.store.snapshot().contains(n), "\(n) removed") }
     }
+
+    /// A disposable that does not fit in memory: the caller's ody-call
+    /// exits 125 and prints why; nothing is left behind.
+    func testDisposableThatDoesNotFitInMemoryExits125WithTheReason() throws {
+        let host = ResourceLimits.hostMemoryMiB()
+        guard host > 1024 else { throw XCTSkip("host RAM unknown or tiny") }
+        let h = try Host("odyssey-gov", topConfig: "domain_rpc_dir = \"\(Build.root)/config/domain-rpc\"", extraConfig: """
+            [limits]
+            memory_reserve_mib = \(Int(host) - 300)
+            """)
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("work")
+        try h.create("dvm", label: "red")
+        try mapped { () throws(DomainError) in
+            try h.daemon.store.setProperty("maxmem", of: "work", to: "64")
+            try h.daemon.store.setProperty("template_for_dispvms", of: "dvm", to: "True")
+            try h.daemon.store.setProperty("maxmem", of: "dvm", to: "200")
+            try h.daemon.store.setGlobalProperty("default_dispvm", to: "dvm")
+        }
+        try h.daemon.runtime.start("work")
+        // One disposable held open (64 + 200 of 300 MiB)...
+        _ = try h.run("work", "echo 'sleep 30' | /.odyssey/bin/ody-call @dispvm qubes.VMShell >/dev/null 2>&1 &", user: "user")
+        let t0 = Date()
+        while Date().timeIntervalSince(t0) < 20 && h.daemon.broker.disposables.alive.count < 1 { usleep(50_000) }
+        XCTAssertEqual(h.daemon.broker.disposables.alive.count, 1)
+        // ...so the next one does not fit.
+        let r = try h.run("work", "echo 'echo hi' | /.odyssey/bin/ody-call @dispvm qubes.VMShell", user: "user")
+        XCTAssertEqual(r.0, 125, r.2)
+        XCTAssertEqual(r.1, "")
+        XCTAssertTrue(r.2.contains("not enough memory to start disp") && r.2.contains("needs 200 MiB"), r.2)
+        XCTAssertEqual(h.daemon.broker.disposables.alive.count, 1, "the refused one is gone")
+    }
 }
