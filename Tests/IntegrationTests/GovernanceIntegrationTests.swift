@@ -89,9 +89,9 @@ final class GovernanceIntegrationTests: XCTestCase {
         XCTAssertEqual(h.daemon.runtime.powerState(pool[0]), .paused)
         try mapped { () throws(DomainError) in try h.daemon.store.removeFeature(Disposables.preloadFeature, of: "dvm") }
         let t1 = Date()
-        while Date().timeIntervalSince(t1) < 60 && !(d.alive.isEmpty && h.daemon.runtime.runningNames.filter({ $0 != "dvm" }).isEmpty) {
-            usleep(50_000)
-        }
+        // `alive` empties when a destroy begins; the store entry goes last.
+        func gone() -> Bool { d.alive.isEmpty && pool.allSatisfy { !h.daemon.store.snapshot().contains($0) } }
+        while Date().timeIntervalSince(t1) < 60 && !gone() { usleep(50_000) }
         XCTAssertTrue(d.alive.isEmpty, "\(d.alive)")
         for n in pool { XCTAssertFalse(h.daemon.store.snapshot().contains(n), "\(n) removed") }
     }

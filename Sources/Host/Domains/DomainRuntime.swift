@@ -226,6 +226,11 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         guard memoryMiB >= 0, maxmemMiB >= 0, vcpus >= 0, vcpus <= Int(UInt32.max) else {
             throw OdysseyError(.invalid, "\(name): memory, maxmem and vcpus must not be negative")
         }
+        // 0 and 0 would mean no memory limit at all (and nothing committed);
+        // the store refuses 0 today, this keeps a hand-edited store honest.
+        guard memoryMiB > 0 || maxmemMiB > 0 else {
+            throw OdysseyError(.invalid, "\(name): memory and maxmem are both 0: it would run without a memory limit")
+        }
         let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
 
         let handler: TriggerHandler? = triggerHandler.withLock { $0 }
