@@ -94,6 +94,7 @@ final class BrokerWorld: @unchecked Sendable {
         disposables.setLimits { limits }
         broker.setLimits { limits }
         runtime.world = self
+        runtime.disposables = disposables
         try mapped { () throws(DomainError) in
             try store.create("tpl", class: .templateVM, label: "black")
             try volumes.createVolumes("tpl", klass: .templateVM)
@@ -132,7 +133,11 @@ final class BrokerWorld: @unchecked Sendable {
         broker.disposables.shutdown()
         for n in runtime.runningNames { try? runtime.kill(n) }
         backends.closeAll()
-        try? FileManager.default.removeItem(atPath: dir)
+        // Links close on their own threads and unlink their sockets as they
+        // go: a removal racing with them fails on a vanished file; retry.
+        for _ in 0..<20 {
+            do { try FileManager.default.removeItem(atPath: dir); break } catch { usleep(50_000) }
+        }
     }
 }
 
@@ -144,6 +149,7 @@ final class TimeoutBox: @unchecked Sendable {
 /// Domains whose "start" makes an AgentLink and a FakeAgent.
 final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
     weak var world: BrokerWorld?
+    weak var disposables: Disposables?
     private let lock = NSLock()
     private var running: [String: (link: AgentLink, agent: FakeAgent, paused: Bool)] = [:]
     private var transient: Set<String> = []
@@ -221,7 +227,10 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
             p.waitUntilExit()
         }
         r.link.close(reason: "killed")
-        world?.broker.disposables.domainHalted(name)
+        // Not through `world`: a kill on a background thread would hold the
+        // world and, at the end of a run, could be the one to free it (its
+        // cleanup then cut short by the process's exit, its temp dir left).
+        disposables?.domainHalted(name)
     }
 
     func pause(_ name: String) throws(OdysseyError) { try setPaused(name, true) }

@@ -144,8 +144,12 @@ final class GovernanceTests: XCTestCase {
         XCTAssertEqual(w.broker.disposables.preloadMax("dtpl"), 2, "64 asked, 2 allowed")
         var held: [Int32] = []
         defer { held.forEach { close($0) } }
-        for i in 0..<3 {
+        // The first call takes a preloaded one and the pool refills (3 alive);
+        // then the pool can only shrink: a refill would be a 4th.
+        for (i, poolAfter) in [2, 1, 0].enumerated() {
             held.append(try XCTUnwrap(work.open("@dispvm:dtpl", "test.Hold"), "held call \(i)"))
+            eventually(10, "call \(i) holds a disposable") { w.broker.disposables.held(by: "work") == i + 1 }
+            eventually(10, "pool of \(poolAfter)") { w.broker.disposables.preloaded("dtpl").count == poolAfter }
             XCTAssertLessThanOrEqual(w.broker.disposables.usage.alive, 3)
         }
         let over = work.call("@dispvm:dtpl", "test.Hello")
