@@ -19,5 +19,9 @@ struct Status: ParsableCommand {
         print("  default vmm  \(vmm)")
         print("  default vchan \(s.defaultVchan ?? "none")")
         print("  policy       \(s.policy)")
+        if let u = s.usage {
+            print("  memory       \(u.memoryCommittedMiB) of \(u.memoryCapacityMiB) MiB committed to running domains")
+            print("  disposables  \(u.dispvmsAlive) of \(u.dispvmsTotal); asks pending \(u.asksPending)")
+        }
     }
 }

@@ -47,7 +47,8 @@ final class BrokerWorld: @unchecked Sendable {
     let logger: Logger
     var askTimeout = 30
 
-    init(policy text: String, askTimeout: Int = 30, maxWorkers: Int = 96, perSource: Int = 24) throws {
+    init(policy text: String, askTimeout: Int = 30, maxWorkers: Int = 96, perSource: Int = 24,
+         limits: ResourceLimits = .defaults) throws {
         let fm = FileManager.default
         let plugin = BrokerBuild.dir + "/libvchan-socket.so"
         guard fm.fileExists(atPath: plugin) else { throw XCTSkip("\(plugin) is not built") }
@@ -90,7 +91,10 @@ final class BrokerWorld: @unchecked Sendable {
                         hostServices: HostServices(directories: [BrokerBuild.repoRoot + "/config/qubes-rpc"], logger: logger),
                         askTimeoutSeconds: { box.value }, logger: logger, maxWorkers: maxWorkers, maxWorkersPerSource: perSource)
         timeoutBox = box
+        disposables.setLimits { limits }
+        broker.setLimits { limits }
         runtime.world = self
+        runtime.disposables = disposables
         try mapped { () throws(DomainError) in
             try store.create("tpl", class: .templateVM, label: "black")
             try volumes.createVolumes("tpl", klass: .templateVM)
@@ -129,7 +133,11 @@ final class BrokerWorld: @unchecked Sendable {
         broker.disposables.shutdown()
         for n in runtime.runningNames { try? runtime.kill(n) }
         backends.closeAll()
-        try? FileManager.default.removeItem(atPath: dir)
+        // Links close on their own threads and unlink their sockets as they
+        // go: a removal racing with them fails on a vanished file; retry.
+        for _ in 0..<20 {
+            do { try FileManager.default.removeItem(atPath: dir); break } catch { usleep(50_000) }
+        }
     }
 }
 
@@ -141,6 +149,7 @@ final class TimeoutBox: @unchecked Sendable {
 /// Domains whose "start" makes an AgentLink and a FakeAgent.
 final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
     weak var world: BrokerWorld?
+    weak var disposables: Disposables?
     private let lock = NSLock()
     private var running: [String: (link: AgentLink, agent: FakeAgent, paused: Bool)] = [:]
     private var transient: Set<String> = []
@@ -218,7 +227,10 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
             p.waitUntilExit()
         }
         r.link.close(reason: "killed")
-        world?.broker.disposables.domainHalted(name)
+        // Not through `world`: a kill on a background thread would hold the
+        // world and, at the end of a run, could be the one to free it (its
+        // cleanup then cut short by the process's exit, its temp dir left).
+        disposables?.domainHalted(name)
     }
 
     func pause(_ name: String) throws(OdysseyError) { try setPaused(name, true) }
@@ -241,6 +253,7 @@ final class FakeRuntime: BrokerRuntime, DomainLifecycle, @unchecked Sendable {
 struct CallResult {
     var status: Int32
     var stdout: String
+    var stderr = ""
     var refused: Bool { status == 126 }
 }
 
@@ -257,8 +270,15 @@ final class FakeAgent: @unchecked Sendable {
     private var nextIdent = 0
     /// Every QUBESRPC command line this domain was asked to run.
     private(set) var served: [String] = []
-    /// Service "test.Hold" blocks until this is signalled (or the channel closes).
-    let release = DispatchSemaphore(value: 0)
+    /// Service "test.Hold" blocks until `releaseHolds()` (or the channel
+    /// closes), asleep in poll(2): tests that count wakeups need a quiet agent.
+    private let releasePipe: (r: Int32, w: Int32) = {
+        var p: [Int32] = [-1, -1]
+        pipe(&p)
+        return (p[0], p[1])
+    }()
+    func releaseHolds() { var b: UInt8 = 1; _ = write(releasePipe.w, &b, 1) }
+    deinit { close(releasePipe.r); close(releasePipe.w) }
     /// Sessions currently running here.
     private(set) var active = 0
 
@@ -355,10 +375,14 @@ final class FakeAgent: @unchecked Sendable {
             finish(0)
         case "test.Hold":
             out("holding\n")
-            // Until released or the caller goes away.
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while release.wait(timeout: .now() + 0.02) == .timedOut {
-                if poll(&p, 1, 0) > 0 {
+            // Until released (the pipe stays readable: every hold ends) or
+            // the caller goes away.
+            while true {
+                var p = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
+                         pollfd(fd: releasePipe.r, events: Int16(POLLIN), revents: 0)]
+                guard poll(&p, 2, -1) >= 0 else { if errno == EINTR { continue }; return }
+                if p[1].revents != 0 { break }
+                if p[0].revents != 0 {
                     var b: UInt8 = 0
                     if recv(fd, &b, 1, Int32(MSG_PEEK)) <= 0 { return }
                     // STDIN data: drain it
@@ -421,23 +445,27 @@ final class FakeAgent: @unchecked Sendable {
             _ = try? FD.writeAll(inW, input)
             close(inW)
         }
-        let collected = ByteBox()
+        var errP: [Int32] = [0, 0]
+        pipe(&errP)
+        let collected = ByteBox(), errors = ByteBox()
         let done = DispatchSemaphore(value: 0)
-        let readEnd = outP[0]
-        Thread.detachNewThread {
-            var buf = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = read(readEnd, &buf, buf.count)
-                if n <= 0 { break }
-                collected.bytes += buf[0..<n]
+        for (fd, box) in [(outP[0], collected), (errP[0], errors)] {
+            Thread.detachNewThread {
+                var buf = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = read(fd, &buf, buf.count)
+                    if n <= 0 { break }
+                    box.bytes += buf[0..<n]
+                }
+                done.signal()
             }
-            done.signal()
         }
-        let status = (try? DataClient.run(channel: data, stdin: inP[0], stdout: outP[1], stderr: 2)) ?? 125
-        close(inP[0]); close(outP[1])
-        done.wait()
-        close(outP[0])
-        return CallResult(status: status, stdout: String(decoding: collected.bytes, as: UTF8.self))
+        let status = (try? DataClient.run(channel: data, stdin: inP[0], stdout: outP[1], stderr: errP[1])) ?? 125
+        close(inP[0]); close(outP[1]); close(errP[1])
+        done.wait(); done.wait()
+        close(outP[0]); close(errP[0])
+        return CallResult(status: status, stdout: String(decoding: collected.bytes, as: UTF8.self),
+                          stderr: String(decoding: errors.bytes, as: UTF8.self))
     }
 }
 

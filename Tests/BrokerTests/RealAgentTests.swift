@@ -39,22 +39,44 @@ final class RealAgentTests: XCTestCase {
 
     /// ody-call in `from`: (status, stdout).
     func odyCall(_ from: String, _ args: [String], stdin: String = "") throws -> (Int32, String) {
+        let r = try odyCallWithStderr(from, args, stdin: stdin)
+        return (r.0, r.1)
+    }
+
+    /// ody-call in `from`: (status, stdout, stderr).
+    func odyCallWithStderr(_ from: String, _ args: [String], stdin: String = "") throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: BrokerBuild.dir + "/ody-call")
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["ODYSSEY_AGENT_SOCKET"] = w.agentSocket(from)
         p.environment = env
-        let i = Pipe(), o = Pipe()
+        let i = Pipe(), o = Pipe(), e = Pipe()
         p.standardInput = i
         p.standardOutput = o
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = e
         try p.run()
         i.fileHandleForWriting.write(Data(stdin.utf8))
         try i.fileHandleForWriting.close()
         let out = o.fileHandleForReading.readDataToEndOfFile()
+        let err = e.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// A disposable refused by [limits]: the real ody-call exits 125 and
+    /// prints why (issue 11, finding 4).
+    func testDisposableRefusedByALimitExits125WithTheReason() throws {
+        var limits = ResourceLimits.defaults
+        limits.dispvmsPerDomain = 0
+        let fixed = limits
+        w.broker.disposables.setLimits { fixed }
+        try w.start("work")
+        let r = try odyCallWithStderr("work", ["@dispvm:dtpl", "test.Disp"])
+        XCTAssertEqual(r.0, 125, w.agentLogs())
+        XCTAssertEqual(r.1, "")
+        XCTAssertTrue(r.2.contains("work already holds 0 disposables (limit dispvms_per_domain = 0)"), r.2)
+        XCTAssertTrue(w.dispNames().isEmpty, "no disposable was made")
     }
 
     func testCallsBetweenRealAgents() throws {

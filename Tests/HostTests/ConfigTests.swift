@@ -53,6 +53,33 @@ final class ConfigTests: XCTestCase {
         expectError("state_dir = ", "o.toml:1:")   // TOML syntax error with line
     }
 
+    /// [limits] (issue 11): safe defaults, every key checked and bounded.
+    func testLimitsDefaultsAndErrors() throws {
+        let d = try parse("")
+        XCTAssertEqual(d.limits, ResourceLimits.defaults)
+        XCTAssertEqual(d.limits.dispvmsPerDomain, 4)
+        XCTAssertEqual(d.limits.dispvmsTotal, 32)
+        let c = try parse("""
+            [limits]
+            dispvms_per_domain = 2
+            dispvms_total = 10
+            preload_dispvm_max = 1
+            memory_reserve_mib = 2048
+            asks_per_source = 8
+            """)
+        XCTAssertEqual(c.limits.dispvmsPerDomain, 2)
+        XCTAssertEqual(c.limits.dispvmsTotal, 10)
+        XCTAssertEqual(c.limits.preloadDispvmMax, 1)
+        XCTAssertEqual(c.limits.memoryReserveMiB, 2048)
+        XCTAssertEqual(c.limits.asksPerSource, 8)
+        expectError("[limits]\ndispvms_total = -1", "limits.dispvms_total: expected an integer between 0 and")
+        expectError("[limits]\npreload_dispvm_max = 65", "limits.preload_dispvm_max: expected an integer between 0 and 64")
+        expectError("[limits]\nasks_per_source = 0", "limits.asks_per_source: expected an integer between 1")
+        expectError("[limits]\nmemory_reserve_mib = \"1G\"", "limits.memory_reserve_mib: expected an integer")
+        expectError("[limits]\ndispvms = 3", "limits.dispvms: unknown key")
+        expectError("limits = 3", "limits: expected a table")
+    }
+
     func testBackendKeysCheckedAgainstManifest() throws {
         let t = TempDir()
         let d = t.sub("plugins")

@@ -22,7 +22,8 @@ final class Host {
     let pluginDir: String
 
     /// Needs root; skips with the reason otherwise.
-    init(_ label: String = "odyssey-it", extraConfig: String = "") throws {
+    /// `topConfig` goes before the tables (top-level keys), `extraConfig` after.
+    init(_ label: String = "odyssey-it", topConfig: String = "", extraConfig: String = "") throws {
         guard geteuid() == 0 else { throw XCTSkip("integration tests need root (namespaces, cgroups, mounts); CI runs them as root") }
         dir = "/tmp/\(label)-\(UUID().uuidString.prefix(6))"
         pluginDir = dir + "/plugins"
@@ -40,6 +41,7 @@ final class Host {
         }
         let config = dir + "/odyssey.toml"
         try """
+        \(topConfig)
         state_dir = "\(dir)/state"
         admin_socket = "\(dir)/state/admin.sock"
         plugin_dirs = ["\(pluginDir)"]

@@ -57,6 +57,17 @@ public struct StatusReport: Codable, Sendable {
     public var defaultVchan: String?
     public var openVmms: [String]
     public var policy: String
+    /// What domains hold of [limits] now (optional: older daemons omit it).
+    public var usage: UsageReport?
+}
+
+/// Current use against [limits] (`ody status`).
+public struct UsageReport: Codable, Sendable {
+    public var memoryCommittedMiB: UInt64
+    public var memoryCapacityMiB: UInt64
+    public var dispvmsAlive: Int
+    public var dispvmsTotal: Int
+    public var asksPending: Int
 }
 
 enum JSON {

@@ -17,6 +17,10 @@
 //
 // Each call runs on a worker of a FairScheduler (bounded, round-robin over
 // sources), so a slow start or a flood from one domain holds up no other.
+// An ask holds no worker: the call is parked in the AskTable (at most
+// [limits] asks_per_source per source) and scheduled again once answered.
+// A call allowed but refused by a limit ([limits]: disposables, memory)
+// ends with the reason on the caller's stderr and exit 125.
 #if canImport(Qrexec)
 import Domains
 import Logging
@@ -46,6 +50,10 @@ public final class Broker: @unchecked Sendable {
     private var startingNames: Set<String> = []
     private let hostPort = Atomic<UInt32>(0)
     private let counters = Mutex(Counters())
+    private let limitsSource = Mutex<@Sendable () -> ResourceLimits>({ .defaults })
+    /// Where [limits] comes from (the daemon: its current config).
+    public func setLimits(_ source: @escaping @Sendable () -> ResourceLimits) { limitsSource.withLock { $0 = source } }
+    var limits: ResourceLimits { limitsSource.withLock { $0 }() }
 
     /// Totals since start (tests, `ody status`).
     public struct Counters: Sendable, Equatable {
@@ -104,11 +112,16 @@ public final class Broker: @unchecked Sendable {
             return
         }
         scheduler.submit(source: source) { [self] in
-            process(link, source: source, service: checked.service, target: checked.target, ident: ident)
-            pendingBySource.withLock { p in
-                let n = (p[source] ?? 1) - 1
-                p[source] = n > 0 ? n : nil
-            }
+            let parked = process(link, source: source, service: checked.service, target: checked.target, ident: ident)
+            if !parked { callEnded(source) }
+        }
+    }
+
+    /// A call of `source` was connected or refused: no longer pending.
+    private func callEnded(_ source: String) {
+        pendingBySource.withLock { p in
+            let n = (p[source] ?? 1) - 1
+            p[source] = n > 0 ? n : nil
         }
     }
 
@@ -136,21 +149,44 @@ public final class Broker: @unchecked Sendable {
 
     // MARK: one call
 
-    private func process(_ caller: AgentLink, source: String, service: String, target: String, ident: String) {
+    /// Decides a call; true when it was parked as an ask (it ends later).
+    private func process(_ caller: AgentLink, source: String, service: String, target: String, ident: String) -> Bool {
         let policy = policyService()
-        var decision = policy.evaluate(PolicyRequest(call: service, source: source, target: target))
-        if decision.resolution == .ask {
-            let choices = decision.targetsForAsk
-            let answer = asks.wait(source: source, service: service, requestedTarget: target, choices: choices,
-                                   defaultTarget: decision.defaultTarget, timeoutSeconds: askTimeoutSeconds())
-            switch answer {
-            case .allow(let choice)?: decision = decision.approving(choice, source: source, in: policy.system)
-            case .deny?: decision = decision.declined()
-            case nil:
-                logger.notice("\(source) -> \(target) \(service): ask not answered in time, refused")
-                decision = decision.declined()
+        let decision = policy.evaluate(PolicyRequest(call: service, source: source, target: target))
+        guard decision.resolution == .ask else {
+            complete(caller, decision, source: source, service: service, target: target, ident: ident)
+            return false
+        }
+        let cap = limits.asksPerSource
+        let parked = asks.park(source: source, service: service, requestedTarget: target, choices: decision.targetsForAsk,
+                               defaultTarget: decision.defaultTarget, timeoutSeconds: askTimeoutSeconds(),
+                               maxPerSource: cap) { [self] answer in
+            // Answered or timed out: the rest of the call goes back to a worker.
+            scheduler.submit(source: source) { [self] in
+                var d = decision
+                switch answer {
+                case .allow(let choice)?: d = decision.approving(choice, source: source, in: policy.system)
+                case .deny?: d = decision.declined()
+                case nil:
+                    logger.notice("\(source) -> \(target) \(service): ask not answered in time, refused")
+                    d = decision.declined()
+                }
+                complete(caller, d, source: source, service: service, target: target, ident: ident)
+                callEnded(source)
             }
         }
+        guard parked != nil else {
+            logger.warning("\(source) -> \(target) \(service): \(cap) asks of \(source) already pending (limit asks_per_source); refused")
+            fail(caller, ident, "\(cap) calls of \(source) already wait for an answer (limit asks_per_source); \(service) refused",
+                 exitCode: 126)
+            return false
+        }
+        return true
+    }
+
+    /// Connects (or refuses) a decided call.
+    private func complete(_ caller: AgentLink, _ decision: Decision, source: String, service: String, target: String,
+                          ident: String) {
         guard decision.resolution == .allow, let final = decision.target else {
             logger.info("\(source) -> \(target.isEmpty ? "@default" : target) \(service): refused (\(decision.reason))")
             refuse(caller, ident, decision.reason)
@@ -161,9 +197,26 @@ public final class Broker: @unchecked Sendable {
                         user: decision.user, autostart: decision.autostart, ident: ident)
             counters.withLock { $0.connected += 1 }
             logger.debug("\(source) -> \(final) \(service): connected (\(decision.reason))")
+        } catch where error.code == .limit {
+            logger.warning("\(source) -> \(final) \(service): allowed but refused by a limit: \(error.message)")
+            fail(caller, ident, "\(service) to \(final) refused: \(error.message)", exitCode: 125)
         } catch {
             logger.warning("\(source) -> \(final) \(service): allowed but failed: \(error)")
             refuse(caller, ident, error.description)
+        }
+    }
+
+    /// Ends a call with `message` on the caller's stderr and `exitCode`
+    /// (ody-call: 125 qrexec failure, 126 refused); a bare refusal if even
+    /// that cannot be set up.
+    private func fail(_ caller: AgentLink, _ ident: String, _ message: String, exitCode: Int32) {
+        counters.withLock { $0.refused += 1 }
+        guard let p = try? Self.socketPair() else { try? caller.refuse(ident: ident); return }
+        hostServices.serveFailure(channel: p[1], message: message, exitCode: exitCode)
+        defer { Sys.close(p[0]) }
+        let port = hostPort.wrappingAdd(1, ordering: .relaxed).newValue
+        do { try caller.serviceConnect(ident: ident, connectDomain: 0, port: port, passing: p[0]) } catch {
+            logger.debug("\(caller.domain): failing \(ident) (\(message)): \(error)")
         }
     }
 
@@ -248,9 +301,16 @@ public final class Broker: @unchecked Sendable {
                     if s != .transient && s != .running { throw error }
                 }
             default:
-                // Transient (starting elsewhere) or halting: wait and look again.
-                if let l = try? runtime.link(name), (try? l.waitReady(timeoutMs: 100)) != nil { return }
-                usleep(10_000)
+                // Transient (starting elsewhere) or halting: sleep until its
+                // agent is ready or its link closes (then until it halted),
+                // and look again. Only a runtime with no link yet is polled.
+                let left = Int(max(1, (deadline - Monitor.nowNs()) / 1_000_000))
+                if let l = try? runtime.link(name) {
+                    if (try? l.waitReady(timeoutMs: left)) != nil { return }
+                    _ = runtime.waitUntilHalted(name, timeoutMs: min(left, 1000))
+                } else {
+                    usleep(10_000)
+                }
             }
             if Monitor.nowNs() > deadline { throw OdysseyError(.timeout, "\(name) did not start in time") }
         }

@@ -10,6 +10,19 @@ public protocol BrokerRuntime: AnyObject, Sendable {
     func unpause(_ name: String) throws(OdysseyError)
     /// The control link of a running domain.
     func link(_ name: String) throws(OdysseyError) -> AgentLink
+    /// Sleeps until `name` is halted (someone else is stopping it) or
+    /// `timeoutMs` passes; true when halted. Never polls.
+    func waitUntilHalted(_ name: String, timeoutMs: Int) -> Bool
+}
+
+extension BrokerRuntime {
+    /// For runtimes with no stop event of their own: a domain whose link has
+    /// closed is taken as halted (the link closes when the domain stops).
+    public func waitUntilHalted(_ name: String, timeoutMs: Int) -> Bool {
+        if powerState(name) == .halted { return true }
+        if let l = try? link(name) { l.waitClosed(timeoutMs: timeoutMs) }
+        return powerState(name) == .halted
+    }
 }
 
 extension DomainRuntime: BrokerRuntime {}

@@ -35,6 +35,17 @@ public final class Disposables: @unchecked Sendable {
     private var closed = false
     /// Being destroyed now (a Halted event for them is ours, not news).
     private var destroying: Set<String> = []
+    /// The domain each handed-out disposable was made for, and how many each
+    /// domain holds (counted from admission, so racing calls cannot both
+    /// pass the cap). The admin domain's own (`ody run --dispvm`) have none.
+    private var callerOf: [String: String] = [:]
+    private var heldBy: [String: Int] = [:]
+    /// Disposables being created, not yet in `owned` (count toward the total).
+    private var making = 0
+    private let limitsSource = Mutex<@Sendable () -> ResourceLimits>({ .defaults })
+    /// Where [limits] comes from (the daemon: its current config).
+    public func setLimits(_ source: @escaping @Sendable () -> ResourceLimits) { limitsSource.withLock { $0 = source } }
+    var limits: ResourceLimits { limitsSource.withLock { $0 }() }
 
     public init(store: DomainStore, volumes: VolumeManager, runtime: BrokerRuntime, logger: Logger) {
         self.store = store
@@ -48,12 +59,20 @@ public final class Disposables: @unchecked Sendable {
     /// A started, running disposable of `template` (nil: the global
     /// default_dispvm): a preloaded one when there is one, else a new one.
     /// The caller owns it: `destroy(_:)` it when done.
+    /// Refused (.limit) when `caller` already holds [limits]
+    /// dispvms_per_domain disposables, or dispvms_total are alive.
     public func acquire(template: String? = nil, caller: String? = nil) throws(OdysseyError) -> String {
         let t = try resolveTemplate(template)
+        // Counted against `account`; `caller` stays the one tagged created-by-.
+        let account = accountable(caller)
+        try admit(account)
+        var handedOut = false
+        defer { if !handedOut { unadmit(account) } }
         if let name = takePreloaded(t) {
             do {
                 try runtime.unpause(name)
                 try? store.removeFeature("internal", of: name)
+                handedOut = attribute(name, to: account)
                 refill(t)
                 return name
             } catch {
@@ -62,8 +81,58 @@ public final class Disposables: @unchecked Sendable {
             }
         }
         refill(t)
-        return try create(t, caller: caller, preload: false)
+        let name = try create(t, caller: caller, preload: false)
+        handedOut = attribute(name, to: account)
+        return name
     }
+
+    /// Books `name` to `caller` (counted until destroyed); false if it was
+    /// destroyed meanwhile (it crashed): then the admission is given back.
+    private func attribute(_ name: String, to caller: String?) -> Bool {
+        monitor.withLock {
+            guard owned.contains(name) else { return false }
+            if let caller { callerOf[name] = caller }
+            return true
+        }
+    }
+
+    /// Who answers for a call from `caller`: a disposable's calls count
+    /// against the domain it was made for, so a chain of disposables
+    /// calling @dispvm shares one dispvms_per_domain budget.
+    private func accountable(_ caller: String?) -> String? {
+        guard let caller else { return nil }
+        return monitor.withLock { callerOf[caller] ?? caller }
+    }
+
+    /// Counts a disposable against `caller`'s cap, or throws (.limit).
+    private func admit(_ caller: String?) throws(OdysseyError) {
+        guard let caller else { return }
+        let cap = limits.dispvmsPerDomain
+        let held: Int? = monitor.withLock {
+            let n = heldBy[caller] ?? 0
+            guard n < cap else { return n }
+            heldBy[caller] = n + 1
+            return nil
+        }
+        if let held {
+            logger.warning("disposable for \(caller) refused: it holds \(held) (limit dispvms_per_domain = \(cap))")
+            throw OdysseyError(.limit, "\(caller) already holds \(held) disposables (limit dispvms_per_domain = \(cap))")
+        }
+    }
+
+    private func unadmit(_ caller: String?) {
+        guard let caller else { return }
+        monitor.withLock {
+            let n = (heldBy[caller] ?? 1) - 1
+            heldBy[caller] = n > 0 ? n : nil
+        }
+    }
+
+    /// Disposables alive or being made, and the total cap (status, logs).
+    public var usage: (alive: Int, total: Int) { (monitor.withLock { owned.count + making }, limits.dispvmsTotal) }
+
+    /// Disposables `caller` holds now.
+    public func held(by caller: String) -> Int { monitor.withLock { heldBy[caller] ?? 0 } }
 
     /// Runs `body` with a fresh (or preloaded) running disposable, destroyed
     /// afterwards whatever happens. For `ody run --dispvm[=T] -- CMD`:
@@ -81,13 +150,21 @@ public final class Disposables: @unchecked Sendable {
         let mine: Bool = monitor.withLock {
             for (t, var p) in pools where p.contains(name) { p.removeAll { $0 == name }; pools[t] = p }
             guard owned.remove(name) != nil else { return false }
+            if let c = callerOf.removeValue(forKey: name) {
+                let n = (heldBy[c] ?? 1) - 1
+                heldBy[c] = n > 0 ? n : nil
+            }
             destroying.insert(name)
             return true
         }
         guard mine else { return }
         defer { monitor.withLock { _ = destroying.remove(name) } }
-        if runtime.powerState(name) != .halted { try? runtime.kill(name) }
-        for _ in 0..<500 where runtime.powerState(name) != .halted { usleep(10_000) }
+        // kill returns once the domain is halted and cleaned up; if it
+        // throws, someone else is stopping it: sleep until that is done.
+        if runtime.powerState(name) != .halted, (try? runtime.kill(name)) == nil,
+           !runtime.waitUntilHalted(name, timeoutMs: Self.haltWaitMs) {
+            logger.warning("disposable \(name) did not halt within \(Self.haltWaitMs / 1000) s; removing it anyway")
+        }
         do throws(DomainError) {
             if store.snapshot().contains(name) { try store.remove(name) }
         } catch {
@@ -118,12 +195,15 @@ public final class Disposables: @unchecked Sendable {
     /// (the domain stopped, the caller vanished), or the disposable halted.
     public func destroyAfterCall(_ name: String, target: AgentLink, port: UInt32, caller: AgentLink?) {
         Threads.detach { [self] in
+            // Asleep on the target's link: its port release, its close (the
+            // disposable halted) wake us at once. A caller that vanishes
+            // without the session ending is noticed within a second.
             while true {
                 if case .closed = target.state { break }
                 if let caller, case .closed = caller.state { break }
                 if !target.openPorts.contains(port) { break }
                 if runtime.powerState(name) == .halted { break }
-                usleep(5_000)
+                target.waitPortFree(port, timeoutMs: 1000)
             }
             destroy(name)
         }
@@ -152,8 +232,20 @@ public final class Disposables: @unchecked Sendable {
         for n in names { destroy(n) }
         // A preload being made finishes (and is destroyed) before we return:
         // the backends may be closed right after.
-        for _ in 0..<6000 where monitor.withLock({ !filling.isEmpty }) { usleep(10_000) }
+        waitForFills { filling.isEmpty }
         for n in monitor.withLock({ Array(owned) }) { destroy(n) }
+    }
+
+    /// How long a destroy waits for a disposable someone else is stopping.
+    static let haltWaitMs = 60_000
+
+    /// Sleeps (under `monitor`, at most a minute) until `done` holds; the
+    /// fill threads broadcast when they finish.
+    private func waitForFills(_ done: () -> Bool) {
+        let deadline = Monitor.nowNs() + 60_000_000_000
+        monitor.withLock {
+            while !done() { if !monitor.wait(untilNs: deadline) { break } }
+        }
     }
 
     // MARK: creating
@@ -171,9 +263,26 @@ public final class Disposables: @unchecked Sendable {
     }
 
     private func create(_ template: String, caller: String?, preload: Bool) throws(OdysseyError) -> String {
-        let info = try mapped { () throws(DomainError) in try store.createDisposable(from: template, caller: caller) }
+        let total = limits.dispvmsTotal
+        let alive: Int? = monitor.withLock {
+            let n = owned.count + making
+            guard n < total else { return n }
+            making += 1
+            return nil
+        }
+        if let alive {
+            if !preload { logger.warning("disposable of \(template) for \(caller ?? "dom0") refused: \(alive) alive (limit dispvms_total = \(total))") }
+            throw OdysseyError(.limit, "\(alive) disposables are alive (limit dispvms_total = \(total))")
+        }
+        let info: DomainInfo
+        do throws(OdysseyError) {
+            info = try mapped { () throws(DomainError) in try store.createDisposable(from: template, caller: caller) }
+        } catch {
+            monitor.withLock { making -= 1 }
+            throw error
+        }
         let name = info.name
-        monitor.withLock { _ = owned.insert(name) }
+        monitor.withLock { _ = owned.insert(name); making -= 1 }
         do throws(OdysseyError) {
             try mapped { () throws(DomainError) in
                 if preload { try store.setFeature("internal", of: name, to: "1") }
@@ -185,7 +294,8 @@ public final class Disposables: @unchecked Sendable {
             destroy(name)
             throw error
         }
-        logger.info("disposable \(name) of \(template) \(preload ? "preloaded" : "started")")
+        let now = usage
+        logger.info("disposable \(name) of \(template) \(preload ? "preloaded" : "started for \(caller ?? "dom0")") (disposables alive \(now.alive) of \(now.total))")
         return name
     }
 
@@ -204,9 +314,12 @@ public final class Disposables: @unchecked Sendable {
     func preloadMax(_ template: String) -> Int {
         let snap = store.snapshot()
         guard (try? snap.property("template_for_dispvms", of: template).value) == "True" else { return 0 }
-        if let v = try? snap.feature(Self.preloadFeature, of: template), let n = Int(v) { return max(0, min(n, 64)) }
+        // Clamped by [limits] preload_dispvm_max: the feature is settable by
+        // whoever may set features on the template, not only the admin.
+        let cap = limits.preloadDispvmMax
+        if let v = try? snap.feature(Self.preloadFeature, of: template), let n = Int(v) { return max(0, min(n, cap)) }
         if (try? snap.globalProperty("default_dispvm").value) == template,
-           let v = try? snap.feature(Self.preloadFeature, of: "dom0"), let n = Int(v) { return max(0, min(n, 64)) }
+           let v = try? snap.feature(Self.preloadFeature, of: "dom0"), let n = Int(v) { return max(0, min(n, cap)) }
         return 0
     }
 
@@ -234,7 +347,7 @@ public final class Disposables: @unchecked Sendable {
         for n in extra { Threads.detach { [self] in destroy(n) } }
         guard start else { return }
         Threads.detach { [self] in
-            defer { monitor.withLock { filling[template] = nil } }
+            defer { monitor.withLock { filling[template] = nil; monitor.broadcast() } }
             var failures = 0
             while failures < 3 {
                 let need: Bool = monitor.withLock { !closed && (pools[template]?.count ?? 0) < preloadMax(template) }
@@ -247,6 +360,10 @@ public final class Disposables: @unchecked Sendable {
                         return true
                     }
                     if !keep { destroy(name) }
+                } catch let e as OdysseyError where e.code == .limit {
+                    // At the total cap: preloads wait for the next refill.
+                    logger.notice("preloading a disposable of \(template) stopped: \(e.message)")
+                    break
                 } catch {
                     failures += 1
                     logger.warning("preloading a disposable of \(template): \(error)")
@@ -292,7 +409,7 @@ public final class Disposables: @unchecked Sendable {
             logger.info("disposable template \(t) changed: refreshing \(old.count) preloaded")
             for n in old { destroy(n) }
             // Wait for a fill in progress to finish (it drops what it made), then refill.
-            for _ in 0..<6000 where monitor.withLock({ filling[t] != nil }) { usleep(10_000) }
+            waitForFills { filling[t] == nil }
             monitor.withLock { _ = changed.remove(t) }
             refill(t)
         }

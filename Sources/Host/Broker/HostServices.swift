@@ -80,6 +80,25 @@ public final class HostServices: @unchecked Sendable {
         }
     }
 
+    /// Ends a call on `channel` (taken over) with `message` on the caller's
+    /// stderr and `exitCode`: a call the policy allowed but a limit refused
+    /// (exit 125, "qrexec failure", with the reason where the user sees it).
+    func serveFailure(channel: Int32, message: String, exitCode: Int32) {
+        Threads.detach { [self] in
+            defer { Sys.close(channel) }
+            var pfd = pollfd(fd: channel, events: Int16(POLLIN), revents: 0)
+            while poll(&pfd, 1, 10_000) < 0 && errno == EINTR {}
+            guard pfd.revents != 0 else { return }
+            var stream = QrexecStream(fd: channel, incoming: .clientToService)
+            do { try stream.handshake() } catch {
+                logger.debug("refusal message: handshake: \(error)")
+                return
+            }
+            try? stream.send(.stderr(Array("odysseyd: \(message)\n".utf8)))
+            try? stream.send(.exitCode(exitCode))
+        }
+    }
+
     private func run(channel fd: Int32, service: String, source: String, requestedTarget: String) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while poll(&pfd, 1, 10_000) < 0 && errno == EINTR {}

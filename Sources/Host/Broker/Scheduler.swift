@@ -1,6 +1,6 @@
 // The broker's workers: every call runs on a worker thread of its own (a
-// slow start or an ask must not hold up anybody else), bounded in total and
-// per source domain. Calls beyond a bound wait in their source's queue;
+// slow start must not hold up anybody else; an ask gives its worker back
+// while it waits, see Asks.swift), bounded in total and per source domain. Calls beyond a bound wait in their source's queue;
 // free workers take queued calls round-robin over the sources, so one domain
 // flooding the broker delays another domain's call by at most one call per
 // busy source, never by the flood's length.

@@ -56,12 +56,18 @@ struct ConfigReader {
                     throw error(line, key, "expected seconds between 1 and 86400")
                 }
                 c.askTimeoutSeconds = n
+            case "limits":
+                guard case .table(let t) = value else { throw error(line, key, "expected a table [limits], got \(value.typeName)") }
+                for (k, v, l) in t.entries {
+                    guard case .integer(let n) = v else { throw error(l, "limits.\(k)", "expected an integer, got \(v.typeName)") }
+                    if let why = c.limits.set(k, n) { throw error(l, "limits.\(k)", why) }
+                }
             default:
                 if let kind = InterfaceKind(rawValue: key) {
                     guard case .table(let t) = value else { throw error(line, key, "expected a table [\(key)], got \(value.typeName)") }
                     c.roles[kind] = try role(t, kind: kind, previous: c.roles[kind])
                 } else {
-                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, domain_rpc_dir, log_level, ask_timeout, [vmm], [vchan], [addon], [gui])")
+                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, domain_rpc_dir, log_level, ask_timeout, [limits], [vmm], [vchan], [addon], [gui])")
                 }
             }
         }

@@ -33,6 +33,8 @@ public struct OdysseyConfig: Sendable {
     /// in each domain). Default: domain-rpc/ beside the config file.
     public var domainRpcDir: String
     public var roles: [InterfaceKind: Role]
+    /// [limits]: caps on disposables, committed memory and pending asks.
+    public var limits = ResourceLimits.defaults
 
     public static let defaultPath = "/etc/odyssey/odyssey.toml"
     public static let defaultSocket = "/run/odyssey/admin.sock"

@@ -15,6 +15,7 @@ public struct OdysseyError: Error, CustomStringConvertible, Sendable, Equatable 
         case io                // a syscall failed
         case protocolError     // malformed wire message
         case timeout
+        case limit             // a configured resource limit ([limits]) refused it
     }
 
     public var code: Code

@@ -70,6 +70,9 @@ public final class Daemon: @unchecked Sendable {
                         hostServices: HostServices(directories: [config.stateDir + "/qubes-rpc"] + config.rpcDirs
                                                       + [AddonView.adminServicesDirectory(stateDir: config.stateDir)], logger: logger),
                         askTimeoutSeconds: { box.daemon?.config.askTimeoutSeconds ?? 60 }, logger: logger)
+        // [limits], read at each use: a SIGHUP reload applies to the next call.
+        let limits: @Sendable () -> ResourceLimits = { box.daemon?.config.limits ?? .defaults }
+        runtime.setLimits(limits); disposables.setLimits(limits); broker.setLimits(limits)
         runtime.setTriggerHandler(broker.triggerHandler)
         events.subscribe { e in
             if e.kind == .lifecycle, e.state == .halted || e.state == .crashed { disposables.domainHalted(e.domain) }
@@ -246,7 +249,15 @@ public final class Daemon: @unchecked Sendable {
                             config: configPath, stateDir: c.stateDir, adminSocket: c.adminSocket,
                             pluginsLoaded: b.registry.loaded.count, pluginsRefused: b.registry.refused.count,
                             defaultVmm: b.defaultVmmName, defaultVmmAvailable: defaultAvailable,
-                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine)
+                            defaultVchan: c.role(.vchan).defaultFactory, openVmms: b.openVmms, policy: policy.statusLine,
+                            usage: usage())
+    }
+
+    /// Use against [limits], for `ody status`.
+    func usage() -> UsageReport {
+        let mem = runtime.memoryUsage, disp = broker.disposables.usage
+        return UsageReport(memoryCommittedMiB: mem.committedMiB, memoryCapacityMiB: mem.capacityMiB,
+                           dispvmsAlive: disp.alive, dispvmsTotal: disp.total, asksPending: broker.pending().count)
     }
 }
 

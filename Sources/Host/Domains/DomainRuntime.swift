@@ -44,9 +44,26 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     /// Serialises start/stop of the same domain; reads never wait on it.
     private let lifecycleLock = Mutex<Set<String>>([])
     private let running = Mutex<[String: Running]>([:])
+    /// Broadcast whenever a domain leaves `running` or its after-stop
+    /// cleanup ends, so waiters sleep until that event instead of polling
+    /// (issue 11, finding 13). Lock order: `stops`, then `running`.
+    private let stops = Monitor()
     /// Domains whose after-stop cleanup is in progress (it may run on the
     /// backend's event thread): starts and stops wait for it to finish.
-    private let cleaning = Mutex<Set<String>>([])
+    /// Guarded by `stops`.
+    private var cleaning: Set<String> = []
+    /// How long a start or stop waits for an earlier cleanup of the same domain.
+    static let cleanupWaitMs = 60_000
+    /// Memory limits of running domains, against host RAM minus the reserve.
+    let memory = MemoryBudget()
+    private let limitsSource = Mutex<@Sendable () -> ResourceLimits>({ .defaults })
+    /// Where [limits] comes from (the daemon: its current config).
+    public func setLimits(_ source: @escaping @Sendable () -> ResourceLimits) { limitsSource.withLock { $0 = source } }
+    var limits: ResourceLimits { limitsSource.withLock { $0 }() }
+    /// MiB committed to running domains and what may be committed (status, logs).
+    public var memoryUsage: (committedMiB: UInt64, capacityMiB: UInt64) {
+        (memory.committedMiB, memory.capacityMiB(reserveMiB: limits.memoryReserveMiB))
+    }
 
     /// Where the agent sits inside every domain (bind-mounted read-only).
     public static let agentPathInDomain = "/.odyssey/bin/odyssey-agent"
@@ -170,6 +187,9 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             return
         }
         running.withLock { $0[name] = Running(vmm: vmmName, link: link, paused: paused) }
+        if let mem = try? intProperty("memory", of: name, snap), let max = try? intProperty("maxmem", of: name, snap) {
+            memory.adopt(name, mib: MemoryBudget.limitMiB(memory: UInt64(clamping: mem), maxmem: UInt64(clamping: max)))
+        }
         let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
         Threads.detach { [self] in
             do throws(OdysseyError) {
@@ -200,14 +220,23 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         guard let vmmName = d.vmm else { throw OdysseyError(.invalid, "\(name) has no isolation provider (vmm)") }
         let vmm = try backends().vmm(vmmName)
         let vchan = try backends().vchan()
+        // Negative numbers would trap in the conversions below: refuse them.
+        let (memoryMiB, maxmemMiB, vcpus) = (try intProperty("memory", of: name, snap), try intProperty("maxmem", of: name, snap),
+                                             try intProperty("vcpus", of: name, snap))
+        guard memoryMiB >= 0, maxmemMiB >= 0, vcpus >= 0, vcpus <= Int(UInt32.max) else {
+            throw OdysseyError(.invalid, "\(name): memory, maxmem and vcpus must not be negative")
+        }
+        // 0 and 0 would mean no memory limit at all (and nothing committed);
+        // the store refuses 0 today, this keeps a hand-edited store honest.
+        guard memoryMiB > 0 || maxmemMiB > 0 else {
+            throw OdysseyError(.invalid, "\(name): memory and maxmem are both 0: it would run without a memory limit")
+        }
         let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
 
         let handler: TriggerHandler? = triggerHandler.withLock { $0 }
         let link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler)
-        var spec = DomainSpec(name: name, uuid: "\(d.uuid)",
-                              memoryMiB: UInt64(try intProperty("memory", of: name, snap)),
-                              maxmemMiB: UInt64(try intProperty("maxmem", of: name, snap)),
-                              vcpus: UInt32(try intProperty("vcpus", of: name, snap)))
+        var spec = DomainSpec(name: name, uuid: "\(d.uuid)", memoryMiB: UInt64(memoryMiB), maxmemMiB: UInt64(maxmemMiB),
+                              vcpus: UInt32(vcpus))
         spec.params = plan.params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let vchanDir = backends().instanceConfig(.vchan, vchan.factory.name)["socket_dir"] ?? "/run/odyssey/vchan"
         let defaultUser = (try? snap.property("default_user", of: name).value) ?? "user"
@@ -232,6 +261,15 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         // The directory, not its files, is bound: an add-on installed later
         // shows up in running domains after a reload.
         if let dir = addonView, Sys.isDirectory(dir) { spec.params.append(("bind_ro.4", "\(dir):\(AddonView.pathInDomain)")) }
+        let reserve = limits.memoryReserveMiB
+        do throws(OdysseyError) {
+            try memory.commit(name, mib: MemoryBudget.limitMiB(memory: spec.memoryMiB, maxmem: spec.maxmemMiB), reserveMiB: reserve)
+        } catch {
+            logger.warning("start of \(name) refused: \(error.message)")
+            link.close(reason: "start refused")
+            _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
+            throw error
+        }
         do throws(OdysseyError) {
             try? vmm.undefine(name)   // a definition left by a crash; params may have changed
             try vmm.define(spec)
@@ -239,11 +277,15 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             running.withLock { $0[name] = Running(vmm: vmmName, link: link) }
             let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
             try link.waitReady(timeoutMs: timeout * 1000)
-            logger.info("\(name) started (\(vmmName)), agent ready")
+            logger.info("\(name) started (\(vmmName)), agent ready; memory committed \(memory.committedMiB)/\(memory.capacityMiB(reserveMiB: reserve)) MiB")
         } catch {
             logger.error("start of \(name) failed: \(error)")
             try? vmm.kill(name)
-            running.withLock { _ = $0.removeValue(forKey: name) }
+            memory.release(name)
+            stops.withLock {
+                running.withLock { _ = $0.removeValue(forKey: name) }
+                stops.broadcast()
+            }
             link.close(reason: "start failed")
             _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
             throw error
@@ -269,12 +311,13 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     func domainStopped(_ name: String, state: PowerState) {
         // Whoever removes the domain from `running` does the cleanup, once;
         // it is marked `cleaning` in the same step, so no start slips between.
-        guard let r = running.withLock({ run -> Running? in
-            guard let r = run.removeValue(forKey: name) else { return nil }
-            cleaning.withLock { _ = $0.insert(name) }
+        guard let r = stops.withLock({ () -> Running? in
+            guard let r = running.withLock({ $0.removeValue(forKey: name) }) else { return nil }
+            cleaning.insert(name)
             return r
         }) else { return }
-        defer { cleaning.withLock { _ = $0.remove(name) } }
+        defer { stops.withLock { _ = cleaning.remove(name); stops.broadcast() } }
+        memory.release(name)
         r.link.close(reason: "domain \(state.rawValue.lowercased())")
         do {
             _ = try volumes.cleanupAfterStop(name, in: store.snapshot())
@@ -284,9 +327,25 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         if !r.stopping { logger.warning("\(name) stopped by itself (\(state.rawValue))") }
     }
 
-    /// Waits (bounded) until an after-stop cleanup of `name` has finished.
+    /// Waits (bounded) until an after-stop cleanup of `name` has finished:
+    /// asleep on `stops` until the cleanup says it is done, never polling.
     private func waitUntilCleaned(_ name: String) {
-        for _ in 0..<60_000 where cleaning.withLock({ $0.contains(name) }) { usleep(1000) }
+        let deadline = Monitor.nowNs() + Int64(Self.cleanupWaitMs) * 1_000_000
+        stops.withLock {
+            while cleaning.contains(name) { if !stops.wait(untilNs: deadline) { break } }
+        }
+    }
+
+    /// Waits until `name` is halted and cleaned up (another thread is
+    /// stopping it); false if that has not happened within `timeoutMs`.
+    public func waitUntilHalted(_ name: String, timeoutMs: Int) -> Bool {
+        let deadline = Monitor.nowNs() + Int64(timeoutMs) * 1_000_000
+        return stops.withLock {
+            while running.withLock({ $0[name] != nil }) || cleaning.contains(name) {
+                if !stops.wait(untilNs: deadline) { return false }
+            }
+            return true
+        }
     }
 
     private func runningVmm(_ name: String) throws(OdysseyError) -> String {

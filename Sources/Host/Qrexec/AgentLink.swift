@@ -124,6 +124,33 @@ public final class AgentLink: @unchecked Sendable {
         }
     }
 
+    /// Sleeps until the link is closed or `timeoutMs` passes; true if closed.
+    @discardableResult
+    public func waitClosed(timeoutMs: Int) -> Bool {
+        let deadline = Monitor.nowNs() + Int64(timeoutMs) * 1_000_000
+        return monitor.withLock {
+            while true {
+                if case .closed = _state { return true }
+                if !monitor.wait(untilNs: deadline) { return false }
+            }
+        }
+    }
+
+    /// Sleeps until data port `port` is free again (the session ended: the
+    /// agent's MSG_CONNECTION_TERMINATED), the link closes, or `timeoutMs`
+    /// passes; true if the port is free or the link closed.
+    @discardableResult
+    public func waitPortFree(_ port: UInt32, timeoutMs: Int) -> Bool {
+        let deadline = Monitor.nowNs() + Int64(timeoutMs) * 1_000_000
+        return monitor.withLock {
+            while true {
+                if case .closed = _state { return true }
+                if ports[port] == nil { return true }
+                if !monitor.wait(untilNs: deadline) { return false }
+            }
+        }
+    }
+
     /// "user:command" as the agent will read it, checked before it is sent.
     private func commandLine(user: String, command: String) throws(OdysseyError) -> [UInt8] {
         let cmdline = Array("\(user):\(command)".utf8)
@@ -285,7 +312,7 @@ public final class AgentLink: @unchecked Sendable {
             guard var u = ports[port] else { return }
             if host { u.hostOpen = false }
             if agent { u.agentActive = false }
-            if !u.hostOpen && !u.agentActive { ports[port] = nil } else { ports[port] = u }
+            if !u.hostOpen && !u.agentActive { ports[port] = nil; monitor.broadcast() } else { ports[port] = u }
         }
     }
 
