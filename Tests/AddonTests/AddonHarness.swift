@@ -4,7 +4,9 @@
 // services and commands through the real odyssey-addon-run. A command's
 // qrexec calls go to a loopback client (the runner's ODYSSEY_ADDON_CALL)
 // that runs the service locally "in" the target domain: HOME is that
-// domain's pretend home, QREXEC_REMOTE_DOMAIN the caller. What the loopback
+// domain's pretend home, QREXEC_REMOTE_DOMAIN the caller and
+// QREXEC_REMOTE_DOMAIN_UUID the caller's uuid (one per name, made on first
+// use; `recreate` gives a name a new one). What the loopback
 // cannot show is the host's policy and the channel: IntegrationTests runs
 // the add-ons in real domains for that.
 import Foundation
@@ -31,6 +33,7 @@ final class AddonHarness {
     let homes: String         // one pretend HOME per domain name
     let loopback: String      // the loopback qrexec client
     let callLog: String       // one line per loopback call: "SOURCE TARGET SERVICE[+ARG]"
+    let uuids: String         // one file per domain name: its uuid
     /// Where "@default" and "@dispvm" calls go.
     var defaultTarget = "target"
     private var packages: [AddonPackage]
@@ -41,7 +44,9 @@ final class AddonHarness {
         homes = root + "/homes"
         loopback = root + "/loopback"
         callLog = root + "/calls.log"
+        uuids = root + "/uuids"
         try FileManager.default.createDirectory(atPath: homes, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: uuids, withIntermediateDirectories: true)
         // Homes and the view must be reachable by a service that drops root.
         chmod(root, 0o755)
         chmod(homes, 0o755)
@@ -90,6 +95,21 @@ final class AddonHarness {
         return h
     }
 
+    /// The uuid of domain `name` as the host would pass it (made on first use).
+    func uuid(_ name: String) -> String {
+        let path = uuids + "/" + name
+        if let u = try? String(contentsOfFile: path, encoding: .utf8) { return u }
+        let u = UUID().uuidString.lowercased()
+        try? u.write(toFile: path, atomically: true, encoding: .utf8)
+        return u
+    }
+
+    /// Domain `name` removed and created again: same name, a new uuid.
+    func recreate(_ name: String) {
+        try? FileManager.default.removeItem(atPath: uuids + "/" + name)
+        _ = uuid(name)
+    }
+
     /// The loopback calls made so far, one "SOURCE TARGET SERVICE[+ARG]" each.
     var calls: [String] {
         ((try? String(contentsOfFile: callLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
@@ -105,6 +125,7 @@ final class AddonHarness {
             "ODY_LOOPBACK_DEFAULT": defaultTarget,
             "ODY_LOOPBACK_HOMES": homes,
             "ODY_LOOPBACK_LOG": callLog,
+            "ODY_LOOPBACK_UUIDS": uuids,
         ]
     }
 
@@ -114,6 +135,7 @@ final class AddonHarness {
                     side: PluginManifest.AddonService.Side = .domain) throws -> Result {
         var e = baseEnvironment(domain: domain)
         e["QREXEC_REMOTE_DOMAIN"] = source
+        e["QREXEC_REMOTE_DOMAIN_UUID"] = uuid(source)
         e["QREXEC_SERVICE_FULL_NAME"] = service + (argument.map { "+" + $0 } ?? "")
         for (k, v) in env { e[k] = v }
         let dir = side == .domain ? "rpc" : "admin-rpc"
@@ -187,6 +209,10 @@ final class AddonHarness {
     view=$(dirname "$ODYSSEY_ADDON_CALL")/view
     mkdir -p "$ODY_LOOPBACK_HOMES/$target"
     export QREXEC_REMOTE_DOMAIN="$ODY_LOOPBACK_SOURCE" QREXEC_REQUESTED_TARGET="$requested"
+    uuid_file="$ODY_LOOPBACK_UUIDS/$ODY_LOOPBACK_SOURCE"
+    [ -s "$uuid_file" ] || cat /proc/sys/kernel/random/uuid | tr -d '\n' > "$uuid_file"
+    QREXEC_REMOTE_DOMAIN_UUID=$(cat "$uuid_file")
+    export QREXEC_REMOTE_DOMAIN_UUID
     export HOME="$ODY_LOOPBACK_HOMES/$target" ODY_LOOPBACK_SOURCE="$target"
     cd "$HOME" || exit 125
     if [ -n "$arg" ]; then exec "$view/$dir/$service" "$arg"; else exec "$view/$dir/$service"; fi

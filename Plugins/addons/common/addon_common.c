@@ -142,6 +142,18 @@ int read_exact(int fd, void *buf, size_t size) {
     return 0;
 }
 
+int addon_caller_uuid(char out[ADDON_UUID_SIZE]) {
+    const char *untrusted = getenv("QREXEC_REMOTE_DOMAIN_UUID");
+    if (untrusted == NULL || strlen(untrusted) != ADDON_UUID_SIZE - 1) return -1;
+    for (int i = 0; i < ADDON_UUID_SIZE - 1; i++) {
+        char c = untrusted[i];
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return -1;
+    }
+    memcpy(out, untrusted, ADDON_UUID_SIZE);
+    return 0;
+}
+
 void say(int fd, const char *fmt, ...) {
     char msg[2048];
     va_list ap;

@@ -59,6 +59,13 @@ ssize_t read_upto(int fd, void *buf, size_t size);
 /* "error: ..." style line on fd (a command's stderr or a service's). */
 void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The calling domain's uuid (36 characters, canonical lower case) of the
+ * service call this process runs: QREXEC_REMOTE_DOMAIN_UUID, which the
+ * agent sets from the host's command line (never the caller). 0 and out
+ * filled, or -1 (absent or not canonical: an older host; no uuid). */
+#define ADDON_UUID_SIZE 37
+int addon_caller_uuid(char out[ADDON_UUID_SIZE]);
+
 /* Checks struct sizes and flags of a run_service / run_command call. */
 int32_t addon_check_service_call(const ody_service_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);
 int32_t addon_check_command_call(const ody_command_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);

@@ -67,20 +67,37 @@ static int open_runtime_dir(int err_fd) {
     return fd;
 }
 
-static int remembered(int dir, const char *name, uint64_t seconds) {
+/* Remembered: consent-SOURCE is a regular file of ours, modified within
+ * `seconds`, whose content is exactly the uuid of this caller. The uuid
+ * and not the name is what was trusted: a domain removed and created again
+ * under the same name is another domain (another uuid) and is asked again. */
+static int remembered(int dir, const char *name, const char *uuid, uint64_t seconds) {
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return 0;
     struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return 0;
+    char untrusted_uuid[ADDON_UUID_SIZE + 1];
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+        n = read_upto(fd, untrusted_uuid, sizeof untrusted_uuid);
+    close(fd);
+    if (n != ADDON_UUID_SIZE - 1 || memcmp(untrusted_uuid, uuid, ADDON_UUID_SIZE - 1) != 0) return 0;
     time_t now = time(NULL);
     /* A time in the future (a clock set back) does not count as recent. */
     if (st.st_mtime > now) return 0;
     return (uint64_t)(now - st.st_mtime) < seconds;
 }
 
-static void remember(int dir, const char *name, int err_fd) {
-    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0 || futimens(fd, NULL) != 0)
+/* consent-SOURCE := uuid, written to a temporary name and renamed over the
+ * old record, so a reader never sees half of it. */
+static void remember(int dir, const char *name, const char *uuid, int err_fd) {
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, ".%s.%ld", name, (long)getpid());
+    (void)unlinkat(dir, tmp, 0);
+    int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0 || write_all(fd, uuid, ADDON_UUID_SIZE - 1) != 0 || renameat(dir, tmp, dir, name) != 0) {
         say(err_fd, "split-gpg: cannot record the consent for %s: %s", name, strerror(errno));
+        (void)unlinkat(dir, tmp, 0);
+    }
     if (fd >= 0) close(fd);
 }
 
@@ -104,10 +121,17 @@ int consent_obtain(ody_addon *a, const char *source, int err_fd, char *why, size
         return -1;
     }
     uint64_t seconds = addon_config_u64(a, "autoaccept_seconds", 300);
+    /* Without the caller's uuid (a host that does not pass it) a remembered
+     * consent could belong to an earlier domain of the same name: ask every
+     * time rather than guess. */
+    char uuid[ADDON_UUID_SIZE];
+    int have_uuid = addon_caller_uuid(uuid) == 0;
+    if (seconds > 0 && !have_uuid)
+        say(err_fd, "split-gpg: the host did not pass the caller's uuid; consent is not remembered");
     char name[64];
     snprintf(name, sizeof name, "consent-%s", source);
-    int dir = seconds > 0 ? open_runtime_dir(err_fd) : -1;
-    if (dir >= 0 && remembered(dir, name, seconds)) {
+    int dir = seconds > 0 && have_uuid ? open_runtime_dir(err_fd) : -1;
+    if (dir >= 0 && remembered(dir, name, uuid, seconds)) {
         close(dir);
         return 0;
     }
@@ -119,7 +143,7 @@ int consent_obtain(ody_addon *a, const char *source, int err_fd, char *why, size
         return -1;
     }
     if (dir >= 0) {
-        remember(dir, name, err_fd);
+        remember(dir, name, uuid, err_fd);
         close(dir);
     }
     return 0;
