@@ -115,7 +115,8 @@ static int argument_allows_all(const char *arg, int *allow_all) {
 }
 
 int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *exit_status) {
-    struct fc_unpack_limits lim = {0, 0, 0};
+    struct fc_unpack_limits lim;
+    memset(&lim, 0, sizeof lim);
     if (argument_allows_all(call->argument, &lim.allow_all_names) != 0)
         return refuse(call, exit_status, EINVAL, "unknown argument \"%s\" (only allow-all-names)", call->argument);
     const char *source = call->source;
@@ -123,6 +124,10 @@ int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *
         return refuse(call, exit_status, EINVAL, "the calling domain's name \"%s\" cannot name a directory", source);
     lim.quota_bytes = addon_config_u64(a, "quota_bytes", 68719476736ull);
     lim.quota_files = addon_config_u64(a, "quota_files", 1000000ull);
+    uint64_t incoming_quota_bytes = addon_config_u64(a, "incoming_quota_bytes", 68719476736ull);
+    uint64_t incoming_quota_files = addon_config_u64(a, "incoming_quota_files", 1000000ull);
+    lim.min_free_percent = addon_config_u64(a, "min_free_percent", 5);
+    if (lim.min_free_percent > 100) lim.min_free_percent = 100;
 
     const char *home = getenv("HOME");
     struct passwd *pw = NULL;
@@ -151,6 +156,17 @@ int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *
         close(in_fd);
         return refuse(call, exit_status, ENAMETOOLONG, "%s", "HOME is too long");
     }
+    /* The per-receiver quota: what every source's earlier copies left room for. */
+    uint64_t used_bytes, used_files;
+    char why[512];
+    char all_sources[4096];
+    snprintf(all_sources, sizeof all_sources, "%s/QubesIncoming", home);   /* shorter than dir */
+    if (fc_incoming_usage(all_sources, incoming_quota_files, &used_bytes, &used_files, why, sizeof why) != 0) {
+        close(in_fd);
+        return refuse(call, exit_status, EIO, "cannot count what QubesIncoming holds: %s", why);
+    }
+    lim.incoming_bytes_left = used_bytes < incoming_quota_bytes ? incoming_quota_bytes - used_bytes : 0;
+    lim.incoming_files_left = used_files < incoming_quota_files ? incoming_quota_files - used_files : 0;
 
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
