@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int32_t addon_entry(const struct addon_definition *def, const ody_entry_request *req,
@@ -152,6 +153,16 @@ int addon_caller_uuid(char out[ADDON_UUID_SIZE]) {
     }
     memcpy(out, untrusted, ADDON_UUID_SIZE);
     return 0;
+}
+
+int addon_fs_has_room(int fd, uint64_t more, uint64_t min_free_percent) {
+    struct statvfs fs;
+    if (min_free_percent == 0 || fstatvfs(fd, &fs) != 0 || fs.f_blocks == 0) return 1;
+    if (min_free_percent > 100) min_free_percent = 100;
+    uint64_t unit = fs.f_frsize != 0 ? fs.f_frsize : fs.f_bsize;
+    uint64_t avail = (uint64_t)fs.f_bavail * unit;
+    uint64_t keep = (uint64_t)fs.f_blocks / 100 * min_free_percent * unit;
+    return avail >= keep && more <= avail - keep;
 }
 
 void say(int fd, const char *fmt, ...) {

@@ -66,6 +66,13 @@ void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define ADDON_UUID_SIZE 37
 int addon_caller_uuid(char out[ADDON_UUID_SIZE]);
 
+/* 1 if the file system holding fd would still have min_free_percent of
+ * its blocks free after `more` bytes are written, else 0. 1 as well when
+ * min_free_percent is 0 or the file system cannot say (statfs fails or
+ * reports no blocks): the check bounds what another domain can fill, it
+ * never invents a failure. */
+int addon_fs_has_room(int fd, uint64_t more, uint64_t min_free_percent);
+
 /* Checks struct sizes and flags of a run_service / run_command call. */
 int32_t addon_check_service_call(const ody_service_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);
 int32_t addon_check_command_call(const ody_command_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);

@@ -127,7 +127,6 @@ int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *
     uint64_t incoming_quota_bytes = addon_config_u64(a, "incoming_quota_bytes", 68719476736ull);
     uint64_t incoming_quota_files = addon_config_u64(a, "incoming_quota_files", 1000000ull);
     lim.min_free_percent = addon_config_u64(a, "min_free_percent", 5);
-    if (lim.min_free_percent > 100) lim.min_free_percent = 100;
 
     const char *home = getenv("HOME");
     struct passwd *pw = NULL;

@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -130,17 +129,10 @@ static int rename_noreplace(int dir_fd, const char *from, const char *to) {
 }
 
 /* The receiving file system keeps min_free_percent free: `more` bytes are
- * about to be written. If the file system cannot say, the check passes (the
- * quotas still hold). */
+ * about to be written. */
 static int check_free_space(struct unpack *u, uint64_t more) {
-    struct statvfs fs;
-    if (u->lim->min_free_percent == 0 || fstatvfs(u->root_fd, &fs) != 0 || fs.f_blocks == 0) return 0;
-    uint64_t unit = fs.f_frsize != 0 ? fs.f_frsize : fs.f_bsize;
-    uint64_t avail = (uint64_t)fs.f_bavail * unit;
-    uint64_t keep = (uint64_t)fs.f_blocks / 100 * u->lim->min_free_percent * unit;
-    if (avail < keep || more > avail - keep)
-        return fail(u, ENOSPC, "the receiving file system would have less free space than min_free_percent keeps");
-    return 0;
+    if (addon_fs_has_room(u->root_fd, more, u->lim->min_free_percent)) return 0;
+    return fail(u, ENOSPC, "the receiving file system would have less free space than min_free_percent keeps");
 }
 
 static int check_quota(struct unpack *u, uint64_t bytes) {

@@ -69,7 +69,7 @@ static int send_file(int channel, const unsigned char block[OPEN_NAME_BLOCK], in
     uint64_t sent = 0;
     int failed_side = 1;
     int rc = write_all(channel, block, OPEN_NAME_BLOCK);
-    if (rc == 0) rc = stream_copy(src, channel, -1, &sent, &failed_side);
+    if (rc == 0) rc = stream_copy(src, channel, -1, 0, &sent, &failed_side);
     int saved = errno;
     /* EOF even after a failure: the service then finishes (or fails) and
      * reports, instead of waiting for more. */

@@ -75,9 +75,12 @@ int private_dir_remove(const char *path);
 /* ---- file_stream.c */
 
 /* Copies `in` to EOF into `out` and, if `copy` >= 0, into `copy` too.
+ * With min_free_percent > 0, `out` is a file whose file system must keep
+ * that much free (addon_fs_has_room, checked every STREAM_ROOM_STEP bytes).
  * 0 and *bytes, or -1: *failed_side is 0 when reading `in` failed, 1 when
- * writing failed (errno set either way). */
-int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side);
+ * writing failed (errno set either way), 2 when the room ran out. */
+#define STREAM_ROOM_STEP (8u << 20)
+int stream_copy(int in, int out, int copy, uint64_t min_free_percent, uint64_t *bytes, int *failed_side);
 
 /* 1 if the two files (read from offset 0 with pread) have the same size and
  * bytes, 0 if they differ, -1 on a read error (errno). */
