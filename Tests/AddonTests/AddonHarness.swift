@@ -47,6 +47,10 @@ final class AddonHarness {
         uuids = root + "/uuids"
         try FileManager.default.createDirectory(atPath: homes, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: uuids, withIntermediateDirectories: true)
+        // Each harness its own runtime directory: add-ons keep state there
+        // (consents, busy slots) that must not mix with other tests' state.
+        try FileManager.default.createDirectory(atPath: root + "/run", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         // Homes and the view must be reachable by a service that drops root.
         chmod(root, 0o755)
         chmod(homes, 0o755)
@@ -126,6 +130,7 @@ final class AddonHarness {
             "ODY_LOOPBACK_HOMES": homes,
             "ODY_LOOPBACK_LOG": callLog,
             "ODY_LOOPBACK_UUIDS": uuids,
+            "XDG_RUNTIME_DIR": root + "/run",
         ]
     }
 
@@ -141,6 +146,48 @@ final class AddonHarness {
         let dir = side == .domain ? "rpc" : "admin-rpc"
         return try run(["\(view)/\(dir)/\(service)"] + (argument.map { [$0] } ?? []), env: e, stdin: stdin,
                        stdinPath: stdinPath, cwd: home(domain))
+    }
+
+    /// Starts a service as runService does and leaves it running: stdin is
+    /// a pipe the caller writes and closes (a call in progress), stdout and
+    /// stderr go to files read once it has ended (`finish`).
+    func startService(_ service: String, source: String, in domain: String, env: [String: String] = [:]) throws -> RunningService {
+        var e = baseEnvironment(domain: domain)
+        e["QREXEC_REMOTE_DOMAIN"] = source
+        e["QREXEC_REMOTE_DOMAIN_UUID"] = uuid(source)
+        e["QREXEC_SERVICE_FULL_NAME"] = service
+        for (k, v) in env { e[k] = v }
+        let id = UUID().uuidString
+        let r = RunningService(process: Process(), stdin: Pipe(), stdoutPath: root + "/stdout-" + id, stderrPath: root + "/stderr-" + id)
+        _ = FileManager.default.createFile(atPath: r.stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: r.stderrPath, contents: nil)
+        r.process.executableURL = URL(fileURLWithPath: "\(view)/rpc/\(service)")
+        r.process.environment = e
+        r.process.currentDirectoryURL = URL(fileURLWithPath: home(domain))
+        r.process.standardInput = r.stdin
+        r.process.standardOutput = FileHandle(forWritingAtPath: r.stdoutPath)
+        r.process.standardError = FileHandle(forWritingAtPath: r.stderrPath)
+        try r.process.run()
+        return r
+    }
+
+    struct RunningService {
+        let process: Process
+        let stdin: Pipe
+        let stdoutPath: String
+        let stderrPath: String
+
+        func write(_ bytes: [UInt8]) { stdin.fileHandleForWriting.write(Data(bytes)) }
+
+        /// Closes stdin (the rest of the stream is `rest`), waits, and reports.
+        func finish(_ rest: [UInt8] = []) -> Result {
+            write(rest)
+            try? stdin.fileHandleForWriting.close()
+            process.waitUntilExit()
+            let out = (try? Data(contentsOf: URL(fileURLWithPath: stdoutPath))) ?? Data()
+            let err = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+            return Result(status: process.terminationStatus, stdout: Array(out), stderr: err)
+        }
     }
 
     /// Runs a client command as a user of domain `domain` would.

@@ -100,6 +100,34 @@ final class FilecopyQuotaTests: XCTestCase {
         XCTAssertEqual(try scene.receive(stream("late", bytes: 10)).0.status, 0)
     }
 
+    /// One source cannot hold more than max_concurrent_copies receivers
+    /// open at once (each is a process and 4 MiB in the receiver); a slot
+    /// comes back when its copy ends, and other sources have their own.
+    func testConcurrentCopiesFromOneSourceAreCapped() throws {
+        let scene = try FilecopyScene(config: ["max_concurrent_copies": "2"])
+        var first = stream("held1", bytes: 100)
+        first.bytes.removeLast(32)   // no end marker yet: the copy stays in progress
+        let held = try (0..<2).map { _ in try scene.h.startService("qubes.Filecopy", source: "work", in: "personal") }
+        held[0].write(first.bytes)
+        // The receivers take their slots as they start: wait for both.
+        let runDir = scene.h.root + "/run/odyssey-filecopy"
+        for _ in 0..<1000 where ((try? FileManager.default.contentsOfDirectory(atPath: runDir)) ?? []).count < 2 { usleep(10_000) }
+        let r = try scene.receive(stream("third", bytes: 10))
+        XCTAssertEqual(r.1?.code, UInt32(EBUSY), r.0.stderr)
+        XCTAssertTrue(r.0.stderr.contains("2 copies from work are already running (max_concurrent_copies)"), r.0.stderr)
+        XCTAssertFalse(scene.exists("third"))
+        // Another source is not held up by work's copies.
+        XCTAssertEqual(try receive(scene, from: "third", stream("other", bytes: 10)).0.status, 0)
+
+        // The held copies end: their slots come back.
+        var end = FilecopyStream()
+        end.end()
+        XCTAssertEqual(held[0].finish(end.bytes).status, 0)
+        XCTAssertEqual(held[1].finish(end.bytes).status, 0)
+        XCTAssertEqual(try scene.receive(stream("third", bytes: 10)).0.status, 0)
+        XCTAssertTrue(scene.exists("held1"))
+    }
+
     func testMinFreePercentKeepsTheFileSystemFromFilling() throws {
         // 100% kept free: nothing fits on any real file system.
         let full = try FilecopyScene(config: ["min_free_percent": "100"])

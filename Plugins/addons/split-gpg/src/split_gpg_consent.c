@@ -25,44 +25,12 @@ int split_gpg_valid_domain(const char *s) {
     return 1;
 }
 
-/* PATH, created 0700 if missing, opened O_NOFOLLOW and checked: a
- * directory, ours, no access for anyone else. -1 with the reason in why. */
-static int open_private_dir(const char *path, char *why, size_t why_size) {
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        snprintf(why, why_size, "cannot create %s (%s)", path, strerror(errno));
-        return -1;
-    }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(why, why_size, "cannot open %s (%s)", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        snprintf(why, why_size, "%s is not a private directory of this user", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Where consents are remembered: $XDG_RUNTIME_DIR/odyssey-split-gpg when
- * the session has a runtime directory, else /tmp/odyssey-split-gpg-UID (a
- * service started outside a session may have no XDG_RUNTIME_DIR, or one
- * naming a directory that does not exist). -1 (said on err_fd) if it
- * cannot be trusted: the vault then asks every time. */
+/* Where consents are remembered (addon_private_dir "odyssey-split-gpg").
+ * -1 (said on err_fd) if it cannot be trusted: the vault then asks every
+ * time. */
 static int open_runtime_dir(int err_fd) {
-    char path[4096], why[4200];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    int n;
-    if (xdg != NULL && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode))
-        n = snprintf(path, sizeof path, "%s/odyssey-split-gpg", xdg);
-    else
-        n = snprintf(path, sizeof path, "/tmp/odyssey-split-gpg-%u", (unsigned)geteuid());
-    if (n < 0 || (size_t)n >= sizeof path) return -1;
-    int fd = open_private_dir(path, why, sizeof why);
+    char why[4200];
+    int fd = addon_private_dir("odyssey-split-gpg", why, sizeof why);
     if (fd < 0) say(err_fd, "split-gpg: %s; consent is not remembered", why);
     return fd;
 }
