@@ -140,7 +140,14 @@ final class SplitGPGConsentTests: XCTestCase {
         let s = try SplitGPG.Setup()
         let source = "fallback" + String(UUID().uuidString.prefix(8)).lowercased()
         let memory = "/tmp/odyssey-split-gpg-\(geteuid())/consent-\(source)"
-        defer { try? FileManager.default.removeItem(atPath: memory) }
+        defer {
+            try? FileManager.default.removeItem(atPath: memory)
+            // The call's busy slot (max_concurrent_calls) fell back to /tmp too.
+            try? FileManager.default.removeItem(atPath: "/tmp/odyssey-split-gpg-calls-\(geteuid())/busy-\(source).0")
+            for dir in ["odyssey-split-gpg-calls", "odyssey-split-gpg"] {
+                rmdir("/tmp/\(dir)-\(geteuid())")   // only if empty: another run may be using it
+            }
+        }
         let env = ["XDG_RUNTIME_DIR": s.runtime + "/does-not-exist"]
         for _ in 0..<2 {
             let r = try s.gpg(["-b"], stdin: message, in: source, env: env)
