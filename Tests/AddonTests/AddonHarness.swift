@@ -4,7 +4,9 @@
 // services and commands through the real odyssey-addon-run. A command's
 // qrexec calls go to a loopback client (the runner's ODYSSEY_ADDON_CALL)
 // that runs the service locally "in" the target domain: HOME is that
-// domain's pretend home, QREXEC_REMOTE_DOMAIN the caller. What the loopback
+// domain's pretend home, QREXEC_REMOTE_DOMAIN the caller and
+// QREXEC_REMOTE_DOMAIN_UUID the caller's uuid (one per name, made on first
+// use; `recreate` gives a name a new one). What the loopback
 // cannot show is the host's policy and the channel: IntegrationTests runs
 // the add-ons in real domains for that.
 import Foundation
@@ -31,6 +33,7 @@ final class AddonHarness {
     let homes: String         // one pretend HOME per domain name
     let loopback: String      // the loopback qrexec client
     let callLog: String       // one line per loopback call: "SOURCE TARGET SERVICE[+ARG]"
+    let uuids: String         // one file per domain name: its uuid
     /// Where "@default" and "@dispvm" calls go.
     var defaultTarget = "target"
     private var packages: [AddonPackage]
@@ -41,7 +44,13 @@ final class AddonHarness {
         homes = root + "/homes"
         loopback = root + "/loopback"
         callLog = root + "/calls.log"
+        uuids = root + "/uuids"
         try FileManager.default.createDirectory(atPath: homes, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: uuids, withIntermediateDirectories: true)
+        // Each harness its own runtime directory: add-ons keep state there
+        // (consents, busy slots) that must not mix with other tests' state.
+        try FileManager.default.createDirectory(atPath: root + "/run", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
         // Homes and the view must be reachable by a service that drops root.
         chmod(root, 0o755)
         chmod(homes, 0o755)
@@ -90,6 +99,21 @@ final class AddonHarness {
         return h
     }
 
+    /// The uuid of domain `name` as the host would pass it (made on first use).
+    func uuid(_ name: String) -> String {
+        let path = uuids + "/" + name
+        if let u = try? String(contentsOfFile: path, encoding: .utf8) { return u }
+        let u = UUID().uuidString.lowercased()
+        try? u.write(toFile: path, atomically: true, encoding: .utf8)
+        return u
+    }
+
+    /// Domain `name` removed and created again: same name, a new uuid.
+    func recreate(_ name: String) {
+        try? FileManager.default.removeItem(atPath: uuids + "/" + name)
+        _ = uuid(name)
+    }
+
     /// The loopback calls made so far, one "SOURCE TARGET SERVICE[+ARG]" each.
     var calls: [String] {
         ((try? String(contentsOfFile: callLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
@@ -105,6 +129,8 @@ final class AddonHarness {
             "ODY_LOOPBACK_DEFAULT": defaultTarget,
             "ODY_LOOPBACK_HOMES": homes,
             "ODY_LOOPBACK_LOG": callLog,
+            "ODY_LOOPBACK_UUIDS": uuids,
+            "XDG_RUNTIME_DIR": root + "/run",
         ]
     }
 
@@ -114,11 +140,54 @@ final class AddonHarness {
                     side: PluginManifest.AddonService.Side = .domain) throws -> Result {
         var e = baseEnvironment(domain: domain)
         e["QREXEC_REMOTE_DOMAIN"] = source
+        e["QREXEC_REMOTE_DOMAIN_UUID"] = uuid(source)
         e["QREXEC_SERVICE_FULL_NAME"] = service + (argument.map { "+" + $0 } ?? "")
         for (k, v) in env { e[k] = v }
         let dir = side == .domain ? "rpc" : "admin-rpc"
         return try run(["\(view)/\(dir)/\(service)"] + (argument.map { [$0] } ?? []), env: e, stdin: stdin,
                        stdinPath: stdinPath, cwd: home(domain))
+    }
+
+    /// Starts a service as runService does and leaves it running: stdin is
+    /// a pipe the caller writes and closes (a call in progress), stdout and
+    /// stderr go to files read once it has ended (`finish`).
+    func startService(_ service: String, source: String, in domain: String, env: [String: String] = [:]) throws -> RunningService {
+        var e = baseEnvironment(domain: domain)
+        e["QREXEC_REMOTE_DOMAIN"] = source
+        e["QREXEC_REMOTE_DOMAIN_UUID"] = uuid(source)
+        e["QREXEC_SERVICE_FULL_NAME"] = service
+        for (k, v) in env { e[k] = v }
+        let id = UUID().uuidString
+        let r = RunningService(process: Process(), stdin: Pipe(), stdoutPath: root + "/stdout-" + id, stderrPath: root + "/stderr-" + id)
+        _ = FileManager.default.createFile(atPath: r.stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: r.stderrPath, contents: nil)
+        r.process.executableURL = URL(fileURLWithPath: "\(view)/rpc/\(service)")
+        r.process.environment = e
+        r.process.currentDirectoryURL = URL(fileURLWithPath: home(domain))
+        r.process.standardInput = r.stdin
+        r.process.standardOutput = FileHandle(forWritingAtPath: r.stdoutPath)
+        r.process.standardError = FileHandle(forWritingAtPath: r.stderrPath)
+        try r.process.run()
+        return r
+    }
+
+    struct RunningService {
+        let process: Process
+        let stdin: Pipe
+        let stdoutPath: String
+        let stderrPath: String
+
+        func write(_ bytes: [UInt8]) { stdin.fileHandleForWriting.write(Data(bytes)) }
+
+        /// Closes stdin (the rest of the stream is `rest`), waits, and reports.
+        func finish(_ rest: [UInt8] = []) -> Result {
+            write(rest)
+            try? stdin.fileHandleForWriting.close()
+            process.waitUntilExit()
+            let out = (try? Data(contentsOf: URL(fileURLWithPath: stdoutPath))) ?? Data()
+            let err = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+            return Result(status: process.terminationStatus, stdout: Array(out), stderr: err)
+        }
     }
 
     /// Runs a client command as a user of domain `domain` would.
@@ -187,6 +256,10 @@ final class AddonHarness {
     view=$(dirname "$ODYSSEY_ADDON_CALL")/view
     mkdir -p "$ODY_LOOPBACK_HOMES/$target"
     export QREXEC_REMOTE_DOMAIN="$ODY_LOOPBACK_SOURCE" QREXEC_REQUESTED_TARGET="$requested"
+    uuid_file="$ODY_LOOPBACK_UUIDS/$ODY_LOOPBACK_SOURCE"
+    [ -s "$uuid_file" ] || cat /proc/sys/kernel/random/uuid | tr -d '\n' > "$uuid_file"
+    QREXEC_REMOTE_DOMAIN_UUID=$(cat "$uuid_file")
+    export QREXEC_REMOTE_DOMAIN_UUID
     export HOME="$ODY_LOOPBACK_HOMES/$target" ODY_LOOPBACK_SOURCE="$target"
     cd "$HOME" || exit 125
     if [ -n "$arg" ]; then exec "$view/$dir/$service" "$arg"; else exec "$view/$dir/$service"; fi

@@ -497,7 +497,11 @@ final class FilecopyServiceTests: XCTestCase {
         s.file("d/f", "as nobody")
         s.dirEnd("d")
         s.end()
-        let env = ["PATH": "/usr/bin:/bin", "HOME": home, "QREXEC_REMOTE_DOMAIN": "work"]
+        // nobody's own runtime directory (the busy slots), so nothing lands in /tmp.
+        let runtime = scene.h.root + "/run-nobody"
+        try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chown(runtime, 65534, 65534)
+        let env = ["PATH": "/usr/bin:/bin", "HOME": home, "QREXEC_REMOTE_DOMAIN": "work", "XDG_RUNTIME_DIR": runtime]
         let r = try scene.h.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", scene.h.view + "/rpc/qubes.Filecopy"],
                                 env: env, stdin: s.bytes, stdinPath: nil, cwd: "/")
         if r.status != 0, r.stderr.contains("cannot confine") { throw XCTSkip("no confinement for unprivileged users here: \(r.stderr)") }

@@ -34,6 +34,29 @@ final class OpenInVMServiceTests: XCTestCase {
         XCTAssertEqual(s.marker("seen-data"), "hello")
     }
 
+    /// A caller cannot fill the target's file system: past what
+    /// min_free_percent keeps free, the rest is refused, the viewer never
+    /// runs and nothing is left behind.
+    func testFileThatWouldFillTheTargetIsRefused() throws {
+        try useViewer()
+        let tmp = h.root + "/disp1-tmp"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        try h.setConfig("open-in-vm", ["viewer": try s.viewer(), "min_free_percent": "100"])
+        let r = try h.runService("qubes.OpenInVM", source: "work", in: "disp1",
+                                 stdin: OpenInVMWire.request("big.bin", "data"), env: ["TMPDIR": tmp])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("refused the rest of big.bin from work") && r.stderr.contains("min_free_percent"),
+                      r.stderr)
+        XCTAssertNil(s.marker("seen-path"), "the viewer must not run")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), [], "nothing left behind")
+
+        try h.setConfig("open-in-vm", ["viewer": try s.viewer(), "min_free_percent": "0"])
+        let ok = try h.runService("qubes.OpenInVM", source: "work", in: "disp1",
+                                  stdin: OpenInVMWire.request("big.bin", "data"), env: ["TMPDIR": tmp])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertEqual(s.marker("seen-data"), "data")
+    }
+
     func testViewOnlySendsNothingEvenWhenTheViewerWrites() throws {
         try useViewer(#"chmod u+w "$1"; echo tampered >> "$1"; echo extra > "$(dirname "$1")/other" 2>/dev/null"#)
         let r = try open(OpenInVMWire.request("view-only-secret.pdf", "%PDF"))

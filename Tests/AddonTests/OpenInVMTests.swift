@@ -294,6 +294,49 @@ final class OpenInVMTests: XCTestCase {
         assertNoLeftovers()
     }
 
+    /// Finding 16 (issue 11): nothing bounded what a target sent back. Past
+    /// the larger of return_max_bytes and return_max_factor x the original,
+    /// the client stops reading, keeps nothing and leaves FILE untouched.
+    func testTargetSendingBackTooMuchIsStopped() throws {
+        try h.setConfig("open-in-vm", ["return_max_bytes": "1000", "return_max_factor": "4"])
+        try fakeService("\(skipNameBlock); cat > /dev/null; head -c 300000 /dev/zero | tr '\\0' x")
+        let before = try XCTUnwrap(OpenInVMFile.identity(doc))
+        let r = try h.runCommand(["ody-open-in-dvm", doc], in: "work")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("sent back more than 1000 bytes") && r.stderr.contains("report.txt is unchanged"),
+                      r.stderr)
+        XCTAssertEqual(OpenInVMFile.identity(doc), before)
+        XCTAssertEqual(OpenInVMFile.text(doc), "hello\n")
+        assertNoLeftovers()
+
+        // The bound scales with the original: 4 x 300 bytes is over 1000.
+        try OpenInVMFile.write(doc, String(repeating: "o", count: 300))
+        try fakeService("\(skipNameBlock); cat > /dev/null; head -c 1200 /dev/zero | tr '\\0' y")
+        let fits = try h.runCommand(["ody-open-in-dvm", doc], in: "work")
+        XCTAssertEqual(fits.status, 0, fits.stderr)
+        XCTAssertEqual(OpenInVMFile.text(doc), String(repeating: "y", count: 1200))
+        try OpenInVMFile.write(doc, String(repeating: "o", count: 300))
+        try fakeService("\(skipNameBlock); cat > /dev/null; head -c 1201 /dev/zero | tr '\\0' z")
+        XCTAssertEqual(try h.runCommand(["ody-open-in-dvm", doc], in: "work").status, 1)
+        XCTAssertEqual(OpenInVMFile.text(doc), String(repeating: "o", count: 300))
+        assertNoLeftovers()
+    }
+
+    /// A target that sends far more (finite, so the old code could not fill
+    /// the disk), also for a view-only copy where nothing is wanted back: the
+    /// client stops at the bound, nothing is kept.
+    func testFloodIsCutOffAtTheBound() throws {
+        try h.setConfig("open-in-vm", ["return_max_bytes": "65536", "return_max_factor": "0"])
+        try fakeService("\(skipNameBlock); cat > /dev/null; head -c 50000000 /dev/zero")
+        for args in [[doc!], ["--view-only", doc!]] {
+            let r = try h.runCommand(["ody-open-in-dvm"] + args, in: "work")
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("sent back more than 65536 bytes"), r.stderr)
+            XCTAssertEqual(OpenInVMFile.text(doc), "hello\n")
+        }
+        assertNoLeftovers()
+    }
+
     func testServiceExitingEarlyDoesNotHangTheClient() throws {
         // A large file and a service that reads nothing: the client's writes
         // fail, and it still reports the service's status.

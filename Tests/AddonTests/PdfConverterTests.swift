@@ -202,6 +202,16 @@ final class PdfConverterTests: XCTestCase {
         XCTAssertFalse(info.output.contains("Syntax Error"), info.output)
     }
 
+    /// The disposable's pixels cannot fill the caller's disk: a PDF that
+    /// would leave less than min_free_percent free is refused, nothing kept.
+    func testRebuiltPDFThatWouldFillTheDiskIsRefused() throws {
+        let (h, path) = try workDomainWithPDF()
+        try h.setConfig("pdf-converter", ["resolution": "72", "min_free_percent": "100"])
+        let fake = try fakeDisposable(h, stream: Array("1\n3 2\n".utf8) + [UInt8](repeating: 0, count: 18))
+        let r = try h.runCommand(["ody-convert-pdf", path], in: "work", env: ["ODYSSEY_ADDON_CALL": fake])
+        assertRefused(r, h, path, because: "the new PDF would leave less free space than min_free_percent keeps")
+    }
+
     func testExistingTrustedFileIsNotOverwritten() throws {
         let (h, path) = try workDomainWithPDF()
         let existing = h.home("work") + "/doc.trusted.pdf"

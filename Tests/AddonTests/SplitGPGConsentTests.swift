@@ -1,7 +1,8 @@
 // SplitGPGConsentTests: the vault asks (odyssey.GpgConsent+SOURCE to
 // @adminvm, which the loopback runs as the admin-side service) the first
 // time a domain uses its keys, remembers the answer for autoaccept_seconds
-// per source domain, and fails the call when the answer is no. Also: which
+// per source domain *uuid* (a domain re-created under the same name is asked
+// again), and fails the call when the answer is no. Also: which
 // vault ody-gpg calls, and a policy refusal of qubes.Gpg.
 import Foundation
 import XCTest
@@ -35,6 +36,47 @@ final class SplitGPGConsentTests: XCTestCase {
         let attrs = try FileManager.default.attributesOfItem(atPath: dir)
         XCTAssertEqual((attrs[.posixPermissions] as? NSNumber)?.intValue, 0o700)
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), ["consent-work", "consent-personal"])
+    }
+
+    /// Finding 16 (issue 11): consent was keyed by name, so a domain removed
+    /// and created again as "work" inherited the old one's consent.
+    func testRecreatedDomainOfTheSameNameIsAskedAgain() throws {
+        let s = try SplitGPG.Setup()
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        XCTAssertEqual(s.consentCalls(), 1, "remembered for the same domain: \(s.h.calls)")
+        let file = s.runtime + "/odyssey-split-gpg/consent-work"
+        XCTAssertEqual(try String(contentsOfFile: file, encoding: .utf8), s.h.uuid("work"), "the record names the uuid that consented")
+
+        s.h.recreate("work")
+        let r = try s.gpg(["-b"], stdin: message)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(s.consentCalls(), 2, "a new domain named work must be asked: \(s.h.calls)")
+        XCTAssertEqual(try s.gpg(["-b"], stdin: message).status, 0)
+        XCTAssertEqual(s.consentCalls(), 2, "and then remembered for the new one")
+
+        // Refused for the new one: nothing of the old consent lets it through.
+        s.h.recreate("work")
+        let no = try s.gpg(["-b"], stdin: message, env: ["ODY_LOOPBACK_DENY": "odyssey.GpgConsent"])
+        XCTAssertEqual(no.status, 1, no.stderr)
+        XCTAssertEqual(s.gpgRuns, 4, "gpg ran for the four allowed calls only")
+    }
+
+    /// Without the caller's uuid (a host that does not pass it, or a spelling
+    /// that is not canonical) nothing is remembered: every call asks.
+    func testWithoutTheCallersUUIDEveryCallAsks() throws {
+        let s = try SplitGPG.Setup()
+        for bad in ["", s.h.uuid("work").uppercased(), "../" + String(repeating: "a", count: 33)] {
+            let bytes = SplitGPG.stream(["-b"], frames: [(0, message), (0, [])])
+            var env = s.env
+            env["QREXEC_REMOTE_DOMAIN_UUID"] = bad
+            let r = try s.h.runService("qubes.Gpg", source: "work", in: "vault", stdin: bytes, env: env)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(SplitGPG.reply(r.stdout).exitStatus, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("the host did not pass the caller's uuid; consent is not remembered"), r.stderr)
+        }
+        XCTAssertEqual(s.consentCalls(), 3, "\(s.h.calls)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.runtime + "/odyssey-split-gpg/consent-work"))
     }
 
     func testConsentExpiresAfterTheWindow() throws {
@@ -98,7 +140,14 @@ final class SplitGPGConsentTests: XCTestCase {
         let s = try SplitGPG.Setup()
         let source = "fallback" + String(UUID().uuidString.prefix(8)).lowercased()
         let memory = "/tmp/odyssey-split-gpg-\(geteuid())/consent-\(source)"
-        defer { try? FileManager.default.removeItem(atPath: memory) }
+        defer {
+            try? FileManager.default.removeItem(atPath: memory)
+            // The call's busy slot (max_concurrent_calls) fell back to /tmp too.
+            try? FileManager.default.removeItem(atPath: "/tmp/odyssey-split-gpg-calls-\(geteuid())/busy-\(source).0")
+            for dir in ["odyssey-split-gpg-calls", "odyssey-split-gpg"] {
+                rmdir("/tmp/\(dir)-\(geteuid())")   // only if empty: another run may be using it
+            }
+        }
         let env = ["XDG_RUNTIME_DIR": s.runtime + "/does-not-exist"]
         for _ in 0..<2 {
             let r = try s.gpg(["-b"], stdin: message, in: source, env: env)

@@ -4,7 +4,8 @@
 //   empty, the vault's gpg never runs).
 // - qubes.Gpg in the vault refuses the same arguments when a client skips
 //   those checks (a crafted stream), before consent and before gpg, and
-//   refuses malformed streams.
+//   refuses malformed streams, and more concurrent calls from one domain
+//   than max_concurrent_calls.
 import Foundation
 import XCTest
 
@@ -143,5 +144,28 @@ final class SplitGPGRefusalTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains("protocol error") && r.stderr.contains(expected), "\(what): \(r.stderr)")
             XCTAssertNil(SplitGPG.reply(r.stdout).exitStatus, what)
         }
+    }
+    /// A domain cannot hold more than max_concurrent_calls calls open in the
+    /// vault (each a gpg process and buffers there); the slot comes back when
+    /// the call ends, and other domains have their own.
+    func testConcurrentCallsFromOneDomainAreCapped() throws {
+        let s = try SplitGPG.Setup(config: ["max_concurrent_calls": "1"])
+        let data = Array("held\n".utf8)
+        let held = try s.h.startService("qubes.Gpg", source: "work", in: "vault", env: s.env)
+        held.write(SplitGPG.stream(["-b"], frames: [(0, data)]))   // stdin not ended: the call stays open
+        for _ in 0..<1000 where s.gpgRuns == 0 { usleep(10_000) }
+        XCTAssertEqual(s.gpgRuns, 1, "the held call runs gpg")
+
+        let r = try s.gpg(["-b"], stdin: data)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("split-gpg: 1 calls from work are already running (max_concurrent_calls); refused"), r.stderr)
+        XCTAssertEqual(s.gpgRuns, 1, "gpg did not run for the refused call")
+        XCTAssertEqual(try s.gpg(["-b"], stdin: data, in: "personal").status, 0, "another domain is not held up")
+
+        let done = held.finish(SplitGPG.le32(0) + SplitGPG.le32(0))   // stdin's EOF frame
+        XCTAssertEqual(done.status, 0, done.stderr)
+        XCTAssertEqual(SplitGPG.reply(done.stdout).exitStatus, 0)
+        let again = try s.gpg(["-b"], stdin: data)
+        XCTAssertEqual(again.status, 0, again.stderr)
     }
 }

@@ -28,6 +28,7 @@ final class NativeBrokerTests: XCTestCase {
         try """
         test.Hello    *  @anyvm  @anyvm   allow user=root
         test.Hello    *  @anyvm  @dispvm  allow user=root
+        test.Uuid     *  @anyvm  @anyvm   allow
         qubes.GetDate *  @anyvm  @anyvm   allow target=dom0
         """.write(toFile: dir + "/policy/50-test.policy", atomically: true, encoding: .utf8)
         try fm.createDirectory(atPath: dir + "/qubes-rpc", withIntermediateDirectories: true)
@@ -65,6 +66,9 @@ final class NativeBrokerTests: XCTestCase {
         try "root:x:0:\nuser:x:1000:\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
         try "#!/bin/sh\necho \"$(hostname) serves $QREXEC_REMOTE_DOMAIN\"\n".write(toFile: rootfs + "/etc/qubes-rpc/test.Hello", atomically: true, encoding: .utf8)
         chmod(rootfs + "/etc/qubes-rpc/test.Hello", 0o755)
+        // The caller's uuid reaches the service (split-GPG keys consent by it).
+        try "#!/bin/sh\necho \"$QREXEC_REMOTE_DOMAIN_UUID\"\n".write(toFile: rootfs + "/etc/qubes-rpc/test.Uuid", atomically: true, encoding: .utf8)
+        chmod(rootfs + "/etc/qubes-rpc/test.Uuid", 0o755)
         try mapped { () throws(DomainError) in
             _ = try TemplateBuilder(store: daemon.store, volumes: daemon.volumes).createFromRootfs("tpl", source: rootfs, label: "black")
             for n in ["work", "vault", "dvm"] {
@@ -88,6 +92,9 @@ final class NativeBrokerTests: XCTestCase {
         XCTAssertEqual(r.1, "vault serves work\n")
         XCTAssertEqual(daemon.runtime.powerState("vault"), .running, "started by the call")
         XCTAssertEqual(try inWork("ody-call vault test.Nope").0, 126)
+        r = try inWork("ody-call vault test.Uuid")
+        XCTAssertEqual(r.0, 0)
+        XCTAssertEqual(r.1, try daemon.store.domain("work").uuid.text + "\n", "QREXEC_REMOTE_DOMAIN_UUID is the caller's")
         r = try inWork("ody-call vault qubes.GetDate")
         XCTAssertEqual(r.0, 0)
         XCTAssertTrue(r.1.hasPrefix("20"), r.1)

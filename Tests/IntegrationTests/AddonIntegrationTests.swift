@@ -178,6 +178,31 @@ final class AddonIntegrationTests: XCTestCase {
         r = try inside("work", "ODYSSEY_GPG_DOMAIN=vault ody-gpg --clearsign < m > m.clear")
         XCTAssertEqual(r.0, 0, r.2)
         XCTAssertEqual(h.daemon.broker.pending(), [])
+
+        // Issue 11: the consent belongs to that domain, not to its name. work
+        // removed and created again is asked again (and refused here).
+        try h.daemon.runtime.shutdown("work", wait: true)
+        try mapped { () throws(DomainError) in
+            try h.daemon.volumes.removeVolumes("work")
+            try h.daemon.store.remove("work")
+        }
+        try h.create("work", template: "debian")
+        try h.daemon.runtime.start("work")
+        let again = Outcome()
+        Thread {
+            again.result = try? host.run("work", "echo x | ODYSSEY_GPG_DOMAIN=vault ody-gpg --clearsign", user: "user")
+            again.done.signal()
+        }.start()
+        asked = nil
+        for _ in 0..<1000 where asked == nil {
+            asked = h.daemon.broker.pending().first { $0.service == "odyssey.GpgConsent+work" }
+            if asked == nil { usleep(10_000) }
+        }
+        try h.daemon.broker.deny(id: try XCTUnwrap(asked, "the new work must be asked for consent").id)
+        XCTAssertEqual(again.done.wait(timeout: .now() + 120), .success)
+        r = try XCTUnwrap(again.result)
+        XCTAssertEqual(r.0, 1, r.2)
+        XCTAssertTrue(r.2.contains("the vault's user did not allow work to use its keys"), r.2)
     }
 
     /// A real two-page PDF (text in Helvetica), offsets computed.

@@ -142,6 +142,28 @@ final class ServiceCommandTests: XCTestCase {
         XCTAssertEqual(try parse("QUBESRPC a.B w$rk").source, "w_rk")
     }
 
+    /// The caller's uuid rides at the end of the command line (issue 11: a
+    /// service such as split-GPG's consent must tell a domain from a later
+    /// one of the same name); only the canonical lower-case spelling passes.
+    func testSourceUUID() throws {
+        let u = "0f1e2d3c-4b5a-4697-8877-665544332211"
+        let c = try parse("QUBESRPC a.B+x work uuid:\(u)")
+        XCTAssertEqual(c.source, "work")
+        XCTAssertEqual(c.sourceUUID, u)
+        XCTAssertEqual(c.commandLine, "QUBESRPC a.B+x work uuid:\(u)")
+        XCTAssertEqual(c.environment(agentPID: 1),
+                       ["QREXEC_REMOTE_DOMAIN=work", "QREXEC_SERVICE_FULL_NAME=a.B+x", "QREXEC_REMOTE_DOMAIN_UUID=\(u)",
+                        "QREXEC_SERVICE_ARGUMENT=x", "QREXEC_AGENT_PID=1"])
+        let t = try parse("QUBESRPC a.B work name vault uuid:\(u)")
+        XCTAssertEqual(t.requestedTarget?.target, "vault")
+        XCTAssertEqual(t.sourceUUID, u)
+        XCTAssertNil(try parse("QUBESRPC a.B work").sourceUUID)
+        for bad in ["uuid:\(u.uppercased())", "uuid:\(u.dropLast())", "uuid:\(u)0", "uuid:", "uuid:\(u) x",
+                    "uuid:0f1e2d3c_4b5a-4697-8877-665544332211", "name vault uuid:\(u) x"] {
+            XCTAssertThrowsError(try parse("QUBESRPC a.B work \(bad)"), bad)
+        }
+    }
+
     func testEnvironment() throws {
         XCTAssertEqual(try parse("QUBESRPC a.B+-rf work").environment(agentPID: 42),
                        ["QREXEC_REMOTE_DOMAIN=work", "QREXEC_SERVICE_FULL_NAME=a.B+-rf", "QREXEC_SERVICE_ARGUMENT=-rf", "QREXEC_AGENT_PID=42"])

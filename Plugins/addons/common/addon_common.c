@@ -3,10 +3,14 @@
 #include "addon_common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int32_t addon_entry(const struct addon_definition *def, const ody_entry_request *req,
@@ -140,6 +144,77 @@ int read_exact(int fd, void *buf, size_t size) {
         return -1;
     }
     return 0;
+}
+
+int addon_caller_uuid(char out[ADDON_UUID_SIZE]) {
+    const char *untrusted = getenv("QREXEC_REMOTE_DOMAIN_UUID");
+    if (untrusted == NULL || strlen(untrusted) != ADDON_UUID_SIZE - 1) return -1;
+    for (int i = 0; i < ADDON_UUID_SIZE - 1; i++) {
+        char c = untrusted[i];
+        int dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return -1;
+    }
+    memcpy(out, untrusted, ADDON_UUID_SIZE);
+    return 0;
+}
+
+int addon_fs_has_room(int fd, uint64_t more, uint64_t min_free_percent) {
+    struct statvfs fs;
+    if (min_free_percent == 0 || fstatvfs(fd, &fs) != 0 || fs.f_blocks == 0) return 1;
+    if (min_free_percent > 100) min_free_percent = 100;
+    uint64_t unit = fs.f_frsize != 0 ? fs.f_frsize : fs.f_bsize;
+    uint64_t avail = (uint64_t)fs.f_bavail * unit;
+    uint64_t keep = (uint64_t)fs.f_blocks / 100 * min_free_percent * unit;
+    return avail >= keep && more <= avail - keep;
+}
+
+int addon_private_dir(const char *leaf, char *why, size_t why_size) {
+    char path[4096];
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    int n;
+    if (xdg != NULL && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode))
+        n = snprintf(path, sizeof path, "%s/%s", xdg, leaf);
+    else
+        n = snprintf(path, sizeof path, "/tmp/%s-%u", leaf, (unsigned)geteuid());
+    if (n < 0 || (size_t)n >= sizeof path) {
+        snprintf(why, why_size, "the runtime directory's path is too long");
+        return -1;
+    }
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, why_size, "cannot create %s (%s)", path, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, why_size, "cannot open %s (%s)", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        snprintf(why, why_size, "%s is not a private directory of this user", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int addon_take_slot(int dir, const char *key, uint64_t max) {
+    for (uint64_t i = 0; i < max; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "busy-%s.%llu", key, (unsigned long long)i);
+        int fd = openat(dir, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0) return -1;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+        int e = errno;
+        close(fd);
+        if (e != EWOULDBLOCK) {
+            errno = e;
+            return -1;
+        }
+    }
+    errno = EBUSY;
+    return -1;
 }
 
 void say(int fd, const char *fmt, ...) {

@@ -11,7 +11,7 @@
 //             @dispvm:T -> a new (or preloaded) disposable (Disposables)
 //             name      -> started first if halted and autostart allows
 //             then a socketpair: one end to the target's agent with
-//             MSG_EXEC_CMDLINE "user:QUBESRPC SERVICE+ARG SOURCE", the other to
+//             MSG_EXEC_CMDLINE "user:QUBESRPC SERVICE+ARG SOURCE uuid:UUID", the other to
 //             the caller's agent with MSG_SERVICE_CONNECT (cmdline = ident).
 //             The agents talk directly; the host is out of the data path.
 //
@@ -256,7 +256,10 @@ public final class Broker: @unchecked Sendable {
         let u = user ?? (try? snap.property("default_user", of: target).value).flatMap { $0.isEmpty ? nil : $0 } ?? "user"
         let p = try Self.socketPair()
         defer { Sys.close(p[0]); Sys.close(p[1]) }
-        let port = try link.exec(user: u, command: "QUBESRPC \(service) \(source)",
+        // The caller's uuid rides along (`uuid:...`, QREXEC_REMOTE_DOMAIN_UUID in the
+        // service) so a service can tell this domain from a later one of the same name.
+        let sourceUUID = (try? snap.domain(source).uuid.text).map { " uuid:" + $0 } ?? ""
+        let port = try link.exec(user: u, command: "QUBESRPC \(service) \(source)\(sourceUUID)",
                                  connectDomain: UInt32((try? snap.domain(source).qid) ?? 0), passing: p[1])
         try caller.serviceConnect(ident: ident, connectDomain: UInt32((try? snap.domain(target).qid) ?? 0),
                                   port: port, passing: p[0])

@@ -1,6 +1,7 @@
 // Services in the domain: MSG_EXEC_CMDLINE "user:QUBESRPC SERVICE+ARG SOURCE"
 // (optionally followed by "name TARGET" / "keyword TARGET", the requested
-// target, when the host passes it). Looked up as Qubes does:
+// target, when the host passes it, then "uuid:UUID", the caller's uuid).
+// Looked up as Qubes does:
 //
 //   for NAME in SERVICE+ARG, SERVICE:        (SERVICE+ARG only if it has a '+'
 //     for DIR in the service directories:     and is at most 255 bytes)
@@ -23,7 +24,8 @@
 //       the caller's stderr.
 //
 // Environment: PATH, HOME, USER, LOGNAME, SHELL as for commands, plus
-// QREXEC_REMOTE_DOMAIN, QREXEC_SERVICE_FULL_NAME, QREXEC_SERVICE_ARGUMENT
+// QREXEC_REMOTE_DOMAIN, QREXEC_SERVICE_FULL_NAME, QREXEC_REMOTE_DOMAIN_UUID
+// (when the host passed it), QREXEC_SERVICE_ARGUMENT
 // (only with a non-empty argument), QREXEC_REQUESTED_TARGET_TYPE with
 // QREXEC_REQUESTED_TARGET (type "name") or QREXEC_REQUESTED_TARGET_KEYWORD
 // (type "keyword") when the host passed them, and QREXEC_AGENT_PID.

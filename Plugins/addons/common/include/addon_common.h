@@ -59,6 +59,35 @@ ssize_t read_upto(int fd, void *buf, size_t size);
 /* "error: ..." style line on fd (a command's stderr or a service's). */
 void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The calling domain's uuid (36 characters, canonical lower case) of the
+ * service call this process runs: QREXEC_REMOTE_DOMAIN_UUID, which the
+ * agent sets from the host's command line (never the caller). 0 and out
+ * filled, or -1 (absent or not canonical: an older host; no uuid). */
+#define ADDON_UUID_SIZE 37
+int addon_caller_uuid(char out[ADDON_UUID_SIZE]);
+
+/* 1 if the file system holding fd would still have min_free_percent of
+ * its blocks free after `more` bytes are written, else 0. 1 as well when
+ * min_free_percent is 0 or the file system cannot say (statfs fails or
+ * reports no blocks): the check bounds what another domain can fill, it
+ * never invents a failure. */
+int addon_fs_has_room(int fd, uint64_t more, uint64_t min_free_percent);
+
+/* A directory only this user can use, for state an add-on keeps between
+ * calls: $XDG_RUNTIME_DIR/LEAF when that runtime directory exists, else
+ * /tmp/LEAF-UID (a service started outside a session may have no
+ * XDG_RUNTIME_DIR, or one that does not exist); created 0700 if missing,
+ * opened O_NOFOLLOW, and refused unless it is a directory of this user
+ * with no group or other access. An open descriptor, or -1 with the
+ * reason in why. */
+int addon_private_dir(const char *leaf, char *why, size_t why_size);
+
+/* One of `max` concurrent slots for `key` (a checked domain name): an open
+ * descriptor holding an exclusive flock on DIR/busy-KEY.N (N < max);
+ * closing it frees the slot, and so does the end of the process, however
+ * it ends. -1 with errno EBUSY when all `max` are held, or another errno. */
+int addon_take_slot(int dir, const char *key, uint64_t max);
+
 /* Checks struct sizes and flags of a run_service / run_command call. */
 int32_t addon_check_service_call(const ody_service_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);
 int32_t addon_check_command_call(const ody_command_call *call, int32_t *exit_status, uint32_t flags, ody_error *err);

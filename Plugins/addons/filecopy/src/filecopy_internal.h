@@ -8,6 +8,7 @@
  *   progress.c        the --progress line
  *   remove_tree.c     ody-move's removal of the originals
  *   receive_service.c qubes.Filecopy: incoming directory, child, reply
+ *   incoming_usage.c  what ~/QubesIncoming already holds (per-receiver quota)
  *   confine.c         locking the unpacking child into the incoming dir
  *   landlock.c        the same where chroot and namespaces are refused
  *   syscall_filter.c  the system calls left to the unpacking child
@@ -207,9 +208,20 @@ int fc_filter_syscalls(char *why, size_t size);
 
 struct fc_unpack_limits {
     int allow_all_names;
-    uint64_t quota_bytes;
+    uint64_t quota_bytes;           /* per copy */
     uint64_t quota_files;
+    uint64_t incoming_bytes_left;   /* per receiver: incoming_quota_* minus what is there */
+    uint64_t incoming_files_left;
+    uint64_t min_free_percent;      /* of the receiving file system, kept free */
 };
+
+/* ---- incoming_usage.c */
+
+/* Bytes (file data and link targets) and entries under `dir`, every
+ * source's copies together, counting stopped once files passes
+ * files_limit. 0, or -1 with a reason in why. */
+int fc_incoming_usage(const char *dir, uint64_t files_limit, uint64_t *bytes, uint64_t *files, char *why,
+                      size_t why_size);
 
 struct fc_unpack_result {
     uint32_t code;              /* 0 or errno */

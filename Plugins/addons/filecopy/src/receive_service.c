@@ -114,15 +114,18 @@ static int argument_allows_all(const char *arg, int *allow_all) {
     return 0;
 }
 
-int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *exit_status) {
-    struct fc_unpack_limits lim = {0, 0, 0};
+/* The copy itself, once it holds one of its source's slots. */
+static int32_t receive(ody_addon *a, const ody_service_call *call, int32_t *exit_status) {
+    struct fc_unpack_limits lim;
+    memset(&lim, 0, sizeof lim);
     if (argument_allows_all(call->argument, &lim.allow_all_names) != 0)
         return refuse(call, exit_status, EINVAL, "unknown argument \"%s\" (only allow-all-names)", call->argument);
-    const char *source = call->source;
-    if (source[0] == 0 || strchr(source, '/') != NULL || strcmp(source, ".") == 0 || strcmp(source, "..") == 0)
-        return refuse(call, exit_status, EINVAL, "the calling domain's name \"%s\" cannot name a directory", source);
+    const char *source = call->source;   /* checked by fc_receive_service */
     lim.quota_bytes = addon_config_u64(a, "quota_bytes", 68719476736ull);
     lim.quota_files = addon_config_u64(a, "quota_files", 1000000ull);
+    uint64_t incoming_quota_bytes = addon_config_u64(a, "incoming_quota_bytes", 68719476736ull);
+    uint64_t incoming_quota_files = addon_config_u64(a, "incoming_quota_files", 1000000ull);
+    lim.min_free_percent = addon_config_u64(a, "min_free_percent", 5);
 
     const char *home = getenv("HOME");
     struct passwd *pw = NULL;
@@ -151,6 +154,17 @@ int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *
         close(in_fd);
         return refuse(call, exit_status, ENAMETOOLONG, "%s", "HOME is too long");
     }
+    /* The per-receiver quota: what every source's earlier copies left room for. */
+    uint64_t used_bytes, used_files;
+    char why[512];
+    char all_sources[4096];
+    snprintf(all_sources, sizeof all_sources, "%s/QubesIncoming", home);   /* shorter than dir */
+    if (fc_incoming_usage(all_sources, incoming_quota_files, &used_bytes, &used_files, why, sizeof why) != 0) {
+        close(in_fd);
+        return refuse(call, exit_status, EIO, "cannot count what QubesIncoming holds: %s", why);
+    }
+    lim.incoming_bytes_left = used_bytes < incoming_quota_bytes ? incoming_quota_bytes - used_bytes : 0;
+    lim.incoming_files_left = used_files < incoming_quota_files ? incoming_quota_files - used_files : 0;
 
     int pipe_fds[2];
     if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -192,4 +206,34 @@ int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *
     reply(call->stdout_fd, rep.code, rep.crc, name, (size_t)name_got);
     *exit_status = rep.code == 0 ? 0 : 1;
     return ODY_OK;
+}
+
+/* At most max_concurrent_copies copies from one source at a time (default
+ * 4): each holds a process, a child and 4 MiB of buffers in this domain,
+ * and copies running together each see the same room under the receiver's
+ * quota. The count is a set of locked files in a private runtime
+ * directory, freed by the kernel when a receiver ends, however it ends. */
+int32_t fc_receive_service(ody_addon *a, const ody_service_call *call, int32_t *exit_status) {
+    const char *source = call->source;
+    if (source[0] == 0 || strchr(source, '/') != NULL || strcmp(source, ".") == 0 || strcmp(source, "..") == 0)
+        return refuse(call, exit_status, EINVAL, "the calling domain's name \"%s\" cannot name a directory", source);
+    uint64_t max = addon_config_u64(a, "max_concurrent_copies", 4);
+    int slot = -1;
+    if (max > 0) {
+        char why[4200];
+        int dir = addon_private_dir("odyssey-filecopy", why, sizeof why);
+        if (dir < 0) return refuse(call, exit_status, EPERM, "cannot count the copies in progress: %s", why);
+        slot = addon_take_slot(dir, source, max);
+        int e = errno;
+        close(dir);
+        if (slot < 0 && e == EBUSY) {
+            snprintf(why, sizeof why, "%llu copies from %s are already running (max_concurrent_copies)",
+                     (unsigned long long)max, source);
+            return refuse(call, exit_status, EBUSY, "%s", why);
+        }
+        if (slot < 0) return refuse(call, exit_status, e, "cannot count the copies in progress: %s", strerror(e));
+    }
+    int32_t rc = receive(a, call, exit_status);
+    if (slot >= 0) close(slot);
+    return rc;
 }

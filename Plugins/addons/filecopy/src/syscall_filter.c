@@ -36,6 +36,7 @@ static const int allowed[] = {
     /* the stream, the files, stderr, the report */
     SYS_write, SYS_read, SYS_openat, SYS_utimensat, SYS_linkat, SYS_close, SYS_mkdirat, SYS_symlinkat,
     SYS_renameat2, SYS_unlinkat, SYS_newfstatat, SYS_fstat, SYS_fchmod, SYS_lseek, SYS_sync_file_range,
+    SYS_fstatfs,   /* the free space kept on the file system (unpack.c) */
 #ifdef SYS_statx
     SYS_statx,
 #endif

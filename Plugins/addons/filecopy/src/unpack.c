@@ -18,9 +18,13 @@
  *  - modes: & 0775, the setuid/setgid/sticky and world-write bits never
  *    land; directories keep u+rwx so the owner can always clean up;
  *  - nanoseconds above 999999999 are a protocol error, not clamped;
- *  - the quota (bytes of data and links, count of entries) is checked
- *    before an entry is written; on any failure the entry in progress is
- *    removed, entries already complete stay (they were complete).
+ *  - the quotas (bytes of data and links, count of entries: per copy, and
+ *    per receiver as what ~/QubesIncoming had left at the start) and the
+ *    free space kept on the file system are checked before an entry is
+ *    written, the free space again every 8 MiB of a file (copies from
+ *    other domains may be filling it at the same time); on any failure the
+ *    entry in progress is removed, entries already complete stay (they
+ *    were complete).
  */
 #define _GNU_SOURCE
 #include "filecopy_internal.h"
@@ -124,10 +128,21 @@ static int rename_noreplace(int dir_fd, const char *from, const char *to) {
     return unlinkat(dir_fd, from, 0);
 }
 
+/* The receiving file system keeps min_free_percent free: `more` bytes are
+ * about to be written. */
+static int check_free_space(struct unpack *u, uint64_t more) {
+    if (addon_fs_has_room(u->root_fd, more, u->lim->min_free_percent)) return 0;
+    return fail(u, ENOSPC, "the receiving file system would have less free space than min_free_percent keeps");
+}
+
 static int check_quota(struct unpack *u, uint64_t bytes) {
     if (u->files >= u->lim->quota_files) return fail(u, EDQUOT, "the copy has more entries than quota_files allows");
     if (bytes > u->lim->quota_bytes - u->bytes) return fail(u, EDQUOT, "the copy is larger than quota_bytes allows");
-    return 0;
+    if (u->files >= u->lim->incoming_files_left)
+        return fail(u, EDQUOT, "QubesIncoming would hold more entries than incoming_quota_files allows");
+    if (bytes > u->lim->incoming_bytes_left - u->bytes)
+        return fail(u, EDQUOT, "QubesIncoming would hold more bytes than incoming_quota_bytes allows");
+    return check_free_space(u, bytes);
 }
 
 static void entry_times(const struct fc_file_header *h, struct timespec ts[2]) {
@@ -165,6 +180,7 @@ static int copy_data(struct unpack *u, int fd, uint64_t size) {
         if (written - flushed >= WRITEBACK_STEP) {
             start_writeback(fd, flushed, written - flushed);
             flushed = written;
+            if (check_free_space(u, 0) != 0) return -1;
         }
     }
     /* The tail of a big file too; small files are left to syncfs, where one

@@ -4,7 +4,9 @@
  * The bytes are untrusted, but they are only ever the content of the file
  * the user chose to edit there, so they are not parsed: they are stored and
  * compared. The original is replaced by rename(2) from the same directory,
- * so it is never half-written, and only if the content differs.
+ * so it is never half-written, and only if the content differs. How much may
+ * come back is bounded (edited_copy_limit): the target, often a disposable
+ * that opened a hostile file, could otherwise fill this domain's disk.
  */
 #define _GNU_SOURCE
 #include "open_in_vm_internal.h"
@@ -19,11 +21,19 @@
 
 #define CHUNK (64 * 1024)
 
-void edited_copy_init(struct edited_copy *c, const char *dir, int original) {
+uint64_t edited_copy_limit(ody_addon *a, uint64_t original_size) {
+    uint64_t fixed = addon_config_u64(a, "return_max_bytes", 1ull << 30);
+    uint64_t factor = addon_config_u64(a, "return_max_factor", 4);
+    uint64_t scaled = factor != 0 && original_size > UINT64_MAX / factor ? UINT64_MAX : original_size * factor;
+    return scaled > fixed ? scaled : fixed;
+}
+
+void edited_copy_init(struct edited_copy *c, const char *dir, int original, uint64_t limit) {
     memset(c, 0, sizeof *c);
     c->dir = dir;
     c->original = original;
     c->fd = -1;
+    c->limit = limit;
 }
 
 static int fail(struct edited_copy *c, const char *what) {
@@ -67,6 +77,10 @@ void edited_copy_receive(struct edited_copy *c, int channel) {
             break;
         }
         if (n == 0) break;
+        if ((uint64_t)n > c->limit - c->bytes) {
+            c->too_big = 1;
+            break;
+        }
         if (c->dir != NULL && store(c, buf, (size_t)n, orig) != 0) break;
         c->bytes += (uint64_t)n;
     }

@@ -10,15 +10,26 @@
 
 #define CHUNK (64 * 1024)
 
-int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side) {
+int stream_copy(int in, int out, int copy, uint64_t min_free_percent, uint64_t *bytes, int *failed_side) {
     char *buf = malloc(CHUNK);
     if (buf == NULL) {
         *failed_side = 1;
         return -1;
     }
-    uint64_t total = 0;
+    uint64_t total = 0, checked = 0;
     int rc = 0;
     for (;;) {
+        /* Another domain is filling this file system: it keeps its share free
+         * (twice the step: the data may also go to `copy`, on the same one). */
+        if (min_free_percent > 0 && total >= checked) {
+            if (!addon_fs_has_room(out, 2ull * STREAM_ROOM_STEP, min_free_percent)) {
+                *failed_side = 2;
+                errno = ENOSPC;
+                rc = -1;
+                break;
+            }
+            checked = total + STREAM_ROOM_STEP;
+        }
         ssize_t n = read(in, buf, CHUNK);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {

@@ -69,7 +69,7 @@ static int send_file(int channel, const unsigned char block[OPEN_NAME_BLOCK], in
     uint64_t sent = 0;
     int failed_side = 1;
     int rc = write_all(channel, block, OPEN_NAME_BLOCK);
-    if (rc == 0) rc = stream_copy(src, channel, -1, &sent, &failed_side);
+    if (rc == 0) rc = stream_copy(src, channel, -1, 0, &sent, &failed_side);
     int saved = errno;
     /* EOF even after a failure: the service then finishes (or fails) and
      * reports, instead of waiting for more. */
@@ -110,13 +110,20 @@ static int open_file(ody_addon *a, const struct open_request *r) {
     const char *send_failed = NULL;
     int send_errno = send_file(channel, block, src, &send_failed) == 0 ? 0 : errno;
     struct edited_copy copy;
-    edited_copy_init(&copy, r->view_only ? NULL : dir, src);
+    edited_copy_init(&copy, r->view_only ? NULL : dir, src, edited_copy_limit(a, (uint64_t)before.st_size));
     edited_copy_receive(&copy, channel);
     close(channel);
     int status = addon_call_finish(a, call_id);
 
     int result = 0;
-    if (status != 0) {
+    if (copy.too_big) {
+        /* Checked first: having stopped reading, the service's status is
+         * most likely the broken pipe this caused. */
+        say(r->err, "%s: %s sent back more than %llu bytes (config [addon.open-in-vm] return_max_bytes, "
+            "return_max_factor); stopped reading, %s is unchanged", r->command, r->target,
+            (unsigned long long)copy.limit, r->file);
+        result = 1;
+    } else if (status != 0) {
         explain_status(r, status);
         result = status;
     } else if (send_failed != NULL) {

@@ -75,9 +75,12 @@ int private_dir_remove(const char *path);
 /* ---- file_stream.c */
 
 /* Copies `in` to EOF into `out` and, if `copy` >= 0, into `copy` too.
+ * With min_free_percent > 0, `out` is a file whose file system must keep
+ * that much free (addon_fs_has_room, checked every STREAM_ROOM_STEP bytes).
  * 0 and *bytes, or -1: *failed_side is 0 when reading `in` failed, 1 when
- * writing failed (errno set either way). */
-int stream_copy(int in, int out, int copy, uint64_t *bytes, int *failed_side);
+ * writing failed (errno set either way), 2 when the room ran out. */
+#define STREAM_ROOM_STEP (8u << 20)
+int stream_copy(int in, int out, int copy, uint64_t min_free_percent, uint64_t *bytes, int *failed_side);
 
 /* 1 if the two files (read from offset 0 with pread) have the same size and
  * bytes, 0 if they differ, -1 on a read error (errno). */
@@ -106,13 +109,22 @@ struct edited_copy {
     int fd;                        /* the temporary file, or -1 */
     char path[PATH_MAX + 32];
     uint64_t bytes;
+    uint64_t limit;                /* most bytes accepted back (return_max_*) */
+    int too_big;                   /* the other side sent more: stopped, nothing installed */
     int differs;
     int error;                     /* errno of a local failure, or 0 */
     const char *failed;            /* what failed, for the message */
 };
 
-void edited_copy_init(struct edited_copy *c, const char *dir, int original);
-/* Reads `channel` to EOF (or the first local failure). */
+/* The most bytes a copy of an original of `original_size` may come back
+ * with: the larger of return_max_bytes (default 1 GiB) and
+ * return_max_factor (default 4) times the original's size. */
+uint64_t edited_copy_limit(ody_addon *a, uint64_t original_size);
+
+void edited_copy_init(struct edited_copy *c, const char *dir, int original, uint64_t limit);
+/* Reads `channel` to EOF, the first local failure, or the first byte past
+ * c->limit (then c->too_big, and the channel is left unread: a target that
+ * sends forever fills nothing here). */
 void edited_copy_receive(struct edited_copy *c, int channel);
 /* Puts the copy in place of `real` (mode, and owner if root, of `before`),
  * unless `real` changed since `before`: then the copy is kept and named.

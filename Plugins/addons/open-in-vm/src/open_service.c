@@ -32,7 +32,7 @@ struct open_job {
 
 /* Receives the data into dir/name (0600, a fresh name in a fresh directory)
  * and, unless view-only, into an unlinked copy to compare with later. */
-static int receive_file(struct open_job *j, int in, const char *source) {
+static int receive_file(struct open_job *j, int in, const char *source, uint64_t min_free_percent) {
     int n = snprintf(j->path, sizeof j->path, "%s/%s", j->dir, j->name);
     if (n < 0 || (size_t)n >= sizeof j->path) {
         say(j->err, SVC ": the temporary path for %s is too long", j->name);
@@ -55,8 +55,11 @@ static int receive_file(struct open_job *j, int in, const char *source) {
     }
     uint64_t bytes = 0;
     int failed_side = 0;
-    if (stream_copy(in, fd, j->original, &bytes, &failed_side) != 0) {
-        if (failed_side == 0)
+    if (stream_copy(in, fd, j->original, min_free_percent, &bytes, &failed_side) != 0) {
+        if (failed_side == 2)
+            say(j->err, SVC ": refused the rest of %s from %s: this domain's file system would have less free space "
+                "than min_free_percent keeps", j->name, source);
+        else if (failed_side == 0)
             say(j->err, SVC ": reading %s from %s failed: %s", j->name, source, strerror(errno));
         else
             say(j->err, SVC ": writing %s failed: %s", j->path, strerror(errno));
@@ -114,7 +117,7 @@ static int send_back_if_changed(struct open_job *j, int out) {
     }
     uint64_t bytes = 0;
     int failed_side = 0;
-    int rc = stream_copy(fd, out, -1, &bytes, &failed_side);
+    int rc = stream_copy(fd, out, -1, 0, &bytes, &failed_side);
     if (rc != 0) say(j->err, SVC ": sending %s back failed: %s", j->name, strerror(errno));
     close(fd);
     return rc;
@@ -144,7 +147,7 @@ static int run_job(ody_addon *a, struct open_job *j, const ody_service_call *cal
         j->dir[0] = 0;
         return 1;
     }
-    if (receive_file(j, call->stdin_fd, call->source) != 0) return 1;
+    if (receive_file(j, call->stdin_fd, call->source, addon_config_u64(a, "min_free_percent", 5)) != 0) return 1;
     int status = 0;
     if (program_run(j->viewer, j->path, &status) != 0) {
         say(j->err, SVC ": cannot start the viewer %s: %s", j->viewer, strerror(errno));

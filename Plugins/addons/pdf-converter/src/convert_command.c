@@ -110,7 +110,8 @@ static int receive_pages(struct conversion *c, struct pixel_stream *ps) {
         say(c->err_fd, "%s: %s: out of memory", PDFC_COMMAND, c->file);
         goto out;
     }
-    if (pdf_writer_begin(w, f, c->pages, c->dpi) != 0) { write_why = w->why; goto out; }
+    uint64_t min_free = addon_config_u64(c->addon, "min_free_percent", 5);
+    if (pdf_writer_begin(w, f, c->pages, c->dpi, min_free) != 0) { write_why = w->why; goto out; }
     for (uint32_t p = 0; p < c->pages; p++) {
         uint32_t width = 0, height = 0;
         if (pixel_stream_page_size(ps, &width, &height) != 0) { stream_why = ps->why; goto out; }

@@ -7,6 +7,8 @@
  * pixel size at the rendering resolution (72 points an inch). */
 #include "pdf_writer.h"
 
+#include "addon_common.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -30,6 +32,11 @@ static int fail(struct pdf_writer *w, const char *what) {
 
 static int put(struct pdf_writer *w, const void *data, size_t size) {
     if (w->offset + size > PDF_MAX_BYTES) return fail(w, "the new PDF would pass 10 GB, the most a PDF's cross-reference table can address");
+    if (w->min_free_percent > 0 && w->offset + size >= w->room_checked_to) {
+        if (!addon_fs_has_room(fileno(w->f), PDF_ROOM_STEP, w->min_free_percent))
+            return fail(w, "the new PDF would leave less free space than min_free_percent keeps");
+        w->room_checked_to = w->offset + size + PDF_ROOM_STEP;
+    }
     if (size > 0 && fwrite(data, 1, size, w->f) != size) {
         snprintf(w->why, sizeof w->why, "cannot write the PDF: %s", strerror(errno));
         return -1;
@@ -63,9 +70,10 @@ static void points(char *out, size_t size, uint32_t pixels, unsigned dpi) {
              (unsigned long long)(tenthousandths % 10000));
 }
 
-int pdf_writer_begin(struct pdf_writer *w, FILE *f, uint32_t pages, unsigned dpi) {
+int pdf_writer_begin(struct pdf_writer *w, FILE *f, uint32_t pages, unsigned dpi, uint64_t min_free_percent) {
     memset(w, 0, sizeof *w);
     w->f = f;
+    w->min_free_percent = min_free_percent;
     w->pages = pages;
     w->dpi = dpi;
     if (pages == 0 || dpi == 0) return fail(w, "internal error: no pages or no resolution");

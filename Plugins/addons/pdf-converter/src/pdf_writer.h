@@ -28,11 +28,17 @@ struct pdf_writer {
     int z_active;
     uint64_t stream_start;
     uint64_t rows_left_bytes; /* pixel bytes still owed to the current page */
+    uint64_t min_free_percent;/* of the file system written to, kept free (0: no check) */
+    uint64_t room_checked_to; /* offset up to which that was last checked */
     char why[160];
     unsigned char zout[65536];
 };
 
-int pdf_writer_begin(struct pdf_writer *w, FILE *f, uint32_t pages, unsigned dpi);
+/* min_free_percent: the file system of f keeps that much free, checked
+ * every PDF_ROOM_STEP bytes (the pixels come from a disposable that may
+ * be hostile: it must not fill the caller's disk). */
+#define PDF_ROOM_STEP (8u << 20)
+int pdf_writer_begin(struct pdf_writer *w, FILE *f, uint32_t pages, unsigned dpi, uint64_t min_free_percent);
 int pdf_writer_page_begin(struct pdf_writer *w, uint32_t width, uint32_t height);
 int pdf_writer_page_rows(struct pdf_writer *w, const unsigned char *rgb, size_t size);
 int pdf_writer_page_end(struct pdf_writer *w);

@@ -25,62 +25,47 @@ int split_gpg_valid_domain(const char *s) {
     return 1;
 }
 
-/* PATH, created 0700 if missing, opened O_NOFOLLOW and checked: a
- * directory, ours, no access for anyone else. -1 with the reason in why. */
-static int open_private_dir(const char *path, char *why, size_t why_size) {
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        snprintf(why, why_size, "cannot create %s (%s)", path, strerror(errno));
-        return -1;
-    }
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(why, why_size, "cannot open %s (%s)", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
-        snprintf(why, why_size, "%s is not a private directory of this user", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* Where consents are remembered: $XDG_RUNTIME_DIR/odyssey-split-gpg when
- * the session has a runtime directory, else /tmp/odyssey-split-gpg-UID (a
- * service started outside a session may have no XDG_RUNTIME_DIR, or one
- * naming a directory that does not exist). -1 (said on err_fd) if it
- * cannot be trusted: the vault then asks every time. */
+/* Where consents are remembered (addon_private_dir "odyssey-split-gpg").
+ * -1 (said on err_fd) if it cannot be trusted: the vault then asks every
+ * time. */
 static int open_runtime_dir(int err_fd) {
-    char path[4096], why[4200];
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    int n;
-    if (xdg != NULL && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode))
-        n = snprintf(path, sizeof path, "%s/odyssey-split-gpg", xdg);
-    else
-        n = snprintf(path, sizeof path, "/tmp/odyssey-split-gpg-%u", (unsigned)geteuid());
-    if (n < 0 || (size_t)n >= sizeof path) return -1;
-    int fd = open_private_dir(path, why, sizeof why);
+    char why[4200];
+    int fd = addon_private_dir("odyssey-split-gpg", why, sizeof why);
     if (fd < 0) say(err_fd, "split-gpg: %s; consent is not remembered", why);
     return fd;
 }
 
-static int remembered(int dir, const char *name, uint64_t seconds) {
+/* Remembered: consent-SOURCE is a regular file of ours, modified within
+ * `seconds`, whose content is exactly the uuid of this caller. The uuid
+ * and not the name is what was trusted: a domain removed and created again
+ * under the same name is another domain (another uuid) and is asked again. */
+static int remembered(int dir, const char *name, const char *uuid, uint64_t seconds) {
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return 0;
     struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return 0;
+    char untrusted_uuid[ADDON_UUID_SIZE + 1];
+    ssize_t n = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid())
+        n = read_upto(fd, untrusted_uuid, sizeof untrusted_uuid);
+    close(fd);
+    if (n != ADDON_UUID_SIZE - 1 || memcmp(untrusted_uuid, uuid, ADDON_UUID_SIZE - 1) != 0) return 0;
     time_t now = time(NULL);
     /* A time in the future (a clock set back) does not count as recent. */
     if (st.st_mtime > now) return 0;
     return (uint64_t)(now - st.st_mtime) < seconds;
 }
 
-static void remember(int dir, const char *name, int err_fd) {
-    int fd = openat(dir, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0 || futimens(fd, NULL) != 0)
+/* consent-SOURCE := uuid, written to a temporary name and renamed over the
+ * old record, so a reader never sees half of it. */
+static void remember(int dir, const char *name, const char *uuid, int err_fd) {
+    char tmp[96];
+    snprintf(tmp, sizeof tmp, ".%s.%ld", name, (long)getpid());
+    (void)unlinkat(dir, tmp, 0);
+    int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0 || write_all(fd, uuid, ADDON_UUID_SIZE - 1) != 0 || renameat(dir, tmp, dir, name) != 0) {
         say(err_fd, "split-gpg: cannot record the consent for %s: %s", name, strerror(errno));
+        (void)unlinkat(dir, tmp, 0);
+    }
     if (fd >= 0) close(fd);
 }
 
@@ -104,10 +89,17 @@ int consent_obtain(ody_addon *a, const char *source, int err_fd, char *why, size
         return -1;
     }
     uint64_t seconds = addon_config_u64(a, "autoaccept_seconds", 300);
+    /* Without the caller's uuid (a host that does not pass it) a remembered
+     * consent could belong to an earlier domain of the same name: ask every
+     * time rather than guess. */
+    char uuid[ADDON_UUID_SIZE];
+    int have_uuid = addon_caller_uuid(uuid) == 0;
+    if (seconds > 0 && !have_uuid)
+        say(err_fd, "split-gpg: the host did not pass the caller's uuid; consent is not remembered");
     char name[64];
     snprintf(name, sizeof name, "consent-%s", source);
-    int dir = seconds > 0 ? open_runtime_dir(err_fd) : -1;
-    if (dir >= 0 && remembered(dir, name, seconds)) {
+    int dir = seconds > 0 && have_uuid ? open_runtime_dir(err_fd) : -1;
+    if (dir >= 0 && remembered(dir, name, uuid, seconds)) {
         close(dir);
         return 0;
     }
@@ -119,7 +111,7 @@ int consent_obtain(ody_addon *a, const char *source, int err_fd, char *why, size
         return -1;
     }
     if (dir >= 0) {
-        remember(dir, name, err_fd);
+        remember(dir, name, uuid, err_fd);
         close(dir);
     }
     return 0;

@@ -6,8 +6,10 @@
  * host's ask machinery is the prompt; the admin-side service itself only
  * checks its argument and exits 0. Exit 0 is consent; anything else (126:
  * the user said no) refuses the gpg call. A consent is remembered per source
- * domain for autoaccept_seconds (config, default 300; 0 = ask every time) as
- * the modification time of <rundir>/consent-SOURCE, where rundir is
+ * domain *uuid* (QREXEC_REMOTE_DOMAIN_UUID: a domain re-created under the
+ * same name is asked again; no uuid, no memory) for autoaccept_seconds
+ * (config, default 300; 0 = ask every time) as the modification time of
+ * <rundir>/consent-SOURCE holding that uuid, where rundir is
  * $XDG_RUNTIME_DIR/odyssey-split-gpg (when $XDG_RUNTIME_DIR exists) or
  * /tmp/odyssey-split-gpg-<uid>, a
  * 0700 directory owned by the vault's user (anything else there - a symlink,

@@ -271,8 +271,49 @@ static int refuse_call(const ody_service_call *call, const char *message, int st
     return status;
 }
 
+/* At most max_concurrent_calls calls from one source at a time (default 4):
+ * each holds a gpg process, 2 MiB of buffers and, the first time, an ask on
+ * the user's screen in the vault. A slot is a locked file in a private
+ * runtime directory, freed by the kernel when the call ends however it
+ * ends. The descriptor holding it, -2 when there is no limit, or -1 after
+ * a refusal (the call's exit status in *status). */
+static int take_call_slot(ody_addon *a, const ody_service_call *call, int *status) {
+    uint64_t max = addon_config_u64(a, "max_concurrent_calls", 4);
+    if (max == 0) return -2;
+    char why[4200], message[4400];
+    if (!split_gpg_valid_domain(call->source)) {
+        *status = refuse_call(call, "split-gpg: the calling domain's name is not valid; refused", WIRE_STATUS_REFUSED);
+        return -1;
+    }
+    int dir = addon_private_dir("odyssey-split-gpg-calls", why, sizeof why);
+    int slot = dir >= 0 ? addon_take_slot(dir, call->source, max) : -1;
+    int e = errno;
+    if (dir >= 0) close(dir);
+    if (slot >= 0) return slot;
+    if (dir < 0)
+        snprintf(message, sizeof message, "split-gpg: cannot count the calls in progress: %s; refused", why);
+    else if (e == EBUSY)
+        snprintf(message, sizeof message, "split-gpg: %llu calls from %s are already running (max_concurrent_calls); refused",
+                 (unsigned long long)max, call->source);
+    else
+        snprintf(message, sizeof message, "split-gpg: cannot count the calls in progress: %s; refused", strerror(e));
+    *status = refuse_call(call, message, 1);
+    return -1;
+}
+
+static int serve(ody_addon *a, const ody_service_call *call);
+
 int split_gpg_serve(ody_addon *a, const ody_service_call *call) {
     signal(SIGPIPE, SIG_IGN);   /* a closed pipe is an error return, not a death */
+    int status = 1;
+    int slot = take_call_slot(a, call, &status);
+    if (slot == -1) return status;
+    status = serve(a, call);
+    if (slot >= 0) close(slot);
+    return status;
+}
+
+static int serve(ody_addon *a, const ody_service_call *call) {
     char why[512];
 
     uint8_t len_bytes[4];
