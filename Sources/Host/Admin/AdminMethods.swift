@@ -75,6 +75,17 @@ public final class AdminMethods: @unchecked Sendable {
     public func handle(_ request: AdminRequest, callerSource: String, stream: AdminStream?) -> AdminResponse {
         var r = request
         r.source = callerSource
+        let fromAdmin = callerSource == AdminPermission.adminDomain
+        // One spelling of the destination for the policy and the handler alike.
+        switch AdminDestination.resolve(r.dest, in: daemon.store.snapshot()) {
+        case .domain(let name): r.dest = name
+        case .unknown where !fromAdmin:
+            daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest): names no domain")
+            return .failure(.permissionDenied())
+        case .unknown where r.dest.hasPrefix("uuid:"):
+            return .failure(AdminError("QubesVMNotFoundError", "No such domain: '\(r.dest)'"))
+        case .unknown: break   // dom0: the handler says what is wrong with the name
+        }
         // Permission before anything else: a denied caller learns nothing about what exists.
         guard permission.allows(method: r.method, argument: r.argument, caller: callerSource, dest: r.dest) else {
             daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest)")
@@ -83,19 +94,11 @@ public final class AdminMethods: @unchecked Sendable {
         guard let m = table[r.method] else { return .failure(.protocolError("no such method: \(r.method)")) }
         do throws(AdminError) {
             try m.checkShape(r)
-            if r.dest.hasPrefix("uuid:") { r.dest = try domainName(uuid: String(r.dest.dropFirst(5))) }
+            try m.checkCaller(callerSource)
             return .success(try m.run(AdminCall(request: r, stream: stream)))
         } catch {
             return .failure(error)
         }
-    }
-
-    /// qubesd accepts `uuid:<UUID>` wherever a destination name goes.
-    private func domainName(uuid: String) throws(AdminError) -> String {
-        guard let d = daemon.store.allDomains().first(where: { $0.uuid.text == uuid.lowercased() }) else {
-            throw AdminError("QubesVMNotFoundError", "No such domain: 'uuid:\(uuid)'")
-        }
-        return d.name
     }
 
     private func odysseyMethods() -> [AdminMethod] {
