@@ -47,6 +47,7 @@ struct PolicyMethods {
         [
             AdminMethod(name: "admin.odyssey.policy.Check", takesArgument: false, takesPayload: false, destMustBeAdmin: true) { [daemon] _ in
                 let svc = daemon.policy
+                svc.reloadIfChanged(reason: "policy check")
                 let p = svc.policy
                 let reply = PolicyCheckReply(directories: svc.directories, rules: p.ruleCount, error: p.loadError?.description,
                                              warnings: p.loadError == nil ? p.check(system: svc.system) : [])
@@ -60,6 +61,7 @@ struct PolicyMethods {
                     throw AdminError("QubesValueError", "expected 'SERVICE[+ARG] SOURCE TARGET [explain]'")
                 }
                 let svc = daemon.policy
+                svc.reloadIfChanged(reason: "policy eval")
                 let request = PolicyRequest(call: f[0], source: f[1], target: f[2])
                 let system = svc.system
                 let p = svc.policy
