@@ -68,4 +68,19 @@ final class AuthorityTests: XCTestCase {
         h.ok("admin.vm.Create.StandaloneVM", "own", payload: "name=copy label=red", as: "mgmt")
         XCTAssertTrue(h.ok("admin.vm.List").contains("copy "))
     }
+
+    /// Issue 11, finding 16, as the red team did it: a domain-level delegate.
+    func testDelegateCannotSetAbsurdValuesOrConfusableNames() throws {
+        let h = try harnessGrantingEverything()
+        h.create("vault", template: "tpl")
+        for (p, v) in [("maxmem", "1073741824"), ("vcpus", "100000"), ("qrexec_timeout", "99999999"), ("kernel", "/etc/shadow")] {
+            XCTAssertEqual(h.fails("admin.vm.property.Set", p, dest: "made", payload: v, as: "mgmt").type, "QubesPropertyValueError", p)
+        }
+        XCTAssertEqual(h.fails("admin.vm.feature.Set", "preload-dispvm-max", dest: "made", payload: "64", as: "mgmt").type, "QubesValueError")
+        XCTAssertEqual(h.ok("admin.vm.property.Get", "maxmem", dest: "made"), "default=True type=int 4000")
+        for n in ["vauIt", "Dom0", "None"] {
+            XCTAssertEqual(h.fails("admin.vm.Create.AppVM", "tpl", payload: "name=\(n) label=red", as: "mgmt").type, "QubesValueError", n)
+        }
+        XCTAssertEqual(h.ok("admin.vm.List").split(separator: "\n").count, 5)
+    }
 }

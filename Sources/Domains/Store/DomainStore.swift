@@ -175,6 +175,7 @@ public final class DomainStore: Sendable {
         if let caller { try TagRules.validate(TagRules.createdByPrefix + caller) }
         return try mutate { (t) throws(DomainError) -> DomainInfo in
             guard t.state.domains[name] == nil else { throw .value("domain '\(name)' already exists") }
+            try t.state.checkNotConfusable(name)
             let qid = (1...).first { q in !t.state.domains.values.contains { $0.qid == q } }!
             var r = DomainRecord(qid: qid, uuid: .random(), name: name, klass: klass, properties: [:], features: [:],
                                  storedTags: [], revisionsToKeep: [:])
