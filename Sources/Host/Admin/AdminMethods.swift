@@ -13,7 +13,15 @@
 //   CreateInPool, Clone*, Import, devices, firewall, backup and Console are
 //   not implemented (ProtocolError: no such method).
 // - Events carry qubesd's names and keyword arguments; domain-pre-start and
-//   domain-start carry no start_guid argument.
+//   domain-start carry no start_guid argument. A domain's subscription does
+//   not show events whose arguments name domains it may neither list nor read
+//   the property of; a domain holds at most EventHub.maxPerDomainCaller.
+// - Methods with CallerRule.adminDomainOnly are refused to every domain
+//   whatever the policy grants (raw backend parameters, host paths, answering
+//   asks); a clone needs the read right on its source.
+// - The destination is resolved once, before the policy (AdminDestination):
+//   `uuid:` in any case becomes the name; an unknown one is denied to a domain.
+// - Names: stricter than qubesd (reserved words in any case, confusables).
 import Domains
 import PluginABI
 
