@@ -216,7 +216,8 @@ public final class DomainStore: Sendable {
         var name = ""
         for _ in 0..<1000 {
             name = "disp\(Int.random(in: 1...9999, using: &g))"
-            if !taken.contains(name) { break }
+            // Free, and not confusable with a name someone made (`displO` would refuse `disp10`).
+            if !taken.contains(name), (try? taken.checkNotConfusable(name)) != nil { break }
         }
         return try create(name, class: .dispVM, label: nil, template: dispTemplate,
                           properties: ["auto_cleanup": "True"], caller: caller)
