@@ -83,13 +83,13 @@ final class PolicyIndex: Sendable {
             case .dispVM: return .dispVM
             case .name(let name):
                 if PolicyToken.isDom0Like(name) { return .admin }
-                if name.hasPrefix("uuid:") { return .uuid(uuids.intern(String(name.dropFirst(5)))) }
+                if name.hasPrefix("uuid:") { return .uuid(uuids.intern(PolicyDomain.bareUUID(name))) }
                 return .name(names.intern(name))
             case .type(let value): return .type(types.intern(value))
             case .tag(let value): return .tag(tags.intern(value))
             case .dispVMTemplate(let value):
                 if isSource { return .never }
-                if value.hasPrefix("uuid:") { return .dispVMTemplateUUID(uuids.intern(String(value.dropFirst(5)))) }
+                if value.hasPrefix("uuid:") { return .dispVMTemplateUUID(uuids.intern(PolicyDomain.bareUUID(value))) }
                 return .dispVMTemplateName(names.intern(value))
             case .dispVMTag(let value):
                 if isSource { return .never }

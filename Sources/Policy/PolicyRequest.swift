@@ -80,7 +80,7 @@ struct Subject {
     init(unknownName text: String, policy: PolicyIndex) {
         kind = .named
         if text.hasPrefix("uuid:") {
-            uuidId = policy.uuids.id(String(text.dropFirst(5)))
+            uuidId = policy.uuids.id(PolicyDomain.bareUUID(text))
         } else {
             nameId = policy.names.id(text)
         }

@@ -29,9 +29,11 @@ public struct PolicyDomain: Sendable, Codable, Equatable {
         self.`internal` = `internal`
     }
 
-    /// Accepts a UUID with or without the `uuid:` prefix.
+    /// Accepts a UUID with or without the `uuid:` prefix. UUIDs are hex: the
+    /// canonical form is lower case, so `uuid:ABC...` and `uuid:abc...` name the
+    /// same domain in facts, rules and requests alike (one spelling, no bypass).
     static func bareUUID(_ text: String) -> String {
-        text.hasPrefix("uuid:") ? String(text.dropFirst(5)) : text
+        (text.hasPrefix("uuid:") ? String(text.dropFirst(5)) : text).lowercased()
     }
 
     enum CodingKeys: String, CodingKey {
@@ -185,8 +187,9 @@ public struct PolicySystem: Sendable {
     func domainIndex(of text: String) -> Int? {
         if let index = indexByName[text] { return index }
         guard text.hasPrefix("uuid:") else { return nil }
-        if text == PolicyToken.adminUUIDName, let dom0Index { return dom0Index }
-        return indexByUUID[String(text.dropFirst(5))]
+        let uuid = PolicyDomain.bareUUID(text)
+        if "uuid:" + uuid == PolicyToken.adminUUIDName, let dom0Index { return dom0Index }
+        return indexByUUID[uuid]
     }
 
     /// The domain named by a request's target or source, if it exists.

@@ -71,7 +71,7 @@ extension PolicyToken {
 
     /// True for the three spellings of dom0: `dom0`, `@adminvm` and the all-zero UUID.
     static func isDom0Like(_ text: String) -> Bool {
-        text == "dom0" || text == "@adminvm" || text == adminUUIDName
+        text == "dom0" || text == "@adminvm" || (text.hasPrefix("uuid:") && PolicyDomain.bareUUID(text) == "00000000-0000-0000-0000-000000000000")
     }
 
     /// True when this token is a plain name spelling dom0 (`dom0` or the all-zero UUID).

@@ -83,6 +83,57 @@ final class PropertyTests: XCTestCase {
         }
     }
 
+    /// Issue 11, finding 16: values a delegate set that no host can honour,
+    /// and a kernel that is a host path.
+    func testValuesBoundedByTypeAndKernelIsAName() throws {
+        let (s, _) = try populatedStore(self)
+        for (p, v) in [("maxmem", "1073741824"), ("memory", "1048577"), ("vcpus", "100000"), ("qrexec_timeout", "99999999"),
+                       ("shutdown_timeout", "3601")] {
+            assertDomainError("QubesPropertyValueError", "at most") { try s.setProperty(p, of: "work", to: v) }
+        }
+        for v in ["/etc/shadow", "../../etc/shadow", "a/b", ".hidden", String(repeating: "k", count: 65), "6.1 quiet"] {
+            assertDomainError("QubesPropertyValueError", "kernel name") { try s.setProperty("kernel", of: "work", to: v) }
+            assertDomainError("QubesPropertyValueError", "kernel name") { try s.setGlobalProperty("default_kernel", to: v) }
+        }
+        assertDomainError("QubesPropertyValueError", "printable ASCII") { try s.setProperty("kernelopts", of: "work", to: String(repeating: "q", count: 1025)) }
+        assertDomainError("QubesPropertyValueError", "printable ASCII") { try s.setProperty("kernelopts", of: "work", to: "a\u{1b}[2J") }
+        assertDomainError("QubesPropertyValueError", "at most") { try s.setGlobalProperty("default_qrexec_timeout", to: "99999999") }
+        // What a real domain needs still goes through.
+        for (p, v) in [("maxmem", "16384"), ("memory", "1048576"), ("vcpus", "512"), ("qrexec_timeout", "3600"),
+                       ("kernel", "6.1.0-13-amd64"), ("kernel", ""), ("kernelopts", "quiet console=hvc0 swiotlb=8192")] {
+            try s.setProperty(p, of: "work", to: v)
+        }
+        XCTAssertEqual(try s.property("maxmem", of: "work").value, "16384")
+    }
+
+    func testPreloadDispvmMaxIsBounded() throws {
+        let (s, _) = try populatedStore(self)
+        for v in ["64", "9", "-1", "lots", "1e3"] {
+            assertDomainError("QubesValueError", "preload-dispvm-max") { try s.setFeature("preload-dispvm-max", of: "work", to: v) }
+        }
+        try s.setFeature("preload-dispvm-max", of: "work", to: "8")
+        try s.setFeature("preload-dispvm-max", of: "work", to: "0")
+        try s.setFeature("preload-dispvm-max", of: "work", to: "")
+    }
+
+    /// Names refused as Qubes refuses them, and stricter: reserved words in any
+    /// case, and names a person would read as an existing domain's.
+    func testConfusableAndReservedNamesRefused() throws {
+        let (s, _) = try populatedStore(self)
+        try s.create("vault", class: .appVM, label: "black", template: "fedora")
+        for n in ["vauIt", "Vault", "VAULT", "vau1t", "vauLt", "w0rk", "Work", "fed0ra"] {
+            assertDomainError("QubesValueError", "too easily read as") { try s.create(n, class: .appVM, label: "red", template: "fedora") }
+        }
+        for n in ["Dom0", "DOM0", "dom0", "None", "none", "NONE", "default", "Default", "Domain-0", "domain-0"] {
+            assertDomainError("QubesValueError", "reserved") { try s.create(n, class: .appVM, label: "red", template: "fedora") }
+        }
+        for n in ["0vault", "-x", "a b", "vault/x", "x-dm", String(repeating: "v", count: 32)] {
+            assertDomainError("QubesValueError") { try s.create(n, class: .appVM, label: "red", template: "fedora") }
+        }
+        try s.create("vault2", class: .appVM, label: "red", template: "fedora")
+        try s.create("personal", class: .appVM, label: "red", template: "fedora")
+    }
+
     func testSetParseAndValidate() throws {
         let (s, _) = try populatedStore(self)
         try s.setProperty("memory", of: "work", to: "800")

@@ -61,6 +61,39 @@ final class PolicyLiveTests: XCTestCase {
         try eventually("runtime file overrides") { try eval(sock, ["test.Svc", "dom0", "dom0"]).stdout.contains("rule: 50-test.policy:2") }
     }
 
+    /// Issue 11, finding 12: a directory made after start is watched like the
+    /// others, so revoking a grant there takes effect (and `ody policy check`
+    /// reports what is on disk). The rule count in `ody status` is read from
+    /// the live policy without any reload of its own: only the watcher moves it.
+    func testIncludeDirectoryCreatedAfterStartIsWatched() throws {
+        let t = TempDir()
+        let (daemon, sock, dir) = try startPolicyDaemon(t, policy: "test.Svc * @anyvm @anyvm deny\n")
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        let ody = try Repo.built("ody")
+        let liveRules = { () throws -> String in try runProcess(ody, ["status", "--socket", sock]).stdout }
+
+        try FileManager.default.createDirectory(atPath: dir + "/include", withIntermediateDirectories: false)
+        usleep(300_000)   // the watcher has seen the new directory before anything is written in it
+        try "test.Svc * work @adminvm allow\n".write(toFile: dir + "/include/grant", atomically: false, encoding: .utf8)
+        try "!include include/grant\ntest.Svc * @anyvm @anyvm deny\n".write(toFile: dir + "/50-test.policy", atomically: true, encoding: .utf8)
+        try eventually("grant loaded") { try liveRules().contains("2 rules loaded") }
+        XCTAssertTrue(try eval(sock, ["test.Svc", "work", "dom0"]).stdout.hasPrefix("allow"))
+
+        // Revoke: the line goes from the file in the late directory.
+        try "# revoked\n".write(toFile: dir + "/include/grant", atomically: false, encoding: .utf8)
+        try eventually("revocation seen by the watcher") { try liveRules().contains("1 rules loaded") }
+        XCTAssertTrue(try eval(sock, ["test.Svc", "work", "dom0"]).stdout.hasPrefix("deny"))
+
+        // A directory made later still, one level deeper, is watched too.
+        try FileManager.default.createDirectory(atPath: dir + "/include/more", withIntermediateDirectories: false)
+        try "test.Svc * work @adminvm allow\n".write(toFile: dir + "/include/more/grant", atomically: false, encoding: .utf8)
+        try "!include include/more/grant\ntest.Svc * @anyvm @anyvm deny\n".write(toFile: dir + "/50-test.policy", atomically: true, encoding: .utf8)
+        try eventually("deeper grant loaded") { try liveRules().contains("2 rules loaded") }
+        try "\n".write(toFile: dir + "/include/more/grant", atomically: false, encoding: .utf8)
+        try eventually("deeper revocation seen") { try liveRules().contains("1 rules loaded") }
+        XCTAssertEqual(try runProcess(ody, ["policy", "check", "--socket", sock]).status, 0)
+    }
+
     func testOfflineCheckAndBatchEval() throws {
         let ody = try Repo.built("ody")
         let t = TempDir()

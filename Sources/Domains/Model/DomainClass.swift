@@ -22,7 +22,10 @@ public enum DomainClass: String, CaseIterable, Sendable, Codable {
 
 public enum DomainName {
     public static let maxLength = 31
-    static let reserved: Set<String> = ["none", "default", "Domain-0"]
+    /// Words that mean something else where a domain name goes (policy,
+    /// properties, Xen), refused in any case: `Dom0` or `NONE` would read as
+    /// the admin domain or "no domain" to a person, whatever the code thinks.
+    static let reserved: Set<String> = ["none", "default", "domain-0", "dom0", "adminvm", "anyvm", "dispvm"]
 
     /// Throws a QubesValueError naming the rule the name breaks.
     public static func validate(_ name: String) throws(DomainError) {
@@ -37,7 +40,7 @@ public enum DomainName {
         for c in u where !(isLetter(c) || isDigit(c) || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")) {
             throw .value("domain name '\(name)' may contain only a-z, A-Z, 0-9, '_', '.' and '-'")
         }
-        guard !reserved.contains(name) else { throw .value("domain name '\(name)' is reserved") }
+        guard !reserved.contains(name.lowercased()) else { throw .value("domain name '\(name)' is reserved") }
         guard !name.hasSuffix("-dm") else { throw .value("domain name '\(name)' must not end in '-dm'") }
     }
 
@@ -69,7 +72,20 @@ public enum FeatureRules {
             throw .value("feature name '\(key)' may contain only A-Z, a-z, 0-9, '_', '.' and '-'")
         }
         if let value, value.utf8.contains(0) { throw .value("feature '\(key)': value must not contain NUL") }
+        if let value, key == preloadDispvmFeature {
+            guard value.isEmpty || (Int(value).map { (0...maxPreloadDispvm).contains($0) } ?? false) else {
+                throw .value("feature '\(key)': expected a whole number from 0 to \(maxPreloadDispvm), got '\(value)'")
+            }
+        }
     }
+
+    /// Disposables kept started ahead of use from one template.
+    public static let preloadDispvmFeature = "preload-dispvm-max"
+    /// Each preloaded disposable is a running domain with its own memory and
+    /// processes held for nobody yet: 64 of them started in 2 s from one
+    /// delegate's setting (issue 11, finding 16). Qubes caps it by free memory;
+    /// this is the fixed ceiling above that.
+    public static let maxPreloadDispvm = 8
 }
 
 /// A Qubes-style UUID (random, version 4), lower-case text form.

@@ -122,6 +122,21 @@ public enum PropertyTable {
         .init("updatevm", .vm, .fixed(""), classes: [], help: "Domain that downloads updates"),
     ]
 
+    /// Integer properties are Qubes' positive integers, with a ceiling: a
+    /// delegate set maxmem 1 PiB, vcpus 100000 and qrexec_timeout 99999999
+    /// (issue 11, finding 16). Memory in MiB (1 TiB), the vcpus a backend
+    /// accepts (512, as admin.odyssey.vmm.Define), timeouts and intervals in
+    /// seconds (one hour: a start or shutdown that waits longer is stuck).
+    public static let intMaximum: [String: Int] = [
+        "memory": 1 << 20, "maxmem": 1 << 20, "vcpus": 512,
+        "qrexec_timeout": 3600, "shutdown_timeout": 3600,
+        "default_qrexec_timeout": 3600, "default_shutdown_timeout": 3600, "stats_interval": 3600,
+    ]
+    /// `kernelopts`: a kernel command line (Linux's own limit is 2048 bytes on x86).
+    public static let maxKerneloptsBytes = 1024
+    /// `kernel`, `default_kernel`: a name in the provider's kernel pool.
+    public static let maxKernelNameBytes = 64
+
     static let domainByName: [String: PropertyDefinition] = Dictionary(uniqueKeysWithValues: domain.map { ($0.name, $0) })
     static let globalByName: [String: PropertyDefinition] = Dictionary(uniqueKeysWithValues: global.map { ($0.name, $0) })
 

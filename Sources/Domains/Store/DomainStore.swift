@@ -175,6 +175,7 @@ public final class DomainStore: Sendable {
         if let caller { try TagRules.validate(TagRules.createdByPrefix + caller) }
         return try mutate { (t) throws(DomainError) -> DomainInfo in
             guard t.state.domains[name] == nil else { throw .value("domain '\(name)' already exists") }
+            try t.state.checkNotConfusable(name)
             let qid = (1...).first { q in !t.state.domains.values.contains { $0.qid == q } }!
             var r = DomainRecord(qid: qid, uuid: .random(), name: name, klass: klass, properties: [:], features: [:],
                                  storedTags: [], revisionsToKeep: [:])
@@ -215,7 +216,8 @@ public final class DomainStore: Sendable {
         var name = ""
         for _ in 0..<1000 {
             name = "disp\(Int.random(in: 1...9999, using: &g))"
-            if !taken.contains(name) { break }
+            // Free, and not confusable with a name someone made (`displO` would refuse `disp10`).
+            if !taken.contains(name), (try? taken.checkNotConfusable(name)) != nil { break }
         }
         return try create(name, class: .dispVM, label: nil, template: dispTemplate,
                           properties: ["auto_cleanup": "True"], caller: caller)

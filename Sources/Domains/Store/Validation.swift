@@ -20,7 +20,7 @@ extension DomainsSnapshot {
             return raw
         case .int:
             guard let n = Int(text), n > 0 else { throw bad("expected a positive integer") }
-            if def.name == "maxmem" || def.name == "memory", n > 1 << 30 { throw bad("too large") }
+            if let max = PropertyTable.intMaximum[def.name], n > max { throw bad("expected a positive integer at most \(max)") }
             return String(n)
         case .label:
             guard labels[text] != nil else { throw .labelNotFound(text) }
@@ -46,6 +46,18 @@ extension DomainsSnapshot {
             guard !text.isEmpty, text.utf8.count <= 32,
                   text.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || DomainName.isDigit($0) || $0 == 45 || $0 == 95 }) else {
                 throw bad("expected a provider name of 1 to 32 characters a-z, 0-9, '-', '_'")
+            }
+        case "kernel", "default_kernel":
+            // Qubes: a name in the kernel pool (/var/lib/qubes/vm-kernels/NAME),
+            // never a path: `kernel=/etc/shadow` must not reach a backend.
+            let u = Array(text.utf8)
+            guard u.isEmpty || (u.count <= PropertyTable.maxKernelNameBytes && u[0] != UInt8(ascii: ".")
+                && u.allSatisfy({ DomainName.isLetter($0) || DomainName.isDigit($0) || $0 == 46 || $0 == 95 || $0 == 45 || $0 == 43 })) else {
+                throw bad("expected a kernel name (A-Z, a-z, 0-9, '.', '_', '-', '+', not starting with '.', at most \(PropertyTable.maxKernelNameBytes) characters), never a path")
+            }
+        case "kernelopts":
+            guard text.utf8.count <= PropertyTable.maxKerneloptsBytes, text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7f }) else {
+                throw bad("expected printable ASCII of at most \(PropertyTable.maxKerneloptsBytes) bytes")
             }
         case "virt_mode":
             guard ["pv", "pvh", "hvm"].contains(text) else { throw bad("expected pv, pvh or hvm") }
@@ -73,6 +85,29 @@ extension DomainsSnapshot {
             }
         default: break
         }
+    }
+
+    /// Refuses a new name that a person would read as an existing domain's:
+    /// `vauIt` beside `vault`, `Work` beside `work`, `w0rk` beside `work`
+    /// (issue 11, finding 16). Stricter than Qubes, which compares exactly.
+    func checkNotConfusable(_ name: String) throws(DomainError) {
+        let folded = DomainsSnapshot.confusableFold(name)
+        for other in domains.keys where other != name && DomainsSnapshot.confusableFold(other) == folded {
+            throw .value("domain name '\(name)' is too easily read as the existing domain '\(other)'")
+        }
+    }
+
+    /// One spelling per look: case folded, I/l/1 as l, O/0 as o, and '_', '.'
+    /// and '-' as '-' (names are ASCII, DomainName.validate made sure).
+    static func confusableFold(_ name: String) -> String {
+        String(name.lowercased().map { c -> Character in
+            switch c {
+            case "i", "1": "l"
+            case "0": "o"
+            case "_", ".": "-"
+            default: c
+            }
+        })
     }
 
     /// Whether `r` can be a disposable template.

@@ -13,7 +13,15 @@
 //   CreateInPool, Clone*, Import, devices, firewall, backup and Console are
 //   not implemented (ProtocolError: no such method).
 // - Events carry qubesd's names and keyword arguments; domain-pre-start and
-//   domain-start carry no start_guid argument.
+//   domain-start carry no start_guid argument. A domain's subscription does
+//   not show events whose arguments name domains it may neither list nor read
+//   the property of; a domain holds at most EventHub.maxPerDomainCaller.
+// - Methods with CallerRule.adminDomainOnly are refused to every domain
+//   whatever the policy grants (raw backend parameters, host paths, answering
+//   asks); a clone needs the read right on its source.
+// - The destination is resolved once, before the policy (AdminDestination):
+//   `uuid:` in any case becomes the name; an unknown one is denied to a domain.
+// - Names: stricter than qubesd (reserved words in any case, confusables).
 import Domains
 import PluginABI
 
@@ -75,6 +83,17 @@ public final class AdminMethods: @unchecked Sendable {
     public func handle(_ request: AdminRequest, callerSource: String, stream: AdminStream?) -> AdminResponse {
         var r = request
         r.source = callerSource
+        let fromAdmin = callerSource == AdminPermission.adminDomain
+        // One spelling of the destination for the policy and the handler alike.
+        switch AdminDestination.resolve(r.dest, in: daemon.store.snapshot()) {
+        case .domain(let name): r.dest = name
+        case .unknown where !fromAdmin:
+            daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest): names no domain")
+            return .failure(.permissionDenied())
+        case .unknown where r.dest.hasPrefix("uuid:"):
+            return .failure(AdminError("QubesVMNotFoundError", "No such domain: '\(r.dest)'"))
+        case .unknown: break   // dom0: the handler says what is wrong with the name
+        }
         // Permission before anything else: a denied caller learns nothing about what exists.
         guard permission.allows(method: r.method, argument: r.argument, caller: callerSource, dest: r.dest) else {
             daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest)")
@@ -83,19 +102,11 @@ public final class AdminMethods: @unchecked Sendable {
         guard let m = table[r.method] else { return .failure(.protocolError("no such method: \(r.method)")) }
         do throws(AdminError) {
             try m.checkShape(r)
-            if r.dest.hasPrefix("uuid:") { r.dest = try domainName(uuid: String(r.dest.dropFirst(5))) }
+            try m.checkCaller(callerSource)
             return .success(try m.run(AdminCall(request: r, stream: stream)))
         } catch {
             return .failure(error)
         }
-    }
-
-    /// qubesd accepts `uuid:<UUID>` wherever a destination name goes.
-    private func domainName(uuid: String) throws(AdminError) -> String {
-        guard let d = daemon.store.allDomains().first(where: { $0.uuid.text == uuid.lowercased() }) else {
-            throw AdminError("QubesVMNotFoundError", "No such domain: 'uuid:\(uuid)'")
-        }
-        return d.name
     }
 
     private func odysseyMethods() -> [AdminMethod] {

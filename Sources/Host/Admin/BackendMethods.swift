@@ -1,16 +1,24 @@
 // admin.odyssey.vmm.*: direct access to a vmm backend's domains, by backend
 // (argument = factory name, empty = default). The low-level HAL view used by
 // `ody backend`, tests and the demo; the domain store builds on top of it.
+//
+// Every one of them is dom0's alone, whatever the policy grants: Define passes
+// raw backend parameters (`root_dir`, `bind_ro.*` host paths, `init`, `argN`),
+// which made a delegate root on the host (issue 11, finding 10), and the
+// others act on backend domains by name, around the store and its policy.
 
 struct BackendMethods {
     unowned let daemon: Daemon
+
+    static let hostInternal = CallerRule.adminDomainOnly(why: "raw backend parameters and domains outside the store are host-internal")
 
     private func vmm(_ r: AdminRequest) throws(AdminError) -> VmmBackend {
         do throws(OdysseyError) { return try daemon.backends.vmm(r.argument.isEmpty ? nil : r.argument) } catch { throw error.adminError }
     }
 
     private func perDomain(_ name: String, _ body: @escaping @Sendable (VmmBackend, String) throws(OdysseyError) -> Void) -> AdminMethod {
-        AdminMethod(name: "admin.odyssey.vmm.\(name)", takesArgument: true, takesPayload: false, destMustBeAdmin: false) { [daemon] r throws(AdminError) in
+        AdminMethod(name: "admin.odyssey.vmm.\(name)", takesArgument: true, takesPayload: false, destMustBeAdmin: false,
+                    callers: BackendMethods.hostInternal) { [daemon] r throws(AdminError) in
             let v = try BackendMethods(daemon: daemon).vmm(r)
             do throws(OdysseyError) { try body(v, r.dest) } catch { throw error.adminError }
             return []
@@ -19,7 +27,8 @@ struct BackendMethods {
 
     func methods() -> [AdminMethod] {
         [
-            AdminMethod(name: "admin.odyssey.vmm.List", takesArgument: true, takesPayload: false, destMustBeAdmin: true) { [daemon] r throws(AdminError) in
+            AdminMethod(name: "admin.odyssey.vmm.List", takesArgument: true, takesPayload: false, destMustBeAdmin: true,
+                        callers: BackendMethods.hostInternal) { [daemon] r throws(AdminError) in
                 let v = try BackendMethods(daemon: daemon).vmm(r)
                 do throws(OdysseyError) {
                     var lines = ""
@@ -30,13 +39,15 @@ struct BackendMethods {
                     return Array(lines.utf8)
                 } catch { throw error.adminError }
             },
-            AdminMethod(name: "admin.odyssey.vmm.Define", takesArgument: true, takesPayload: true, destMustBeAdmin: false) { [daemon] r throws(AdminError) in
+            AdminMethod(name: "admin.odyssey.vmm.Define", takesArgument: true, takesPayload: true, destMustBeAdmin: false,
+                        callers: BackendMethods.hostInternal) { [daemon] r throws(AdminError) in
                 let v = try BackendMethods(daemon: daemon).vmm(r)
                 let spec = try DefinePayload.parse(name: r.dest, payload: r.payload)
                 do throws(OdysseyError) { try v.define(spec) } catch { throw error.adminError }
                 return []
             },
-            AdminMethod(name: "admin.odyssey.vmm.Info", takesArgument: true, takesPayload: false, destMustBeAdmin: false) { [daemon] r throws(AdminError) in
+            AdminMethod(name: "admin.odyssey.vmm.Info", takesArgument: true, takesPayload: false, destMustBeAdmin: false,
+                        callers: BackendMethods.hostInternal) { [daemon] r throws(AdminError) in
                 let v = try BackendMethods(daemon: daemon).vmm(r)
                 do throws(OdysseyError) {
                     let i = try v.info(r.dest)

@@ -52,9 +52,13 @@ public final class HostServices: @unchecked Sendable {
         inProcess.withLock { t in t.first { service.hasPrefix($0.prefix) }?.handler }
     }
 
-    public init(directories: [String], logger: Logger) {
+    /// Seconds an in-process call has to send its whole stdin.
+    let stdinDeadline: Double
+
+    public init(directories: [String], logger: Logger, stdinDeadline: Double = 30) {
         self.directories = directories
         self.logger = logger
+        self.stdinDeadline = stdinDeadline
     }
 
     /// The executable for `SERVICE[+ARG]`, and whether the argument must be
@@ -74,8 +78,27 @@ public final class HostServices: @unchecked Sendable {
 
     /// Serves one call on `channel` (taken over: closed when done) on a thread of its own.
     func serve(channel: Int32, service: String, source: String, requestedTarget: String) {
+        // In-process calls (admin.*) are bounded per source, before any thread
+        // is started: a delegate held 900 admin calls open, 921 daemon threads
+        // (issue 11, finding 16).
+        let inProc = inProcessHandler(service) != nil
+        if inProc {
+            let admitted = inProcessOpen.withLock { open -> Bool in
+                guard open[source, default: 0] < Self.inProcessPerSource else { return false }
+                open[source, default: 0] += 1
+                return true
+            }
+            guard admitted else {
+                logger.warning("dom0 service \(service) from \(source): refused, \(Self.inProcessPerSource) calls already open")
+                Sys.close(channel)
+                return
+            }
+        }
         Threads.detach { [self] in
-            defer { Sys.close(channel) }
+            defer {
+                Sys.close(channel)
+                if inProc { inProcessOpen.withLock { o in o[source, default: 1] -= 1; if o[source] == 0 { o[source] = nil } } }
+            }
             run(channel: channel, service: service, source: source, requestedTarget: requestedTarget)
         }
     }
@@ -98,6 +121,31 @@ public final class HostServices: @unchecked Sendable {
             try? stream.send(.exitCode(exitCode))
         }
     }
+
+    /// In-process calls one source may have open at once.
+    public static let inProcessPerSource = 32
+    private let inProcessOpen = Mutex<[String: Int]>([:])
+    /// Channels still sending their stdin, with the time they must be done by;
+    /// the watchdog shuts down the late ones, which ends their blocked read.
+    private let stdinDeadlines = Mutex<[Int32: Double]>([:])
+    private let watchdogStarted = Atomic<Bool>(false)
+
+    private func watchStdin(_ fd: Int32) {
+        stdinDeadlines.withLock { $0[fd] = Sys.monotonicSeconds() + stdinDeadline }
+        guard !watchdogStarted.exchange(true, ordering: .relaxed) else { return }
+        Threads.detach { [self] in
+            while true {
+                usleep(250_000)
+                let now = Sys.monotonicSeconds()
+                stdinDeadlines.withLock { d in
+                    for (fd, end) in d where end <= now { shutdown(fd, Int32(SHUT_RDWR)); d[fd] = nil }
+                }
+            }
+        }
+    }
+
+    /// Whether the channel was still being watched (false: the watchdog cut it).
+    private func unwatchStdin(_ fd: Int32) -> Bool { stdinDeadlines.withLock { $0.removeValue(forKey: fd) != nil } }
 
     private func run(channel fd: Int32, service: String, source: String, requestedTarget: String) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
@@ -196,9 +244,12 @@ public final class HostServices: @unchecked Sendable {
     private func runInProcess(_ handler: InProcess, _ stream: inout QrexecStream, channelFD: Int32, service: String,
                               source: String, requestedTarget: String) {
         var input: [UInt8] = []
+        watchStdin(channelFD)
+        defer { _ = unwatchStdin(channelFD) }
         reading: while true {
             guard let m = try? stream.receive() else {
-                logger.info("dom0 service \(service) from \(source): channel closed before stdin EOF")
+                let cut = !unwatchStdin(channelFD)
+                logger.info("dom0 service \(service) from \(source): \(cut ? "stdin not complete within \(stdinDeadline) s" : "channel closed before stdin EOF")")
                 return
             }
             switch DataStream.event(m, incoming: .clientToService) {
@@ -213,6 +264,7 @@ public final class HostServices: @unchecked Sendable {
             default: continue
             }
         }
+        guard unwatchStdin(channelFD) else { return }   // cut at the deadline just now
         let out: [UInt8], code: Int32
         switch handler(source, requestedTarget, service, input) {
         case .bytes(let o, let c): (out, code) = (o, c)

@@ -11,6 +11,9 @@ public final class PolicyService: Sendable {
     public let directories: [String]
     let logger: Logger
     private let current: Mutex<Policy>
+    /// What was on disk just before the live policy was read (taken first, so
+    /// a change during the load shows as a difference next time).
+    private let loadedFrom = Mutex<PolicyFingerprint?>(nil)
     /// Domain facts the policy decides on (from the domain store).
     private let systemProvider: @Sendable () -> PolicySystem
 
@@ -28,13 +31,22 @@ public final class PolicyService: Sendable {
     /// Loads the files again and swaps the policy in one step; calls already
     /// deciding keep the policy they started with.
     public func reload(reason: String) {
+        let disk = PolicyFingerprint.of(directories)
         let p = Policy.loadOrDenyAll(directories: directories)
         current.withLock { $0 = p }
+        loadedFrom.withLock { $0 = disk }
         if let e = p.loadError {
             logger.error("policy (\(reason)): \(e.description); DENYING ALL CALLS until it is fixed")
         } else {
             logger.info("policy (\(reason)): \(p.ruleCount) rules from \(directories.joined(separator: ", "))")
         }
+    }
+
+    /// Reloads if the files on disk are not those the live policy was read
+    /// from (`ody policy check` reports what is on disk, never a stale policy).
+    public func reloadIfChanged(reason: String) {
+        let disk = PolicyFingerprint.of(directories)
+        if loadedFrom.withLock({ $0 != disk }) { reload(reason: reason) }
     }
 
     public func evaluate(_ request: PolicyRequest) -> Decision {

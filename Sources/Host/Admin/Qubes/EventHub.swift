@@ -17,12 +17,15 @@ struct AdminEvent: Sendable {
     let name: String
     /// The domain the event is about (filtering by policy); nil for system events.
     let domain: String?
+    /// Keyword arguments (filtering: some name other domains).
+    let arguments: [(String, String)]
     let bytes: [UInt8]
 
     init(subject: String, name: String, arguments: [(String, String)] = [], domain: String?) {
         self.subject = subject
         self.name = name
         self.domain = domain
+        self.arguments = arguments
         var b: [UInt8] = [UInt8(ascii: "1"), 0]
         b += Array(subject.utf8); b.append(0)
         b += Array(name.utf8); b.append(0)
@@ -163,18 +166,31 @@ final class EventHub: Sendable {
         }
     }
 
+    /// Subscriptions a domain other than dom0 may hold at once: each holds a
+    /// daemon thread for as long as it lasts, so a domain's count is bounded
+    /// (issue 11, finding 16). dom0's are bounded by the admin socket's cap.
+    static let maxPerDomainCaller = 16
+
     /// Serves one subscriber on the calling thread until it disconnects or
     /// falls behind: `connection-established` first, then every event in order.
     /// `filter` drops the events the caller may not see (nil: sees all).
+    /// Throws, before anything is sent, when the caller already holds its
+    /// share of subscriptions.
     func serve(caller: String, onlyDomain: String?, stream: AdminStream,
-               filter: (@Sendable ([AdminEvent]) -> [AdminEvent])?) {
+               filter: (@Sendable ([AdminEvent]) -> [AdminEvent])?) throws(AdminError) {
         let sub = EventSubscriber(caller: caller, onlyDomain: onlyDomain, stream: stream, limit: queueLimit)
         guard sub.wakeFD >= 0 else { logger.error("admin.Events: cannot create a wake-up pipe"); return }
-        let id = state.withLock { st in
+        let limit = caller == AdminPermission.adminDomain ? Int.max : EventHub.maxPerDomainCaller
+        let id = state.withLock { st -> Int? in
+            guard st.subscribers.values.count(where: { $0.caller == caller }) < limit else { return nil }
             let id = st.next
             st.next += 1
             st.subscribers[id] = sub
             return id
+        }
+        guard let id else {
+            logger.warning("admin.Events: refused a subscription from \(caller): \(limit) already open")
+            throw AdminError("QubesException", "too many admin.Events subscriptions open from \(caller) (\(limit))")
         }
         defer { state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
         guard stream.send(AdminEvent(subject: "", name: "connection-established", domain: nil).bytes) else { return }

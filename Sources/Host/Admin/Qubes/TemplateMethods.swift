@@ -1,6 +1,12 @@
 // admin.odyssey.template.Create+from-host|from-rootfs, payload
 // `name=NAME label=LABEL [source=PATH]` (source: the rest of its line, for
 // from-rootfs: a directory or a tarball). Answers `linked=N copied=N ... seconds=S`.
+//
+// from-rootfs is dom0's alone, whatever the policy grants: its source is a
+// host path, and a delegate used it to copy another domain's private volume
+// (GPG keys included) into a template it owned (issue 11, finding 10).
+// from-host takes no path: it builds from the host's system directories minus
+// every secret in HostTemplateRules, so it stays grantable (admin-global-rwx).
 import Domains
 
 extension QubesAPI {
@@ -10,6 +16,9 @@ extension QubesAPI {
                         scope: .global, access: .write) { [self] c throws(AdminError) in
                 guard c.argument == "from-host" || c.argument == "from-rootfs" else {
                     throw .protocolError("argument must be from-host or from-rootfs")
+                }
+                if c.argument == "from-rootfs" && c.caller != AdminPermission.adminDomain {
+                    throw AdminError.adminDomainOnly("admin.odyssey.template.Create+from-rootfs", why: "its source is a host path")
                 }
                 let kv = try QubesAPI.templatePayload(c.payload)
                 guard let name = kv["name"] else { throw .protocolError("Missing name") }

@@ -75,6 +75,18 @@ extension QubesAPI {
         return out
     }
 
+    /// A clone copies the source's root: the caller must have the read right on
+    /// the source, as Qubes asks for it on the volume cloned from (here: the
+    /// policy for admin.vm.volume.Info+root with the source as target, i.e.
+    /// admin-local-ro). Without it a delegate cloned a domain it could not
+    /// read (issue 11, finding 10). Refused like any denied call.
+    private func checkMayClone(_ source: String, caller: String) throws(AdminError) {
+        guard permission.allows(method: "admin.vm.volume.Info", argument: "root", caller: caller, dest: source) else {
+            daemon.logger.notice("admin: denied a clone of \(source) to \(caller): no read right on the source")
+            throw .permissionDenied()
+        }
+    }
+
     /// admin.vm.Create.<Class>+[TEMPLATE] with payload `name=NAME label=LABEL`.
     private func create(_ klass: DomainClass, _ c: AdminCall) throws(AdminError) -> [UInt8] {
         let kv = try QubesAPI.keyValues(c.payload, allowed: ["name", "label"])
@@ -86,7 +98,10 @@ extension QubesAPI {
         if !c.argument.isEmpty {
             guard snap.contains(c.argument) else { throw AdminError("QubesVMNotFoundError", "No such domain: '\(c.argument)'") }
             if klass.hasTemplate { template = c.argument }
-            else if klass == .standaloneVM { cloneFrom = c.argument }   // qvm-create -C StandaloneVM -t T: a copy of T's root
+            else if klass == .standaloneVM {   // qvm-create -C StandaloneVM -t T: a copy of T's root
+                try checkMayClone(c.argument, caller: c.caller)
+                cloneFrom = c.argument
+            }
             else { throw .value("\(klass.rawValue) cannot be based on template") }
         }
         if snap.contains(name) { throw .value("VM \(name) already exists") }
