@@ -89,6 +89,7 @@ public final class Disposables: @unchecked Sendable {
         if runtime.powerState(name) != .halted { try? runtime.kill(name) }
         for _ in 0..<500 where runtime.powerState(name) != .halted { usleep(10_000) }
         do throws(DomainError) {
+            (runtime as? DomainRuntime)?.undefine(name)   // frees its uid range (vmm-native)
             if store.snapshot().contains(name) { try store.remove(name) }
         } catch {
             logger.error("removing disposable \(name) from the store: \(error)")
