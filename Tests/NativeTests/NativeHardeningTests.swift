@@ -16,7 +16,11 @@ final class NativeHardeningTests: NativeTestCase {
     /// NETLINK_KOBJECT_UEVENT, AF_VSOCK and pidfd_getfd are refused; ordinary
     /// sockets still work; RLIMIT_NOFILE is bounded and cannot be raised.
     func testSeccompRefusesWhatTheRedTeamUsed() throws {
-        let r = try runScript("sec", "/bin/attack syscalls > /rw/result 2>&1")
+        let r = try runScript("sec", "/bin/attack syscalls > /rw/result 2>&1; cp /proc/self/mountinfo /rw/mountinfo")
+        // Finding 8: the overlay's layers no longer name the host's run_dir.
+        let mountinfo = Fixtures.read(privateDir("sec") + "/mountinfo") ?? ""
+        XCTAssertTrue(mountinfo.contains("lowerdir=lower"), mountinfo)
+        XCTAssertFalse(mountinfo.contains(runDir("sec")), "mountinfo shows the host's run_dir: \(mountinfo)")
         XCTAssertEqual(r["tiocsti"], "EPERM", "\(r)")
         XCTAssertEqual(r["tiocsti_high_bits"], "EPERM", "ioctl cmd must be compared on its low 32 bits: \(r)")
         XCTAssertEqual(r["tioclinux_high_bits"], "EPERM")

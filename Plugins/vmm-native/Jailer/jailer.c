@@ -348,10 +348,13 @@ static void build_and_exec(struct domain *d) {
         char lower[4096];
         PATHF(lower, "%s/lower", d->run_dir);
         idmapped_bind(d, lower, 1);
-        char data[3 * 4096 + 128];
-        PATHF(data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, d->run_dir, d->run_dir);
-        if (mount("overlay", root, "overlay", MS_NOSUID, data) != 0)
-            die(errno, "mount overlay", "%s", data);
+        /* Layers named relative to run_dir: overlayfs keeps the option
+         * strings as given and shows them in the domain's mountinfo, so
+         * absolute ones would tell the domain where the host keeps it. */
+        if (chdir(d->run_dir) != 0) die(errno, "chdir run_dir", "%s", d->run_dir);
+        const char *data = "lowerdir=lower,upperdir=upper,workdir=work";
+        if (mount("overlay", "merged", "overlay", MS_NOSUID, data) != 0)
+            die(errno, "mount overlay", "%s in %s", data, d->run_dir);
     }
 
     struct tree trees[2 + 2 * 64];
