@@ -123,14 +123,14 @@ enum AttackProbe {
         return 0;
     }
 
-    static int deep(long n) {
+    static int deep(long n, const char *link_target) {
         for (long i = 0; i < n; i++) {
             if (mkdir("d", 0755) != 0 && errno != EEXIST) { printf("deep_error=%s at %ld\n", strerrorname_np(errno), i); return 1; }
             if (chdir("d") != 0) { printf("deep_error=%s at %ld\n", strerrorname_np(errno), i); return 1; }
             if (i % 1000 == 0) {   /* some files and links along the way */
                 int fd = open("f", O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
                 if (fd >= 0) close(fd);
-                symlink("/etc", "link");
+                symlink(link_target, "link");
             }
         }
         printf("deep=%ld\n", n);
@@ -142,8 +142,8 @@ enum AttackProbe {
         if (argc >= 2 && strcmp(argv[1], "syscalls") == 0) return syscalls();
         if (argc >= 2 && strcmp(argv[1], "pid1") == 0) return pid1();
         if (argc >= 4 && strcmp(argv[1], "connect") == 0) return connect_to(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
-        if (argc >= 3 && strcmp(argv[1], "deep") == 0) return deep(atol(argv[2]));
-        fprintf(stderr, "usage: attack syscalls|pid1|connect PATH LABEL [UID]|deep N\n");
+        if (argc >= 4 && strcmp(argv[1], "deep") == 0) return deep(atol(argv[2]), argv[3]);
+        fprintf(stderr, "usage: attack syscalls|pid1|connect PATH LABEL [UID]|deep N TARGET\n");
         return 2;
     }
     """#

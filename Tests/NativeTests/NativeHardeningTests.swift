@@ -68,11 +68,17 @@ final class NativeHardeningTests: NativeTestCase {
     /// levels (with files and symlinks along the way) are removed now, and
     /// the plugin keeps working.
     func testDeepTreeInRootIsRemovedAtStop() throws {
-        _ = try startDomain("deep", "cd /var/tmp && /bin/attack deep 20000 > /rw/result 2>&1", longRunning: false)
+        // Symlinks along the way point at a host directory (dangling inside
+        // the domain): removal must take the links, never what they name.
+        let sentinel = dir + "/sentinel"
+        try FileManager.default.createDirectory(atPath: sentinel, withIntermediateDirectories: true)
+        try "keep\n".write(toFile: sentinel + "/keep", atomically: true, encoding: .utf8)
+        _ = try startDomain("deep", "cd /var/tmp && /bin/attack deep 20000 \(sentinel) > /rw/result 2>&1", longRunning: false)
         XCTAssertTrue(waitStopped("deep", timeout: 300), "deep did not stop")
         let r = Fixtures.results(privateDir("deep") + "/result")
         XCTAssertEqual(r["deep"], "20000", "\(r)")
         XCTAssertFalse(FileManager.default.fileExists(atPath: runDir("deep")), "run_dir left behind")
+        XCTAssertEqual(Fixtures.read(sentinel + "/keep"), "keep\n", "a symlink was followed")
         XCTAssertFalse(host.logs.contains { $0.contains("cleanup of deep") }, "\(host.logs)")
         // Still serving: the domain is defined and started again.
         try vmm.undefine("deep")
@@ -84,7 +90,10 @@ final class NativeHardeningTests: NativeTestCase {
     /// removed at the next open (it crashed every start before).
     func testDeepTreeLeftBehindIsRemovedAtOpen() throws {
         let gate = try makeGate("left")
-        let pid = try startDomain("left", "cd /var/tmp && /bin/attack deep 20000 > /rw/result 2>&1; read x < /rw/go")
+        let sentinel = dir + "/sentinel"
+        try FileManager.default.createDirectory(atPath: sentinel, withIntermediateDirectories: true)
+        try "keep\n".write(toFile: sentinel + "/keep", atomically: true, encoding: .utf8)
+        let pid = try startDomain("left", "cd /var/tmp && /bin/attack deep 20000 \(sentinel) > /rw/result 2>&1; read x < /rw/go")
         // The host goes away (domains outlive it), the domain finishes its
         // tree and is killed while nobody watches.
         vmm.close()
@@ -95,6 +104,7 @@ final class NativeHardeningTests: NativeTestCase {
         vmm = try VMM(plugin: plugin, host: host)
         XCTAssertEqual(Fixtures.results(privateDir("left") + "/result")["deep"], "20000")
         XCTAssertFalse(FileManager.default.fileExists(atPath: runDir("left")), "run_dir left behind")
+        XCTAssertEqual(Fixtures.read(sentinel + "/keep"), "keep\n", "a symlink was followed")
         XCTAssertEqual(try vmm.info("left").state, ODY_STATE_HALTED.rawValue)
     }
 
@@ -161,7 +171,7 @@ final class NativeHardeningTests: NativeTestCase {
         XCTAssertEqual(st.st_mode & 0o777, 0o600)
         XCTAssertEqual(st.st_uid, 1_000_000, "owned by the domain's root (host uid uid_base)")
         openGate(gate)
-        XCTAssertTrue(host.waitUntil(timeout: 20) { _ in Fixtures.results(self.privateDir("own") + "/result")["done"] == "1" })
+        XCTAssertTrue(eventually { Fixtures.results(self.privateDir("own") + "/result")["done"] == "1" })
         XCTAssertEqual(Fixtures.results(privateDir("own") + "/user")["connect"], "EACCES")
         try vmm.kill("own")
         assertNothingLeft("own", pid: pid)
@@ -186,14 +196,14 @@ final class NativeHardeningTests: NativeTestCase {
         """
         let pid = try startDomain("noisy", script)
         let log = dir + "/state/console/noisy.log"
-        XCTAssertTrue(host.waitUntil(timeout: 20) { _ in
+        XCTAssertTrue(eventually {
             FileManager.default.fileExists(atPath: log + ".1") && ((try? FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? -1) == 0
         }, "no rotation: \((try? FileManager.default.attributesOfItem(atPath: log)[.size]) ?? "missing")")
         let rotated = try Data(contentsOf: URL(fileURLWithPath: log + ".1"))
         XCTAssertEqual(rotated.count, 65536)
         XCTAssertTrue(String(decoding: rotated, as: UTF8.self).hasSuffix("last-before-rotation\n"))
         openGate(gate)
-        XCTAssertTrue(host.waitUntil(timeout: 20) { _ in Fixtures.results(self.privateDir("noisy") + "/result")["done"] == "1" })
+        XCTAssertTrue(eventually { Fixtures.results(self.privateDir("noisy") + "/result")["done"] == "1" })
         XCTAssertEqual(Fixtures.read(log), "after-rotation\n", "writes continue at the start of the truncated log")
         openGate(gate)
         XCTAssertTrue(waitStopped("noisy"))
@@ -213,6 +223,17 @@ final class NativeHardeningTests: NativeTestCase {
 }
 
 extension NativeHardeningTests {
+    /// Polls `condition` (every 20 ms, up to `timeout` s): for host-side
+    /// observations that raise no plugin event.
+    func eventually(timeout: TimeInterval = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition() {
+            if Date() > deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     /// A socket_dir short enough for sun_path (107 bytes), removed afterwards.
     func shortSocketDir() throws -> String {
         let d = "/tmp/ovc-\(getpid())-\(name.hashValue & 0xffff)"

@@ -43,39 +43,48 @@ enum TreeRemoval {
         var counter = 0
         while true {
             var sawEntry = false
+            var progress = false
             try forEachEntry(root, path) { name in
                 sawEntry = true
                 guard let isDir = try entryIsDirectory(root, path, name, device: device) else { return }
                 if !isDir {
                     try Sys.check("unlink \(path)/\(name)") { unlinkat(root, name, 0) }
+                    progress = true
                     return
                 }
-                try flattenOneLevel(root, path, name, device: device, counter: &counter)
-                // ENOTEMPTY: a subdirectory could not be moved this time (a
-                // name clash); the next pass finishes it.
-                if unlinkat(root, name, AT_REMOVEDIR) != 0 && errno != ENOTEMPTY && errno != ENOENT {
+                if try flattenOneLevel(root, path, name, device: device, counter: &counter) { progress = true }
+                // ENOTEMPTY: something in it could not be moved this time;
+                // the next pass tries again.
+                if unlinkat(root, name, AT_REMOVEDIR) == 0 {
+                    progress = true
+                } else if errno != ENOTEMPTY && errno != ENOENT {
                     throw NativeError.sys("rmdir \(path)/\(name)")
                 }
             }
             if !sawEntry { return }
+            // A pass that changed nothing would repeat forever: fail instead.
+            if !progress { throw NativeError.sys("remove \(path): entries that cannot be removed", ENOTEMPTY) }
         }
     }
 
     /// Unlinks the non-directories in `root/name` and renames its
-    /// subdirectories up into `root` under fresh names.
+    /// subdirectories up into `root` under fresh names; true if anything
+    /// was removed or moved.
     private static func flattenOneLevel(_ root: Int32, _ path: String, _ name: String, device: UInt,
-                                        counter: inout Int) throws {
+                                        counter: inout Int) throws -> Bool {
         let sub = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         if sub < 0 {
-            if errno == ENOENT { return }
+            if errno == ENOENT { return false }
             throw NativeError.sys("open \(path)/\(name)")
         }
         defer { close(sub) }
         let subPath = "\(path)/\(name)"
+        var changed = false
         try forEachEntry(sub, subPath) { child in
             guard let isDir = try entryIsDirectory(sub, subPath, child, device: device) else { return }
             if !isDir {
                 try Sys.check("unlink \(subPath)/\(child)") { unlinkat(sub, child, 0) }
+                changed = true
                 return
             }
             // A fresh name in the root. renameat onto an existing non-empty
@@ -85,13 +94,14 @@ enum TreeRemoval {
             while true {
                 counter += 1
                 let target = ".odyssey-rm-\(counter)"
-                if renameat(sub, child, root, target) == 0 { return }
+                if renameat(sub, child, root, target) == 0 { changed = true; return }
                 let e = errno
                 if e == EEXIST || e == ENOTEMPTY || e == ENOTDIR || e == EISDIR { continue }
                 if e == ENOENT { return }
                 throw NativeError.sys("rename \(subPath)/\(child) to \(path)/\(target)", e)
             }
         }
+        return changed
     }
 
     /// true: a directory on `device`; false: anything else (removed with
