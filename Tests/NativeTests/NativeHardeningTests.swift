@@ -141,7 +141,11 @@ final class NativeHardeningTests: NativeTestCase {
         XCTAssertTrue(["EOF", "ECONNRESET"].contains(root["got"] ?? ""), "domain root that is not PID 1 must get nothing: \(root)")
         XCTAssertEqual(agent["got"], "HELLO", "the agent (PID 1) is served: \(agent)")
         XCTAssertEqual(got.get(), "agent\n", "the host read the agent, not a forger")
-        XCTAssertEqual(vchanHost.logs.filter { $0.contains("refused") }.count, 2, "\(vchanHost.logs)")
+        // Logged (at most once a second per domain, so a connect loop
+        // cannot flood the host's log).
+        let refusals = vchanHost.logs.filter { $0.contains("refused") }
+        XCTAssertFalse(refusals.isEmpty, "\(vchanHost.logs)")
+        XCTAssertTrue(refusals[0].contains("uid 1001000") && refusals[0].contains("not PID 1"), refusals[0])
     }
 
     /// Finding 3, ownership: once the agent is known, the next sockets in

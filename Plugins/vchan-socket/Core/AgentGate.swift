@@ -50,6 +50,11 @@ public final class AgentGate: @unchecked Sendable {
     private let lock = PLock()
     private var dirs: [String: (uid: UInt32?, live: Int)] = [:]
     private let log: @Sendable (String) -> Void
+    /// Refusals are logged at most once a second per directory (a domain
+    /// connecting in a loop must not fill the host's log); the rest are
+    /// counted into the next line.
+    private var lastLogNs: [String: Int64] = [:]
+    private var unlogged: [String: Int] = [:]
 
     /// `log` receives one line per refused peer.
     public init(log: @escaping @Sendable (String) -> Void) { self.log = log }
@@ -71,23 +76,38 @@ public final class AgentGate: @unchecked Sendable {
             guard var e = dirs[dir] else { return }
             e.live -= 1
             dirs[dir] = e.live > 0 ? e : nil
+            if e.live <= 0 { lastLogNs[dir] = nil; unlogged[dir] = nil }
         }
     }
 
     /// Decides on a connection to `what` (the socket path) in `dir`.
     public func admit(_ peer: PeerCredentials?, dir: String, what: String) -> Bool {
         guard let peer else {
-            log("vchan: \(what): refused a connection whose credentials could not be read")
+            refused(dir, "vchan: \(what): refused a connection whose credentials could not be read")
             return false
         }
         if let why = Self.refusal(peer) {
-            log("vchan: \(what): refused \(peer): \(why); still waiting for the domain's agent")
+            refused(dir, "vchan: \(what): refused \(peer): \(why); still waiting for the domain's agent")
             return false
         }
         lock.locked {
             if var e = dirs[dir], peer.uid != geteuid() { e.uid = peer.uid; dirs[dir] = e }
         }
         return true
+    }
+
+    private func refused(_ dir: String, _ line: String) {
+        let now = SocketChannel.monotonicNs()
+        let text: String? = lock.locked {
+            if let last = lastLogNs[dir], now - last < 1_000_000_000 {
+                unlogged[dir, default: 0] += 1
+                return nil
+            }
+            lastLogNs[dir] = now
+            let more = unlogged.removeValue(forKey: dir) ?? 0
+            return more > 0 ? "\(line) (and \(more) more refused in the last second)" : line
+        }
+        if let text { log(text) }
     }
 
     /// nil when `peer` is the domain's agent or the host itself, else why not.
