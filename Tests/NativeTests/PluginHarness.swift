@@ -67,7 +67,7 @@ private func hostOf(_ ctx: UnsafeMutableRawPointer?) -> TestHost {
     Unmanaged<TestHost>.fromOpaque(ctx!).takeUnretainedValue()
 }
 
-nonisolated(unsafe) private let servicesTable: UnsafeMutablePointer<ody_host_services> = {
+nonisolated(unsafe) let servicesTable: UnsafeMutablePointer<ody_host_services> = {
     var t = ody_host_services()
     t.struct_size = UInt32(MemoryLayout<ody_host_services>.size)
     t.version = 0

@@ -75,3 +75,13 @@ long vs_splice(int in_fd, int out_fd, size_t len, int more) {
 int vs_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
 
 int vs_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int vs_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred c;
+    socklen_t len = sizeof c;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) return -1;
+    *pid = c.pid;
+    *uid = c.uid;
+    *gid = c.gid;
+    return 0;
+}

@@ -21,12 +21,20 @@ public final class SocketChannel: @unchecked Sendable {
     private var state: State
     private var socketPath: String?
     private var fdClosed = false
+    /// A server's check of each connecting peer (AgentGate); a refused peer
+    /// is closed unanswered and the server keeps listening.
+    private let admit: ((PeerCredentials?) -> Bool)?
+    /// Runs once when the channel closes.
+    private var onClose: (() -> Void)?
 
-    private init(fd: Int32, isServer: Bool, state: State, socketPath: String?) {
+    private init(fd: Int32, isServer: Bool, state: State, socketPath: String?,
+                 admit: ((PeerCredentials?) -> Bool)? = nil, onClose: (() -> Void)? = nil) {
         self.fd = fd
         self.isServer = isServer
         self.state = state
         self.socketPath = socketPath
+        self.admit = admit
+        self.onClose = onClose
     }
 
     deinit { close() }
@@ -49,7 +57,12 @@ public final class SocketChannel: @unchecked Sendable {
     }
 
     /// Listens for one client at `path` (a stale file there is replaced).
-    public static func listen(path: String, mode: mode_t = 0o666) throws(VchanError) -> SocketChannel {
+    /// `owner`: the socket file's uid and gid (with `mode` 0600, only that
+    /// uid can connect). `admit`: every connecting peer's credentials are
+    /// checked before it becomes the client (see AgentGate).
+    public static func listen(path: String, mode: mode_t = 0o666, owner: UInt32? = nil,
+                              admit: ((PeerCredentials?) -> Bool)? = nil,
+                              onClose: (() -> Void)? = nil) throws(VchanError) -> SocketChannel {
         var addr = try address(path)
         let fd = try newSocket()
         unlink(path)
@@ -57,12 +70,13 @@ public final class SocketChannel: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         if rc != 0 { let e = VchanError.sys("bind \(path)"); Glibc.close(fd); throw e }
+        if let owner, chown(path, owner, owner) != 0 { let e = VchanError.sys("chown \(path)"); unlink(path); Glibc.close(fd); throw e }
         if chmod(path, mode) != 0 { let e = VchanError.sys("chmod \(path)"); unlink(path); Glibc.close(fd); throw e }
         // Non-blocking listener: an accept after poll never blocks, even if
         // another thread took the connection in between.
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         if Glibc.listen(fd, 1) != 0 { let e = VchanError.sys("listen \(path)"); unlink(path); Glibc.close(fd); throw e }
-        return SocketChannel(fd: fd, isServer: true, state: .waiting, socketPath: path)
+        return SocketChannel(fd: fd, isServer: true, state: .waiting, socketPath: path, admit: admit, onClose: onClose)
     }
 
     /// Connects to `path`, retrying while the server is not there yet
@@ -123,6 +137,9 @@ public final class SocketChannel: @unchecked Sendable {
                     failure = .io("accept", errno: e)
                     return
                 }
+                // Nothing is sent to a peer before it is admitted; a refused
+                // one is dropped and the listener stays for the real client.
+                if let admit, !admit(PeerCredentials.of(c)) { Glibc.close(c); return }
                 if vs_dup3_cloexec(c, fd) < 0 { failure = .sys("dup3"); Glibc.close(c); return }
                 Glibc.close(c)
                 if let p = socketPath { unlink(p) }
@@ -251,13 +268,16 @@ public final class SocketChannel: @unchecked Sendable {
     /// Closes the channel (a listening server's socket file is removed).
     /// No other thread may still be using it.
     public func close() {
-        lock.locked {
-            guard !fdClosed else { return }
+        let closed: (() -> Void)? = lock.locked {
+            guard !fdClosed else { return nil }
             if let p = socketPath { unlink(p) }
             socketPath = nil
             Glibc.close(fd)
             fdClosed = true
             state = .disconnected
+            defer { onClose = nil }
+            return onClose
         }
+        closed?()
     }
 }

@@ -9,9 +9,12 @@ final class SocketBackend {
     let host: HostServices
     let socketDir: String
     let connectTimeoutNs: Int64
+    /// Admits only a domain's agent to the channels served in its directory.
+    let gate: AgentGate
 
     init(host: HostServices) {
         self.host = host
+        gate = AgentGate { host.log(ODY_LOG_WARNING, $0) }
         socketDir = host.config("socket_dir") ?? ChannelLayout.defaultDirectory
         let ms = host.config("connect_timeout_ms").flatMap { Int64($0) } ?? 5000
         connectTimeoutNs = max(ms, 1) * 1_000_000
@@ -90,8 +93,22 @@ func vsServerInit(_ backend: OpaquePointer?, _ ep: UnsafePointer<ody_vchan_endpo
         if let e = ensureDirectory(ChannelLayout.directory(base: b.socketDir, local: local, remote: remote), mode: 0o755) { return map(e, err) }
     }
     let path = ChannelLayout.serverPath(base: b.socketDir, local: local, remote: remote, port: port)
-    do {
-        out.pointee = Handle.make(try SocketChannel.listen(path: path))
+    do throws(VchanError) {
+        guard local == ChannelLayout.adminDomain else {
+            out.pointee = Handle.make(try SocketChannel.listen(path: path))
+            return ODY_OK.rawValue
+        }
+        // The host's end in a domain's directory: only that domain's agent
+        // gets in (AgentGate), and once it is known, only its uid can connect.
+        let dir = ChannelLayout.directory(base: b.socketDir, local: local, remote: remote)
+        let gate = b.gate
+        let owner = gate.opening(dir)
+        do throws(VchanError) {
+            let ch = try SocketChannel.listen(path: path, mode: owner == nil ? 0o666 : 0o600, owner: owner,
+                                              admit: { gate.admit($0, dir: dir, what: path) },
+                                              onClose: { gate.closed(dir) })
+            out.pointee = Handle.make(ch)
+        } catch { gate.closed(dir); throw error }
         return ODY_OK.rawValue
     } catch { return map(error, err) }
 }

@@ -19,7 +19,7 @@
  *                                           dead child the caller must reap
  *   fd 0-2 become init's stdin/stdout/stderr (the plugin's console log).
  *   Spec keys: name hostname root_mode root_dir run_dir private_dir init
- *   uid_base uid_count volatile_mib; repeated: arg env cgroup bind_ro bind_rw
+ *   uid_base uid_count volatile_mib nofile_max; repeated: arg env cgroup bind_ro bind_rw
  *   seccomp; seccomp_default (absent: no filter; the plugin always sends one).
  *
  * Process shape: the jailer J joins the domain's cgroups, creates the
@@ -52,6 +52,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -168,7 +169,7 @@ static unsigned long parse_ul(const char *key, unsigned long def) {
 
 struct domain {
     const char *root_mode, *root_dir, *run_dir, *private_dir, *init, *hostname;
-    unsigned long uid_base, uid_count, volatile_mib;
+    unsigned long uid_base, uid_count, volatile_mib, nofile_max;
     int userns_fd;
     scmp_filter_ctx seccomp;
 };
@@ -347,10 +348,13 @@ static void build_and_exec(struct domain *d) {
         char lower[4096];
         PATHF(lower, "%s/lower", d->run_dir);
         idmapped_bind(d, lower, 1);
-        char data[3 * 4096 + 128];
-        PATHF(data, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, d->run_dir, d->run_dir);
-        if (mount("overlay", root, "overlay", MS_NOSUID, data) != 0)
-            die(errno, "mount overlay", "%s", data);
+        /* Layers named relative to run_dir: overlayfs keeps the option
+         * strings as given and shows them in the domain's mountinfo, so
+         * absolute ones would tell the domain where the host keeps it. */
+        if (chdir(d->run_dir) != 0) die(errno, "chdir run_dir", "%s", d->run_dir);
+        const char *data = "lowerdir=lower,upperdir=upper,workdir=work";
+        if (mount("overlay", "merged", "overlay", MS_NOSUID, data) != 0)
+            die(errno, "mount overlay", "%s in %s", data, d->run_dir);
     }
 
     struct tree trees[2 + 2 * 64];
@@ -402,6 +406,12 @@ static void build_and_exec(struct domain *d) {
     if (setgroups(0, NULL) != 0) die(errno, "setgroups", NULL);
     if (setresgid(0, 0, 0) != 0) die(errno, "setresgid", "0 in the domain (%lu on the host)", d->uid_base);
     if (setresuid(0, 0, 0) != 0) die(errno, "setresuid", "0 in the domain (%lu on the host)", d->uid_base);
+
+    /* Open files per process: with pids.max this bounds the domain's share
+     * of the host's fs.file-max. Lowered here (allowed to anyone); raising
+     * it again needs CAP_SYS_RESOURCE in the host's user namespace. */
+    struct rlimit nofile = {d->nofile_max, d->nofile_max};
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) die(errno, "setrlimit", "RLIMIT_NOFILE %lu", d->nofile_max);
 
     /* Its own session: no terminal signals from the host's session. */
     if (setsid() < 0) die(errno, "setsid", NULL);
@@ -469,6 +479,7 @@ int main(void) {
     d.uid_base = parse_ul("uid_base", 0);
     d.uid_count = parse_ul("uid_count", 65536);
     d.volatile_mib = parse_ul("volatile_mib", 256);
+    d.nofile_max = parse_ul("nofile_max", 1024);
     if (!d.root_dir || !d.run_dir || !d.init) die(EINVAL, "parse spec", "root_dir, run_dir and init are required");
     if (d.uid_base == 0) die(EINVAL, "parse spec", "uid_base must be > 0: the domain never runs as host root");
     d.seccomp = build_seccomp();

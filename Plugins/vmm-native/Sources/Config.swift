@@ -16,6 +16,8 @@ struct Config {
     var uidRangeStart: UInt32
     /// How long shutdown waits for init before SIGKILL.
     var shutdownTimeoutMs: UInt64
+    /// Bytes a console log may reach before it is rotated (0: unlimited).
+    var consoleLogMax: Int64
 
     static let defaultRootStateDir = "/var/lib/odyssey/vmm-native"
     static let jailerName = "odyssey-jailer"
@@ -45,8 +47,12 @@ struct Config {
         let seccomp = try SeccompProfile.load(profilePath)
         let start = UInt32(host.config("uid_range_start") ?? "") ?? 1_000_000
         let timeout = UInt64(host.config("shutdown_timeout_ms") ?? "") ?? 10_000
+        let consoleMax = host.config("console_log_max").flatMap { Int64($0) } ?? ConsoleLog.defaultMax
+        guard consoleMax >= 0, consoleMax <= 1 << 30 else {
+            throw NativeError(ODY_E_INVALID, "native: console_log_max=\(consoleMax): 0 (unlimited) to 1073741824 bytes")
+        }
         return Config(stateDir: stateDir, jailer: jailer, cgroupParent: parent, seccomp: seccomp,
-                      uidRangeStart: start, shutdownTimeoutMs: timeout)
+                      uidRangeStart: start, shutdownTimeoutMs: timeout, consoleLogMax: consoleMax)
     }
 
     /// The directory holding this plugin's .so, found through dladdr on a

@@ -61,6 +61,10 @@ struct Layout {
     var uidBase: UInt32
     var uidCount: UInt32
     var pidsMax: UInt64
+    /// RLIMIT_NOFILE (soft and hard) of init, inherited by every process of
+    /// the domain; the domain's root cannot raise it (that needs
+    /// CAP_SYS_RESOURCE in the host's user namespace). See `defaultNofile`.
+    var nofileMax: UInt64
     var volatileMiB: UInt64
     var hostname: String
 
@@ -144,6 +148,10 @@ struct Layout {
         uidBase = UInt32(base)
         uidCount = UInt32(count)
         pidsMax = try Layout.number(p, "pids_max", 1024, domain: d.name)
+        nofileMax = try Layout.number(p, "nofile_max", Layout.defaultNofile(pidsMax: pidsMax), domain: d.name)
+        guard (16...1_048_576).contains(nofileMax) else {
+            throw NativeError(ODY_E_INVALID, "native: define \(d.name): nofile_max=\(nofileMax): 16 to 1048576")
+        }
         volatileMiB = try Layout.number(p, "volatile_mib", 256, domain: d.name)
         hostname = p["hostname"] ?? d.name
         guard (1...63).contains(hostname.utf8.count), !hostname.contains("\0") else {
@@ -157,6 +165,20 @@ struct Layout {
             throw NativeError(ODY_E_INVALID, "native: define \(domain): \(key)=\(v): expected a non-negative integer")
         }
         return n
+    }
+
+    /// Open files are counted host-wide against fs.file-max; past it, every
+    /// process without CAP_SYS_ADMIN (other domains, unprivileged host
+    /// services; not the root host daemon) gets ENFILE. A domain can hold at
+    /// most pids_max x RLIMIT_NOFILE files, so the default aims that product
+    /// at 1/8 of fs.file-max: fs.file-max / 8 / pids_max files per process,
+    /// at most 1024 and never below 512 (the agent, PID 1, serves every
+    /// session of the domain with these descriptors). E.g. file-max
+    /// 2,466,320 and pids_max 1024: 512 per process, 524,288 (21%) per domain.
+    static func defaultNofile(pidsMax: UInt64) -> UInt64 {
+        let fileMax = Sys.readText("/proc/sys/fs/file-max").flatMap { UInt64($0.split(separator: "\n").first ?? "") } ?? 0
+        guard fileMax > 0, pidsMax > 0 else { return 1024 }
+        return max(512, min(1024, fileMax / 8 / pidsMax))
     }
 
     var uidRange: Range<UInt64> { UInt64(uidBase)..<(UInt64(uidBase) + UInt64(uidCount)) }

@@ -11,7 +11,7 @@ enum JailerLaunch {
         var e: [String] = [
             "name=\(l.name)", "hostname=\(l.hostname)", "root_mode=\(l.persistentRoot ? "persistent" : "snapshot")",
             "root_dir=\(l.rootDir)", "run_dir=\(l.runDir)", "private_dir=\(l.privateDir)", "init=\(l.initPath)",
-            "uid_base=\(l.uidBase)", "uid_count=\(l.uidCount)", "volatile_mib=\(l.volatileMiB)",
+            "uid_base=\(l.uidBase)", "uid_count=\(l.uidCount)", "volatile_mib=\(l.volatileMiB)", "nofile_max=\(l.nofileMax)",
             "seccomp_default=\(seccomp.defaultAction)",
         ]
         e += l.args.map { "arg=\($0)" }

@@ -150,6 +150,8 @@ final class NativeVMM: @unchecked Sendable {
                 return stopping
             }
             if quit { return }
+            // Console logs are checked about once a second (ConsoleLog).
+            if !names.isEmpty && config.consoleLogMax > 0 { timeout = timeout < 0 ? 1000 : min(timeout, 1000) }
             let n = poll(&fds, nfds_t(fds.count), timeout)
             if n < 0 && errno != EINTR { Sys.sleepMillis(10); continue }
             if fds[0].revents != 0 {
@@ -159,6 +161,7 @@ final class NativeVMM: @unchecked Sendable {
             for (i, name) in names.enumerated() where fds[i + 1].revents != 0 {
                 domainExited(name)
             }
+            rotateConsoleLogs(names)
             // Shutdowns that outlived their timeout: SIGKILL (thawed first).
             let now = Sys.monotonicNanos()
             let killed: [String] = lock.locked {
@@ -176,6 +179,19 @@ final class NativeVMM: @unchecked Sendable {
             for name in killed {
                 host.log(ODY_LOG_WARNING, "native: \(name) did not halt within \(config.shutdownTimeoutMs) ms; killed it")
             }
+        }
+    }
+
+    /// Caps the console logs of running domains, at most once a second.
+    private var lastConsoleCheck: UInt64 = 0
+    private func rotateConsoleLogs(_ names: [String]) {
+        let now = Sys.monotonicNanos()
+        guard config.consoleLogMax > 0, now - lastConsoleCheck >= 900_000_000 else { return }
+        lastConsoleCheck = now
+        for name in names {
+            do { try ConsoleLog.rotateIfNeeded(store.consolePath(name), max: config.consoleLogMax) } catch let e as NativeError {
+                host.log(ODY_LOG_WARNING, "native: console log of \(name): \(e.message)")
+            } catch {}
         }
     }
 
@@ -280,8 +296,11 @@ final class NativeVMM: @unchecked Sendable {
             s.state = ODY_STATE_TRANSIENT
             return s
         }
-        let l = s.layout
+        var l = s.layout
         do {
+            // A host-provided init runs from an execute-only copy, out of
+            // the domain root's reach (ExecOnlyInit says why).
+            l.bindRO = try ExecOnlyInit.shield(bindRO: l.bindRO, initPath: l.initPath, stateDir: config.stateDir)
             // Leftovers of an earlier crash, then a record before anything is
             // created, so a host killed mid-start cleans up at its next open.
             if Sys.exists(l.runDir) { try Sys.removeTree(l.runDir) }

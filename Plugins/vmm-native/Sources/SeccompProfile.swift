@@ -123,7 +123,7 @@ struct SeccompProfile {
     static let ops: Set<String> = ["eq", "ne", "lt", "le", "gt", "ge", "masked_eq"]
     static let errnos: [String: Int32] = [
         "EPERM": EPERM, "ENOENT": ENOENT, "EACCES": EACCES, "EINVAL": EINVAL, "ENOSYS": ENOSYS,
-        "EOPNOTSUPP": EOPNOTSUPP, "ENOTSUP": EOPNOTSUPP, "EAGAIN": EAGAIN,
+        "EOPNOTSUPP": EOPNOTSUPP, "ENOTSUP": EOPNOTSUPP, "EAGAIN": EAGAIN, "EAFNOSUPPORT": EAFNOSUPPORT,
     ]
 
     static func load(_ path: String) throws -> SeccompProfile {
@@ -153,8 +153,8 @@ struct SeccompProfile {
                       let op = a["op"]?.string, ops.contains(op), let value = a["value"]?.string else {
                     throw bad("rule \(n): each args[] entry needs index 0-5, op and value")
                 }
-                argText += ",\(i):\(op):\(value)"
-                if let mask = a["mask"]?.string { argText += ":\(mask)" }
+                argText += "," + (try argumentFilter(index: i, op: op, value: value, mask: a["mask"]?.string,
+                                                     bits: a["bits"]?.string ?? "64", rule: n, bad: bad))
             }
             guard let syscalls = rule["syscalls"]?.array, !syscalls.isEmpty else { throw bad("rule \(n): empty syscalls[]") }
             for s in syscalls {
@@ -165,5 +165,35 @@ struct SeccompProfile {
             }
         }
         return SeccompProfile(path: path, defaultAction: def, rules: lines)
+    }
+
+    /// One jailer argument filter, "IDX:OP:VALUE[:MASK]". A 32-bit argument
+    /// (`bits: 32`: an int or unsigned int in the kernel's prototype, e.g.
+    /// ioctl's cmd, socket's family) is compared on its low 32 bits only:
+    /// the kernel ignores the upper half of the register, so a plain 64-bit
+    /// `eq` would let `TIOCSTI | 1 << 32` through. libseccomp's masked_eq
+    /// with mask 0xffffffff is exactly that comparison; the other operators
+    /// have no masked form, so the profile may not use them on 32-bit args.
+    static func argumentFilter(index: Int, op: String, value: String, mask: String?, bits: String, rule n: Int,
+                               bad: (String) -> NativeError) throws -> String {
+        guard bits == "64" || bits == "32" else { throw bad("rule \(n): bits must be 32 or 64, got \(bits)") }
+        guard let v = number(value) else { throw bad("rule \(n): argument value \(value) is not a number") }
+        let m = try mask.map { (m: String) throws -> UInt64 in
+            guard let x = number(m) else { throw bad("rule \(n): argument mask \(m) is not a number") }
+            return x
+        }
+        if bits == "64" { return "\(index):\(op):\(v)" + (m.map { ":\($0)" } ?? "") }
+        let low: UInt64 = 0xffff_ffff
+        switch op {
+        case "eq": return "\(index):masked_eq:\(v & low):\(low)"
+        case "masked_eq": return "\(index):masked_eq:\(v & low):\((m ?? v) & low)"
+        default: throw bad("rule \(n): op \(op) cannot compare a 32-bit argument (use eq or masked_eq)")
+        }
+    }
+
+    /// Decimal or 0x-hexadecimal, as the profile writes numbers.
+    static func number(_ s: String) -> UInt64? {
+        if s.hasPrefix("0x") || s.hasPrefix("0X") { return UInt64(s.dropFirst(2), radix: 16) }
+        return UInt64(s)
     }
 }

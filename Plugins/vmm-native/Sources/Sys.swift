@@ -140,52 +140,9 @@ enum Sys {
         return names
     }
 
-    /// rm -rf without following symlinks or crossing into mounts (a mount
-    /// point that is still mounted fails with EBUSY instead of being emptied).
-    static func removeTree(_ path: String) throws {
-        var st = stat()
-        if lstat(path, &st) != 0 {
-            if errno == ENOENT { return }
-            throw NativeError.sys("lstat \(path)")
-        }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            let fd = try check("open \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
-            defer { close(fd) }
-            try removeContents(fd, path, device: st.st_dev)
-            try check("rmdir \(path)") { rmdir(path) }
-        } else {
-            try check("unlink \(path)") { unlink(path) }
-        }
-    }
-
-    private static func removeContents(_ dirfd: Int32, _ path: String, device: UInt) throws {
-        let dup = try check("dup \(path)") { fcntl(dirfd, F_DUPFD_CLOEXEC, 0) }
-        guard let dir = fdopendir(dup) else { close(dup); throw NativeError.sys("fdopendir \(path)") }
-        defer { closedir(dir) }
-        while let ent = readdir(dir) {
-            let name = withUnsafePointer(to: ent.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name == "." || name == ".." { continue }
-            var st = stat()
-            if fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-                if errno == ENOENT { continue }
-                throw NativeError.sys("stat \(path)/\(name)")
-            }
-            if (st.st_mode & S_IFMT) == S_IFDIR {
-                if st.st_dev != device { throw NativeError.sys("remove \(path)/\(name) (a mount point)", EBUSY) }
-                let sub = try check("open \(path)/\(name)") {
-                    openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                }
-                // Overlay work dirs are mode 000; root may still need +rwx.
-                do { try removeContents(sub, "\(path)/\(name)", device: device) } catch { close(sub); throw error }
-                close(sub)
-                try check("rmdir \(path)/\(name)") { unlinkat(dirfd, name, AT_REMOVEDIR) }
-            } else {
-                try check("unlink \(path)/\(name)") { unlinkat(dirfd, name, 0) }
-            }
-        }
-    }
+    /// rm -rf of a tree a domain may have written: iterative, constant
+    /// memory, never follows symlinks or crosses into mounts (TreeRemoval).
+    static func removeTree(_ path: String) throws { try TreeRemoval.remove(path) }
 
     /// Start time of a process in clock ticks since boot (/proc/PID/stat field
     /// 22): with the pid it identifies one process across pid reuse.

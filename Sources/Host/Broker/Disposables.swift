@@ -166,6 +166,7 @@ public final class Disposables: @unchecked Sendable {
             logger.warning("disposable \(name) did not halt within \(Self.haltWaitMs / 1000) s; removing it anyway")
         }
         do throws(DomainError) {
+            (runtime as? DomainRuntime)?.undefine(name)   // frees its uid range (vmm-native)
             if store.snapshot().contains(name) { try store.remove(name) }
         } catch {
             logger.error("removing disposable \(name) from the store: \(error)")

@@ -348,6 +348,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         }
     }
 
+    /// A domain is leaving the store: its backend definition goes too (a
+    /// native definition reserves a 65,536-uid range until it is undefined).
+    /// Call before the store forgets which backend the domain used.
+    public func undefine(_ name: String) {
+        guard let v = try? store.snapshot().domain(name).vmm, let vmm = try? backends().vmm(v) else { return }
+        try? vmm.undefine(name)
+    }
+
     private func runningVmm(_ name: String) throws(OdysseyError) -> String {
         if let v = running.withLock({ $0[name]?.vmm }) { return v }
         _ = try mapped { () throws(DomainError) in try store.domain(name) }   // unknown name: not-found error

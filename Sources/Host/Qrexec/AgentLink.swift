@@ -2,8 +2,10 @@
 //
 // Life of a link:
 //   init        server_init(dom0 -> domain, 512) through the vchan plugin: the
-//               channel file appears in the domain's own socket directory, so
-//               whoever connects IS that domain (see Plugins/vchan-socket).
+//               channel file appears in the domain's own socket directory, and
+//               the plugin admits only that domain's agent (PID 1 there, as its
+//               root; SO_PEERCRED, before anything is sent): whoever this link
+//               talks to IS that domain (see Plugins/vchan-socket AgentGate).
 //               Create the link before starting the domain, so the agent
 //               finds the socket on its first try.
 //   ready       the agent connected and both HELLOs crossed (version =

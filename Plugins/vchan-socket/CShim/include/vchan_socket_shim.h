@@ -34,6 +34,11 @@ long vs_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nf
 long vs_splice(int in_fd, int out_fd, size_t len, int more);
 int vs_set_pipe_size(int fd, int size);
 
+/* getsockopt(SO_PEERCRED): struct ucred is behind _GNU_SOURCE. The pid and
+ * ids of the process that connected, as seen from the caller's pid and user
+ * namespaces. Returns 0 or -1 (errno). */
+int vs_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid);
+
 /* pipe2(O_CLOEXEC): behind _GNU_SOURCE. */
 int vs_pipe_cloexec(int fds[2]);
 

@@ -54,6 +54,7 @@ extension QubesAPI {
                 guard lifecycle.powerState(c.dest) == .halted else {
                     throw AdminError("QubesVMNotHaltedError", "\(c.dest) is not halted (state \(lifecycle.powerState(c.dest).rawValue)); shut it down first")
                 }
+                daemon.runtime.undefine(c.dest)   // the backend's definition (a native one holds a uid range)
                 try domain { () throws(DomainError) in try store.remove(c.dest) }
                 do throws(DomainError) { try daemon.volumes.removeVolumes(c.dest) } catch {
                     daemon.logger.error("removing volumes of \(c.dest): \(error) (the next start-up cleans them)")
