@@ -43,7 +43,9 @@ struct Cgroups {
         var dirs: [String] = []
         for c in have {
             let d = dir(c)
-            try Sys.mkdirs(d)
+            // Once more if another domain's stop removed the (then empty)
+            // parent between our mkdir of it and of `d`.
+            do { try Sys.mkdirs(d) } catch { try Sys.mkdirs(d) }
             dirs.append(d)
         }
         let mem = dir("memory")
@@ -126,6 +128,15 @@ struct Cgroups {
                 Sys.sleepMillis(1)
             }
         }
+        removeParentIfEmpty()
+    }
+
+    /// The parent goes with its last domain, so daemons with a parent of
+    /// their own (tests, benchmarks) leave no directory behind. rmdir refuses
+    /// a parent that still holds a domain, which is the check; a start that
+    /// races it makes the parent again (`create`).
+    func removeParentIfEmpty() {
+        for c in Cgroups.controllers { rmdir("\(Cgroups.root)/\(c)/\(parent)") }
     }
 }
 
