@@ -373,16 +373,21 @@ public struct VolumeManager: Sendable {
     /// Removes half-built templates and removed-domain leftovers in staging/,
     /// and volume directories of domains the store does not know (a crash
     /// between building a template and committing it). Returns what was removed.
+    /// What a domain left behind must never stop the daemon from starting: a
+    /// leftover that cannot be removed is reported to `failed` and kept for
+    /// the next start; only an unreadable state directory throws.
     @discardableResult
-    public func recover(knownDomains: Set<String>) throws(DomainError) -> [String] {
+    public func recover(knownDomains: Set<String>, failed: (String) -> Void = { _ in }) throws(DomainError) -> [String] {
         var removed: [String] = []
-        for n in try FileOps.list("\(stateDir)/staging") {
-            try FileOps.removeTree("\(stateDir)/staging/\(n)")
-            removed.append("staging/\(n)")
-        }
-        for n in try FileOps.list("\(stateDir)/domains") where !knownDomains.contains(n) {
-            try FileOps.removeTree("\(stateDir)/domains/\(n)")
-            removed.append("domains/\(n)")
+        var leftovers = try FileOps.list("\(stateDir)/staging").map { "staging/\($0)" }
+        leftovers += try FileOps.list("\(stateDir)/domains").filter { !knownDomains.contains($0) }.map { "domains/\($0)" }
+        for rel in leftovers {
+            do throws(DomainError) {
+                try FileOps.removeTree("\(stateDir)/\(rel)")
+                removed.append(rel)
+            } catch {
+                failed("cannot remove \(rel) (kept; the daemon starts without it): \(error.message)")
+            }
         }
         return removed
     }
