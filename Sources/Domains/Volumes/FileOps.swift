@@ -149,6 +149,19 @@ public enum FileOps {
         guard rmdir(path) == 0 || errno == ENOENT else { throw fail("rmdir", path) }
     }
 
+    /// Empties a directory (a mounted volume's root) and keeps it; refuses
+    /// if another file system is mounted below it.
+    public static func emptyDirectory(_ path: String) throws(DomainError) {
+        guard let st = lstatOf(path), (st.st_mode & S_IFMT) == S_IFDIR else { throw .storage("\(path): not a directory") }
+        let mounts = mountPoints(under: path).filter { $0 != path }
+        guard mounts.isEmpty else {
+            throw .storage("refusing to empty \(path): still mounted at \(mounts.joined(separator: ", "))")
+        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw fail("open", path) }
+        try TreeRemoval.emptyDirectory(fd, path: path, device: st.st_dev)   // closes fd
+    }
+
     /// Total bytes allocated below `path` (du-like, hard links counted once
     /// per walk). Iterative (the tree may be a domain's, any depth); entries
     /// whose path exceeds PATH_MAX are not reached, so a deep tree is undercounted.
