@@ -78,7 +78,7 @@ final class DiskLimitTests: XCTestCase {
         XCTAssertGreaterThan(VolumeManager.fileSystemUsage(v.privateDir("work"))!.0, 160 << 20)
         XCTAssertEqual(try FileOps.lstatOf(v.privateDir("work") + "/big")?.st_size, 96 << 20, "content kept")
         try v.closePrivate("work")
-        assertDomainError("QubesValueError", "shrinking") { try v.resize("private", of: "work", to: 64 << 20, in: s.snapshot()) }
+        assertDomainError("StoragePoolException", "shrinking") { try v.resize("private", of: "work", to: 64 << 20, in: s.snapshot()) }
         assertDomainError("QubesValueError", "multiple of 1 MiB") { try v.resize("private", of: "work", to: (200 << 20) + 1, in: s.snapshot()) }
         assertDomainError("QubesValueError", "between") { try v.resize("private", of: "work", to: 1 << 50, in: s.snapshot()) }
         assertDomainError("QubesValueError", "cannot be changed") { try v.resize("root", of: "work", to: 1 << 30, in: s.snapshot()) }

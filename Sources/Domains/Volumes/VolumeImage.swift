@@ -65,11 +65,11 @@ public enum VolumeImage {
     /// next open (growFileSystemIfNeeded). Returns whether it grew now.
     @discardableResult
     public static func grow(_ image: String, to bytes: Int64, mountedOn device: String?) throws(DomainError) -> Bool {
-        try checkSize(bytes, image)
         guard let current = size(image) else { throw .storage("\(image): no such volume image") }
-        guard bytes >= current else {
-            throw .value("\(image): shrinking a volume is not possible (\(current) to \(bytes) bytes)")
+        guard bytes >= current else {     // qubesd's words and exception (StoragePoolException)
+            throw .storage("For your own safety, shrinking of \(image) is disabled (\(bytes) < \(current))")
         }
+        try checkSize(bytes, image)
         if bytes > current {
             let fd = open(image, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw FileOps.fail("open", image) }
