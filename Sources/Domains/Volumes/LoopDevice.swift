@@ -7,7 +7,7 @@
 import Glibc
 #endif
 
-enum LoopDevice {
+public enum LoopDevice {
     // <linux/loop.h>; Swift does not import these macros.
     private static let LOOP_CTL_GET_FREE: UInt = 0x4C82
     private static let LOOP_CONFIGURE: UInt = 0x4C0A
@@ -83,7 +83,7 @@ enum LoopDevice {
     }
 
     /// The device mounted at exactly `target`, if any (from mountinfo).
-    static func mountedDevice(at target: String) -> String? {
+    public static func mountedDevice(at target: String) -> String? {
         guard let text = try? FileOps.readFile("/proc/self/mountinfo") else { return nil }
         var found: String?
         for line in text.split(separator: "\n") {

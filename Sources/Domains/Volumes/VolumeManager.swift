@@ -371,9 +371,12 @@ public struct VolumeManager: Sendable {
         case "root":
             let src = try s.rootSource(of: name)
             let persistent = d.klass.persistentRoot && !rootIsHostLinked(name)
+            // A snapshot root's changes are bounded by the upper the jailer mounts (10 GiB tmpfs);
+            // a persistent root (a TemplateVM's, a StandaloneVM's) has no size of its own yet.
             return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(src)/root", path: rootDir(src),
                               rw: true, saveOnStop: persistent, snapOnStart: !persistent,
                               source: src == name ? nil : "\(src):root", revisionsToKeep: 0, ephemeral: false,
+                              size: persistent ? 0 : VolumeImage.defaultRootSize,
                               // Not computed: it would walk the whole tree (and count the host's files
                               // for a host-linked template) on every Info call.
                               usage: 0, revisions: [])
@@ -391,7 +394,7 @@ public struct VolumeManager: Sendable {
                               revisionsToKeep: disp ? 0 : keep, ephemeral: false, size: size,
                               usage: fsUsage?.1 ?? halted, revisions: try revisions(of: name))
         default:
-            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/volatile", path: "\(runDir(name))/upper",
+            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/volatile", path: "\(runDir(name))/volatile",
                               rw: true, saveOnStop: false, snapOnStart: false, source: nil, revisionsToKeep: 0,
                               ephemeral: true, usage: 0, revisions: [])
         }
