@@ -137,6 +137,17 @@ final class DiskLimitTests: XCTestCase {
         }
         let make = try ms { try VolumeImage.create(dir + "/two-gib.img", bytes: VolumeImage.defaultPrivateSize) }
         XCTAssertLessThan(VolumeImage.allocated(dir + "/two-gib.img"), 8 << 20, "a new 2 GiB image is sparse")
+        // Two sessions that each rewrite 40 MiB: what the host's disk holds
+        // (the image, the base the next revision comes from, one revision).
+        for session in 0..<2 {
+            let p = try v.prepareStart("work", in: s.snapshot())
+            XCTAssertEqual(fill(p.privateDir! + "/data", limit: 40 << 20).1, 0, "session \(session)")
+            try v.cleanupAfterStop("work", in: s.snapshot())
+        }
+        let image = VolumeImage.allocated(v.privateImage("work")), domainDir = FileOps.diskUsage(v.domainDir("work"))
+        XCTAssertLessThanOrEqual(domainDir, 3 * small + (4 << 20), "image + base + one revision, each at most the volume's size")
+        print("disk limits: after two sessions writing 40 MiB each: image \(image >> 20) MiB allocated,"
+              + " domain dir \(domainDir >> 20) MiB (image + base + 1 revision)")
         print("disk limits: mount (LOOP_CONFIGURE + mount) median \(open.sorted()[2]) ms, unmount \(close.sorted()[2]) ms,"
               + " mke2fs of a sparse 2 GiB image \(make) ms")
         _ = s

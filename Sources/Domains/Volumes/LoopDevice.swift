@@ -17,13 +17,17 @@ public enum LoopDevice {
     private static let configSize = 304
     private static let flagsOffset = 8 + 52     // loop_info64.lo_flags
 
+    /// discard: blocks the domain frees are punched out of the sparse image,
+    /// so the host's disk holds what the volume holds now, not its high-water mark.
+    private static let mountOptions = "errors=remount-ro,discard"
+
     /// Mounts the ext4 image `image` at `target` (nosuid, nodev).
     static func mount(_ image: String, at target: String) throws(DomainError) {
         // A loop device already backed by this image (a domain still running
         // from before a daemon restart holds it) must be the one mounted: a
         // second device would mean a second ext4 instance on the same file.
         if let device = existingDevice(for: image) {
-            guard Glibc.mount(device, target, "ext4", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), "errors=remount-ro") == 0 else {
+            guard Glibc.mount(device, target, "ext4", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), mountOptions) == 0 else {
                 throw FileOps.fail("mount \(image) (\(device), already attached) at", target)
             }
             return
@@ -33,7 +37,7 @@ public enum LoopDevice {
         defer { close(imageFd) }
         let (device, loopFd) = try attach(imageFd, image: image)
         defer { close(loopFd) }     // AUTOCLEAR: the device goes with the mount
-        guard Glibc.mount(device, target, "ext4", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), "errors=remount-ro") == 0 else {
+        guard Glibc.mount(device, target, "ext4", UInt(MS_NOSUID | MS_NODEV | MS_NOATIME), mountOptions) == 0 else {
             throw FileOps.fail("mount \(image) (\(device)) at", target)
         }
     }

@@ -332,6 +332,8 @@ public struct TemplateBuilder: Sendable {
             _ = try? FileOps.removeTree(volumes.domainDir(name))
             throw error
         }
+        // Its private image is made now (mke2fs), not at its first start.
+        try volumes.withPrivateOpen(name) {}
     }
 
     static func now() -> Double {
