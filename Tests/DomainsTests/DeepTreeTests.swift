@@ -96,11 +96,17 @@ final class DeepTreeTests: XCTestCase {
         try buildDeepTree(dir + "/state/staging/disp1234.removed/private.snapshot/home/user",
                           depth: 12_000, outside: dir)
         try buildDeepTree(dir + "/state/domains/ghost/private", depth: 10_000, outside: dir)
-        // A leftover that cannot be removed: something is mounted in it.
-        let stuck = dir + "/state/staging/stuck.removed/mnt"
+        // A stale mount in a leftover (a crashed domain's volume) is unmounted, then removed.
+        let stale = dir + "/state/staging/mounted.removed/private"
+        try FileOps.makeDirectories(stale)
+        guard mount("tmpfs", stale, "tmpfs", 0, nil) == 0 else { throw XCTSkip("cannot mount tmpfs here") }
+        defer { umount2(stale, Int32(MNT_DETACH)) }
+        // A leftover that cannot be removed: an immutable file in it.
+        let stuck = dir + "/state/staging/stuck.removed"
         try FileOps.makeDirectories(stuck)
-        guard mount("tmpfs", stuck, "tmpfs", 0, nil) == 0 else { throw XCTSkip("cannot mount tmpfs here") }
-        defer { umount2(stuck, Int32(MNT_DETACH)) }
+        try FileOps.writeFile(stuck + "/immutable", "x")
+        guard (try? Spawn.run(["chattr", "+i", stuck + "/immutable"])) != nil else { throw XCTSkip("no chattr +i here") }
+        defer { _ = try? Spawn.run(["chattr", "-i", stuck + "/immutable"]) }
         let failures = Shared<[String]>([])
         let removed = Shared<[String]>([])
         let thrown = Shared<String?>(nil)
@@ -111,11 +117,13 @@ final class DeepTreeTests: XCTestCase {
             } catch { thrown.set("\(error)") }
         }
         XCTAssertNil(thrown.get(), "recovery must not fail on what a domain left")
-        XCTAssertEqual(removed.get().sorted(), ["domains/ghost", "staging/disp1234.removed"])
+        XCTAssertEqual(removed.get().sorted(), ["domains/ghost", "staging/disp1234.removed", "staging/mounted.removed"])
         XCTAssertEqual(failures.get().count, 1)
         XCTAssertTrue(failures.get().first?.contains("staging/stuck.removed") ?? false, "\(failures.get())")
         XCTAssertFalse(FileOps.exists(dir + "/state/staging/disp1234.removed"))
         XCTAssertFalse(FileOps.exists(dir + "/state/domains/ghost"))
+        XCTAssertEqual(FileOps.mountPoints(under: dir + "/state"), [], "no stale mount left")
+        XCTAssertTrue(FileOps.exists(stuck + "/immutable"), "what cannot be removed is kept for the next start")
     }
 
     private func openDescriptors() -> Int {
