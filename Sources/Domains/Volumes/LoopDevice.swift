@@ -102,8 +102,17 @@ public enum LoopDevice {
     /// Unmounts `target` if something is mounted there. Lazy (MNT_DETACH):
     /// a domain that is gone may leave the last reference a moment longer.
     static func unmount(_ target: String) throws(DomainError) {
-        while mountedDevice(at: target) != nil {
-            guard umount2(target, Int32(MNT_DETACH)) == 0 else { throw FileOps.fail("umount", target) }
-        }
+        // Until nothing is mounted there: EINVAL (not a mount point) or ENOENT.
+        // No mountinfo parsing: this is on the stop path.
+        while umount2(target, Int32(MNT_DETACH) | Int32(UMOUNT_NOFOLLOW)) == 0 {}
+        guard errno == EINVAL || errno == ENOENT else { throw FileOps.fail("umount", target) }
+    }
+
+    /// Whether a file system is mounted on `dir` (its device differs from its
+    /// parent's; a bind of the same file system is not ours to find here).
+    static func isMountPoint(_ dir: String) -> Bool {
+        guard let st = FileOps.lstatOf(dir), (st.st_mode & S_IFMT) == S_IFDIR,
+              let parent = FileOps.lstatOf(dir + "/..") else { return false }
+        return st.st_dev != parent.st_dev
     }
 }

@@ -25,7 +25,7 @@ extension VolumeManager {
     @discardableResult
     public func openPrivate(_ name: String) throws(DomainError) -> Bool {
         let dir = privateDir(name), image = privateImage(name)
-        if LoopDevice.mountedDevice(at: dir) != nil { return false }
+        if LoopDevice.isMountPoint(dir) { return false }
         if !FileOps.exists(image) {
             if FileOps.isDirectory(dir), !(try FileOps.list(dir)).isEmpty {
                 try migratePrivate(name)

@@ -385,7 +385,7 @@ public struct VolumeManager: Sendable {
             let path = disp ? snapshotPrivateDir(name) : privateDir(name)
             // A mounted volume's usage is its file system's (no walk of the domain's tree).
             // Halted: what the image takes on the host disk.
-            let fsUsage = LoopDevice.mountedDevice(at: path) != nil ? Self.fileSystemUsage(path) : nil
+            let fsUsage = LoopDevice.isMountPoint(path) ? Self.fileSystemUsage(path) : nil
             let size = disp ? (fsUsage?.0 ?? 0) : (VolumeImage.size(privateImage(name)) ?? 0)
             let halted = disp ? 0 : (FileOps.exists(privateImage(name)) ? VolumeImage.allocated(privateImage(name)) : FileOps.diskUsage(path))
             return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/private", path: path,
