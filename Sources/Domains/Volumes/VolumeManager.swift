@@ -347,6 +347,10 @@ public struct VolumeManager: Sendable {
     /// Finishes or undoes a revert interrupted by a crash.
     private func recoverRevert(_ name: String) throws(DomainError) {
         if let rev = try? FileOps.readFile(revertMarker(name), limit: 64) {
+            // A revision id is digits (newRevisionID); anything else is not ours to follow as a path.
+            guard !rev.isEmpty, rev.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                throw .storage("\(revertMarker(name)): not a revision id; remove it to continue")
+            }
             try finishRevert(name, to: rev)
         }
         // Before the private volume was an image, a revert renamed directories.
