@@ -1,4 +1,4 @@
-// ody volume list|info|revert (qvm-volume) and ody template create.
+// ody volume list|info|revert|resize (qvm-volume) and ody template create.
 import ArgumentParser
 import FoundationEssentials
 import Synchronization
@@ -19,13 +19,14 @@ struct VolumeRef {
 
 struct Volume: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "volume", 
-        abstract: "Domain volumes (qvm-volume): list, info, revert.",
+        abstract: "Domain volumes (qvm-volume): list, info, revert, resize.",
         discussion: """
               ody volume list work
               ody volume info work:private
               ody volume revert work:private [REVISION]     (newest revision by default; the domain must be halted)
+              ody volume resize work:private 4GiB           (grow only; also while it runs)
             """,
-        subcommands: [List.self, Info.self, Revert.self])
+        subcommands: [List.self, Info.self, Revert.self, Resize.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "A domain's volumes, their pool and revisions.")
@@ -78,6 +79,39 @@ struct Volume: ParsableCommand {
             }
             _ = try client.text("admin.vm.volume.Revert", v, dest: r.domain, payload: rev)
             print("reverted \(r.domain):\(v) to \(rev)")
+        }
+    }
+}
+
+extension Volume {
+    struct Resize: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "resize",
+            abstract: "Grow a volume (qvm-volume resize); shrinking is refused.")
+        @OptionGroup var client: ClientOptions
+        @Argument(help: "NAME:VOLUME (VOLUME defaults to private)") var ref: String
+        @Argument(help: "New size: bytes, or with a suffix KiB, MiB, GiB, TiB (also K, M, G, T).") var size: String
+        func run() throws {
+            let r = VolumeRef(ref)
+            let v = r.volume ?? "private"
+            guard let bytes = Self.parseSize(size) else {
+                printError("ody: '\(size)' is not a size (e.g. 4294967296, 4096MiB, 4GiB)")
+                throw ExitCode(1)
+            }
+            try checkVolume(client, r.domain, v)
+            _ = try client.text("admin.vm.volume.Resize", v, dest: r.domain, payload: String(bytes))
+            print("resized \(r.domain):\(v) to \(bytes) bytes")
+        }
+
+        /// "4GiB" -> 4294967296; powers of 1024, as qvm-volume takes them.
+        static func parseSize(_ s: String) -> Int64? {
+            let units: [(String, Int64)] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10),
+                                            ("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
+            for (suffix, factor) in units where s.hasSuffix(suffix) {
+                guard let n = Int64(s.dropLast(suffix.count)), n > 0 else { return nil }
+                let (v, overflow) = n.multipliedReportingOverflow(by: factor)
+                return overflow ? nil : v
+            }
+            return Int64(s).flatMap { $0 > 0 ? $0 : nil }
         }
     }
 }

@@ -93,6 +93,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try run("features", "work", "service.cups", "--unset").status, 0)
         XCTAssertTrue(try run("volume", "list", "work").out.contains("work:private"))
         XCTAssertTrue(try run("volume", "info", "work:private").out.contains("save_on_stop=True"))
+        XCTAssertEqual(try run("volume", "resize", "work:private", "3GiB").status, 0)
+        XCTAssertTrue(try run("volume", "info", "work:private").out.contains("size=3221225472"))
         XCTAssertTrue(try run("labels").out.contains("6      blue    0x3465a4"))
 
         // Clear errors for every bad name, class, label, property and state.
@@ -115,6 +117,8 @@ final class CLITests: XCTestCase {
         expectError(try run("features", "work", "nothere"), "work has no feature 'nothere'")
         expectError(try run("volume", "info", "work:swap"), "work has no volume 'swap'")
         expectError(try run("volume", "revert", "work:private"), "no revisions")
+        expectError(try run("volume", "resize", "work:private", "1GiB"), "shrinking")
+        expectError(try run("volume", "resize", "work:private", "lots"), "is not a size")
         expectError(try run("remove", "-f", "mini"), "in use")
 
         XCTAssertEqual(try run("remove", "-f", "vault").status, 0)

@@ -172,7 +172,12 @@ final class MethodTests: XCTestCase {
         h.ok("admin.vm.volume.Set.revisions_to_keep", "private", dest: "work", payload: "3")
         XCTAssertTrue(h.ok("admin.vm.volume.Info", "private", dest: "work").contains("revisions_to_keep=3\n"))
         XCTAssertEqual(h.fails("admin.vm.volume.Set.revisions_to_keep", "private", dest: "work", payload: "03").type, "ProtocolError")
-        XCTAssertEqual(h.fails("admin.vm.volume.Resize", "private", dest: "work", payload: "1000").type, "QubesNotImplementedError")
+        // Volumes have a size now (issue 11, finding 5): Resize grows, never shrinks (as qubesd).
+        XCTAssertTrue(h.ok("admin.vm.volume.Info", "private", dest: "work").contains("size=2147483648\n"))
+        XCTAssertEqual(h.fails("admin.vm.volume.Resize", "private", dest: "work", payload: "1000").type, "StoragePoolException")
+        XCTAssertEqual(h.fails("admin.vm.volume.Resize", "private", dest: "work", payload: "4G").type, "ProtocolError")
+        h.ok("admin.vm.volume.Resize", "private", dest: "work", payload: "3221225472")
+        XCTAssertTrue(h.ok("admin.vm.volume.Info", "private", dest: "work").contains("size=3221225472\n"))
         XCTAssertEqual(h.ok("admin.pool.ListDrivers"), "odyssey-dir dir_path revisions_to_keep\n")
         XCTAssertEqual(h.ok("admin.pool.List"), "default\n")
         XCTAssertTrue(h.ok("admin.pool.Info", "default").contains("driver=odyssey-dir\n"))

@@ -106,6 +106,34 @@ final class TemplateTests: XCTestCase {
         XCTAssertEqual(FileOps.lstatOf(host + "/usr/bin/tool")!.st_mode & 0o7777, 0o755)
     }
 
+    /// Issue 11, finding 16: a --from-host template's root runs as a snapshot
+    /// (it shares inodes with the host), so its changes are lost at stop:
+    /// it must not claim `updateable=True`. A rootfs template's root persists.
+    func testUpdateableOnlyWhereRootChangesPersist() throws {
+        let dir = makeTempDir(self, "tpl3")
+        let host = try fakeHost(dir)
+        try FileOps.makeDirectories(dir + "/rootfs/usr/bin")
+        try FileOps.writeFile(dir + "/rootfs/usr/bin/hello", "hi")
+        let s = try openStore(dir)
+        let v = try VolumeManager(stateDir: dir + "/state")
+        let b = TemplateBuilder(store: s, volumes: v)
+        try b.createFromHost("host-t", hostRoot: host)
+        try b.createFromRootfs("own-t", source: dir + "/rootfs")
+        func updateable(_ d: String) throws -> String { try s.property("updateable", of: d).qubesGetLine }
+        XCTAssertEqual(try v.prepareStart("host-t", in: s.snapshot()).rootMode, .snapshot)
+        XCTAssertEqual(try updateable("host-t"), "default=True type=bool False")
+        XCTAssertEqual(try v.prepareStart("own-t", in: s.snapshot()).rootMode, .persistent)
+        XCTAssertEqual(try updateable("own-t"), "default=True type=bool True")
+        // A StandaloneVM cloned from the host-linked one (as admin.vm.Create does it).
+        try s.create("solo", class: .standaloneVM, label: "red", rootHostLinked: v.rootIsHostLinked("host-t"))
+        try v.createVolumes("solo", klass: .standaloneVM, cloneRootFrom: "host-t")
+        XCTAssertEqual(try updateable("solo"), "default=True type=bool False")
+        // The mark is no property anyone can list, set or reset.
+        XCTAssertFalse(try s.snapshot().allProperties(of: "host-t").contains { $0.name.hasPrefix(".") })
+        XCTAssertThrowsError(try s.setProperty(PropertyTable.rootHostLinkedKey, of: "host-t", to: ""))
+        XCTAssertThrowsError(try s.resetProperty(PropertyTable.rootHostLinkedKey, of: "host-t"))
+    }
+
     /// The real thing, from this host's /: fast, and no secret gets in.
     func testTemplateFromThisHost() throws {
         try XCTSkipIf(geteuid() != 0, "linking the host's files needs root (fs.protected_hardlinks)")

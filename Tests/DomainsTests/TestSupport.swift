@@ -10,7 +10,11 @@ func makeTempDir(_ test: XCTestCase, _ tag: String = "domains") -> String {
     let p = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     precondition(p != nil, "mkdtemp failed")
     let dir = String(cString: p!)
-    test.addTeardownBlock { _ = try? FileOps.removeTree(dir) }
+    test.addTeardownBlock {
+        // Volumes a test left mounted (private images, snapshots) go first.
+        for m in FileOps.mountPoints(under: dir).sorted(by: { $0.count > $1.count }) { _ = umount2(m, Int32(MNT_DETACH)) }
+        _ = try? FileOps.removeTree(dir)
+    }
     return dir
 }
 

@@ -86,7 +86,9 @@ final class VolumeTests: XCTestCase {
         XCTAssertEqual(try v.revisions(of: "work").count, 1, "revisions_to_keep=1")
         assertDomainError("QubesVMNotHaltedError") { try v.revert("work", isRunning: true, in: s.snapshot()) }
         try v.revert("work", isRunning: false, in: s.snapshot())
+        try v.openPrivate("work")       // a halted domain's private volume is not mounted
         XCTAssertEqual(try FileOps.readFile(v.privateDir("work") + "/data"), "v2", "revert undoes the last session")
+        try v.closePrivate("work")
         XCTAssertEqual(try v.revisions(of: "work"), [])
         assertDomainError("QubesValueError", "no revisions") { try v.revert("work", isRunning: false, in: s.snapshot()) }
         // More revisions, choose one by id.
@@ -96,10 +98,14 @@ final class VolumeTests: XCTestCase {
         XCTAssertEqual(revs.count, 3)
         XCTAssertEqual(revs, revs.sorted())
         try v.revert("work", to: revs[0], isRunning: false, in: s.snapshot())
+        try v.openPrivate("work")
         XCTAssertEqual(try FileOps.readFile(v.privateDir("work") + "/data"), "b")
+        try v.closePrivate("work")
         assertDomainError("QubesValueError", "no revision 'nope'") { try v.revert("work", to: "nope", isRunning: false, in: s.snapshot()) }
         // A revert interrupted after its first rename is undone at the next operation.
-        try FileOps.rename(v.privateDir("work"), v.domainDir("work") + "/private.old")
+        // (The private volume is a mount point now: a revert replaces its
+        // content under a marker; a crash leaves the marker, finished later.)
+        try FileOps.writeFile(v.revertMarker("work"), revs[0])
         _ = try v.prepareStart("work", in: s.snapshot())
         XCTAssertEqual(try FileOps.readFile(v.privateDir("work") + "/data"), "b")
         let info = try v.info("private", of: "work", in: s.snapshot())
@@ -115,6 +121,7 @@ final class VolumeTests: XCTestCase {
     func testDisposablePrivateIsASnapshot() throws {
         let (s, v, _) = try setUpDomains()
         try s.setProperty("template_for_dispvms", of: "work", to: "True")
+        try v.openPrivate("work")
         try FileOps.makeDirectories(v.privateDir("work"))
         try FileOps.writeFile(v.privateDir("work") + "/profile", "from the dvm template")
         let d = try s.createDisposable(from: "work")
@@ -145,6 +152,7 @@ final class VolumeTests: XCTestCase {
         }
         XCTAssertEqual(try v.revisions(of: "work"), [])
         XCTAssertFalse(FileOps.exists(v.baseDir("work")))
+        try v.openPrivate("work")
         XCTAssertEqual(try FileOps.readFile(v.privateDir("work") + "/data"), "b")
     }
 

@@ -19,7 +19,7 @@
  *                                           dead child the caller must reap
  *   fd 0-2 become init's stdin/stdout/stderr (the plugin's console log).
  *   Spec keys: name hostname root_mode root_dir run_dir private_dir init
- *   uid_base uid_count volatile_mib nofile_max; repeated: arg env cgroup bind_ro bind_rw
+ *   uid_base uid_count volatile_mib nofile_max root_upper_mib; repeated: arg env cgroup bind_ro bind_rw
  *   seccomp; seccomp_default (absent: no filter; the plugin always sends one).
  *
  * Process shape: the jailer J joins the domain's cgroups, creates the
@@ -169,7 +169,7 @@ static unsigned long parse_ul(const char *key, unsigned long def) {
 
 struct domain {
     const char *root_mode, *root_dir, *run_dir, *private_dir, *init, *hostname;
-    unsigned long uid_base, uid_count, volatile_mib, nofile_max;
+    unsigned long uid_base, uid_count, volatile_mib, nofile_max, root_upper_mib;
     int userns_fd;
     scmp_filter_ctx seccomp;
 };
@@ -348,11 +348,30 @@ static void build_and_exec(struct domain *d) {
         char lower[4096];
         PATHF(lower, "%s/lower", d->run_dir);
         idmapped_bind(d, lower, 1);
+        /* The root's changes go to a tmpfs of root_upper_mib that exists in
+         * this mount namespace only: bounded (a full root fails with ENOSPC
+         * in this domain; its pages are charged to the domain's memory
+         * cgroup as it writes them), never on the host's disk, and gone with
+         * the domain, so the host never walks a tree the domain built there. */
+        struct stat rst;
+        if (stat(d->root_dir, &rst) != 0) die(errno, "stat root_dir", "%s", d->root_dir);
+        char vol[4096], upper[4096], work[4096];
+        PATHF(vol, "%s/volatile", d->run_dir);
+        mkdir_p(vol, 0700, (uid_t)-1, (gid_t)-1);
+        snprintf(opts, sizeof opts, "mode=0700,size=%lum", d->root_upper_mib);
+        do_mount("tmpfs", vol, "tmpfs", MS_NOSUID | MS_NODEV, opts, "mount the root's upper (tmpfs)");
+        /* The upper root gives the domain's / its owner and mode. */
+        PATHF(upper, "%s/upper", vol);
+        if (mkdir(upper, 0700) != 0 || chown(upper, ns_root + rst.st_uid, ns_root + rst.st_gid) != 0 ||
+            chmod(upper, rst.st_mode & 07777) != 0)
+            die(errno, "root upper", "%s", upper);
+        PATHF(work, "%s/work", vol);
+        if (mkdir(work, 0700) != 0) die(errno, "root work dir", "%s", work);
         /* Layers named relative to run_dir: overlayfs keeps the option
          * strings as given and shows them in the domain's mountinfo, so
          * absolute ones would tell the domain where the host keeps it. */
         if (chdir(d->run_dir) != 0) die(errno, "chdir run_dir", "%s", d->run_dir);
-        const char *data = "lowerdir=lower,upperdir=upper,workdir=work";
+        const char *data = "lowerdir=lower,upperdir=volatile/upper,workdir=volatile/work";
         if (mount("overlay", "merged", "overlay", MS_NOSUID, data) != 0)
             die(errno, "mount overlay", "%s in %s", data, d->run_dir);
     }
@@ -480,6 +499,7 @@ int main(void) {
     d.uid_count = parse_ul("uid_count", 65536);
     d.volatile_mib = parse_ul("volatile_mib", 256);
     d.nofile_max = parse_ul("nofile_max", 1024);
+    d.root_upper_mib = parse_ul("root_upper_mib", 10240);     /* Qubes' root size: 10 GiB */
     if (!d.root_dir || !d.run_dir || !d.init) die(EINVAL, "parse spec", "root_dir, run_dir and init are required");
     if (d.uid_base == 0) die(EINVAL, "parse spec", "uid_base must be > 0: the domain never runs as host root");
     d.seccomp = build_seccomp();
@@ -495,11 +515,6 @@ int main(void) {
         if (stat(d.root_dir, &st) != 0) die(errno, "stat root_dir", "%s", d.root_dir);
         PATHF(p, "%s/lower", d.run_dir);
         mkdir_p(p, 0755, (uid_t)-1, (gid_t)-1);
-        PATHF(p, "%s/work", d.run_dir);
-        mkdir_p(p, 0700, (uid_t)-1, (gid_t)-1);
-        /* The upper root gives the domain's / its owner and mode. */
-        PATHF(p, "%s/upper", d.run_dir);
-        mkdir_p(p, st.st_mode & 07777, ns_root + st.st_uid, ns_root + st.st_gid);
     } else if (strcmp(d.root_mode, "persistent") != 0) {
         die(EINVAL, "parse spec", "root_mode must be snapshot or persistent, got '%s'", d.root_mode);
     }

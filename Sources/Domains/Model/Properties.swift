@@ -95,7 +95,7 @@ public enum PropertyTable {
               help: "Template the domain's root comes from (a TemplateVM; for a DispVM, a disposable template)"),
         .init("template_for_dispvms", .bool, .fixed("False"), classes: [.appVM, .standaloneVM],
               help: "Whether disposables can be created from this domain"),
-        .init("updateable", .bool, .computed { $0.klass.persistentRoot ? "True" : "False" }, readOnly: true,
+        .init("updateable", .bool, .computed { PropertyTable.rootPersists($0) ? "True" : "False" }, readOnly: true,
               help: "Whether changes to the root volume persist (TemplateVM, StandaloneVM)"),
         .init("uuid", .str, .computed { $0.uuid.text }, classes: PropertyDefinition.all, readOnly: true,
               help: "UUID of the domain"),
@@ -148,6 +148,19 @@ public enum PropertyTable {
 
     public static func names(for klass: DomainClass) -> [String] {
         domain.filter { $0.classes.contains(klass) }.map(\.name).sorted()
+    }
+
+    /// Internal, set once at creation: the domain's own root shares inodes
+    /// with the host (a `--from-host` template, or a StandaloneVM cloned from
+    /// one). Such a root only ever runs as a snapshot (writing it would write
+    /// the host's files), so its changes are lost at stop and it is not
+    /// `updateable`. The leading dot makes it no valid property name: no
+    /// Admin API call can read, set or reset it.
+    public static let rootHostLinkedKey = ".root-hostlinked"
+
+    /// Whether changes to the domain's root persist across a stop (Qubes' `updateable`).
+    static func rootPersists(_ r: DomainRecord) -> Bool {
+        r.klass.persistentRoot && r.properties[rootHostLinkedKey] == nil
     }
 
     /// Parses Qubes bool text ("True", "false", "1", "on", "" = False).

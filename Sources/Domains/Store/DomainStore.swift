@@ -167,7 +167,8 @@ public final class DomainStore: Sendable {
     /// DispVM (a disposable template). `caller` adds the tag `created-by-<caller>`.
     @discardableResult
     public func create(_ name: String, class klass: DomainClass, label: String?, template: String? = nil,
-                       properties: [String: String] = [:], caller: String? = nil) throws(DomainError) -> DomainInfo {
+                       properties: [String: String] = [:], caller: String? = nil,
+                       rootHostLinked: Bool = false) throws(DomainError) -> DomainInfo {
         let label = label ?? properties["label"]
         let template = template ?? properties["template"]
         try DomainName.validate(name)
@@ -179,6 +180,7 @@ public final class DomainStore: Sendable {
             let qid = (1...).first { q in !t.state.domains.values.contains { $0.qid == q } }!
             var r = DomainRecord(qid: qid, uuid: .random(), name: name, klass: klass, properties: [:], features: [:],
                                  storedTags: [], revisionsToKeep: [:])
+            if rootHostLinked, klass.persistentRoot { r.properties[PropertyTable.rootHostLinkedKey] = "True" }
             if let label {
                 r.properties["label"] = try t.state.parse(PropertyTable.definition("label", for: klass)!, label, for: r)
             } else if klass != .dispVM {

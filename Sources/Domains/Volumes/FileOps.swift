@@ -145,56 +145,41 @@ public enum FileOps {
         }
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw fail("open", path) }
-        try removeContents(fd, path: path, device: st.st_dev)   // closes fd
+        try TreeRemoval.emptyDirectory(fd, path: path, device: st.st_dev)   // closes fd
         guard rmdir(path) == 0 || errno == ENOENT else { throw fail("rmdir", path) }
     }
 
-    /// Empties the directory open at `fd` (consumed).
-    private static func removeContents(_ fd: Int32, path: String, device: dev_t) throws(DomainError) {
-        guard let d = fdopendir(fd) else { close(fd); throw fail("fdopendir", path) }
-        defer { closedir(d) }
-        var subdirs: [String] = []
-        while let e = readdir(d) {
-            let n = entryName(e)
-            if n == "." || n == ".." { continue }
-            var isDir = e.pointee.d_type == UInt8(DT_DIR)
-            if e.pointee.d_type == UInt8(DT_UNKNOWN) {
-                var st = stat()
-                if fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) == 0 { isDir = (st.st_mode & S_IFMT) == S_IFDIR }
-            }
-            if isDir { subdirs.append(n) }
-            else if unlinkat(fd, n, 0) != 0, errno != ENOENT { throw fail("unlink", "\(path)/\(n)") }
+    /// Empties a directory (a mounted volume's root) and keeps it; refuses
+    /// if another file system is mounted below it.
+    public static func emptyDirectory(_ path: String) throws(DomainError) {
+        guard let st = lstatOf(path), (st.st_mode & S_IFMT) == S_IFDIR else { throw .storage("\(path): not a directory") }
+        let mounts = mountPoints(under: path).filter { $0 != path }
+        guard mounts.isEmpty else {
+            throw .storage("refusing to empty \(path): still mounted at \(mounts.joined(separator: ", "))")
         }
-        for n in subdirs {
-            let sub = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            guard sub >= 0 else { throw fail("open", "\(path)/\(n)") }
-            var st = stat()
-            guard fstat(sub, &st) == 0, st.st_dev == device else {
-                close(sub)
-                throw .storage("refusing to remove \(path)/\(n): another file system is mounted there")
-            }
-            // A directory without write permission (a template's read-only dir) must still be emptied.
-            if (st.st_mode & 0o200) == 0 { _ = fchmod(sub, st.st_mode | 0o700) }
-            try removeContents(sub, path: "\(path)/\(n)", device: device)
-            if unlinkat(fd, n, AT_REMOVEDIR) != 0, errno != ENOENT { throw fail("rmdir", "\(path)/\(n)") }
-        }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw fail("open", path) }
+        try TreeRemoval.emptyDirectory(fd, path: path, device: st.st_dev)   // closes fd
     }
 
-    /// Total bytes allocated below `path` (du-like, hard links counted once per walk).
+    /// Total bytes allocated below `path` (du-like, hard links counted once
+    /// per walk). Iterative (the tree may be a domain's, any depth); entries
+    /// whose path exceeds PATH_MAX are not reached, so a deep tree is undercounted.
     public static func diskUsage(_ path: String) -> Int64 {
         var seen = Set<UInt64>()
-        func walk(_ p: String) -> Int64 {
-            guard let st = lstatOf(p) else { return 0 }
+        var pending = [path]
+        var total: Int64 = 0
+        while let p = pending.popLast() {
+            guard let st = lstatOf(p) else { continue }
             if st.st_nlink > 1, (st.st_mode & S_IFMT) != S_IFDIR {
-                guard seen.insert(UInt64(st.st_ino)).inserted else { return 0 }
+                guard seen.insert(UInt64(st.st_ino)).inserted else { continue }
             }
-            var total = Int64(st.st_blocks) * 512
+            total += Int64(st.st_blocks) * 512
             if (st.st_mode & S_IFMT) == S_IFDIR, let names = try? list(p) {
-                for n in names { total += walk("\(p)/\(n)") }
+                pending += names.map { "\(p)/\($0)" }
             }
-            return total
         }
-        return walk(path)
+        return total
     }
 
     /// A full copy preserving owners, modes, times, links and xattrs, sharing

@@ -55,7 +55,7 @@ public struct TemplateBuilder: Sendable {
             let root = "\(staging)/root"
             try Self.assembleFromHost(hostRoot: hostRoot, into: root, rules: rules, report: &report)
             try FileOps.writeFile("\(staging)/root.hostlinked", "root shares inodes with the host: start with root_mode=snapshot\n")
-            try install(staging, name: name, label: label, caller: caller)
+            try install(staging, name: name, label: label, caller: caller, rootHostLinked: true)
         } catch {
             _ = try? FileOps.removeTree(staging)
             throw error
@@ -323,14 +323,17 @@ public struct TemplateBuilder: Sendable {
     /// Moves the built volumes into place, then commits the domain. A crash
     /// in between leaves a directory the store does not know, which
     /// VolumeManager.recover removes at the next daemon start.
-    private func install(_ staging: String, name: String, label: String, caller: String?) throws(DomainError) {
+    private func install(_ staging: String, name: String, label: String, caller: String?,
+                         rootHostLinked: Bool = false) throws(DomainError) {
         try volumes.commitStaging(staging, as: name)
         do {
-            try store.create(name, class: .templateVM, label: label, caller: caller)
+            try store.create(name, class: .templateVM, label: label, caller: caller, rootHostLinked: rootHostLinked)
         } catch {
             _ = try? FileOps.removeTree(volumes.domainDir(name))
             throw error
         }
+        // Its private image is made now (mke2fs), not at its first start.
+        try volumes.withPrivateOpen(name) {}
     }
 
     static func now() -> Double {

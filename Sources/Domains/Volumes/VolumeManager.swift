@@ -3,12 +3,15 @@
 // the per-start preparation, the cleanup after stop, revisions and revert.
 //
 // Layout (<state> = the stateDir given at init):
-//   <state>/domains/<name>/private/            private volume (/rw, /home in the domain)
+//   <state>/domains/<name>/private/            private volume (/rw, /home in the domain): the
+//                                              mount point of private.img (see PrivateVolume.swift)
+//   <state>/domains/<name>/private.img         its ext4 image (sparse, 2 GiB unless resized)
 //   <state>/domains/<name>/private.base/       copy of private as of the last stop (hidden)
 //   <state>/domains/<name>/private.revisions/<id>/   revisions, id = nanoseconds since epoch
 //   <state>/domains/<name>/root/               own root (TemplateVM, StandaloneVM)
 //   <state>/domains/<name>/root.hostlinked     marker: root shares inodes with the host
-//   <state>/domains/<name>/private.snapshot/   DispVM: this start's copy of its template's private
+//   <state>/domains/<name>/private.snapshot/   DispVM: this start's copy of its template's private (a tmpfs)
+//   <state>/domains/<name>/revert.pending      a revert in progress: the revision id
 //   <state>/domains/<name>/running             marker: started and not yet cleaned after stop
 //   <state>/run/<name>/                        run_dir (upper/work/merged: the plugin's)
 //   <state>/staging/                           half-built templates (removed by recover())
@@ -18,7 +21,8 @@
 // at each stop, "rename and copy": the base (private as of the previous stop,
 // i.e. as this session found it) is renamed into the revisions (O(1)), then
 // private is copied to a new base with `cp -a --reflink=auto` (extents shared
-// where the file system can; a plain copy elsewhere). Hard links would be
+// where the file system can; a plain copy elsewhere, as on ext4: one copy of
+// the data written, bounded by the volume's size, per stop). Hard links would be
 // wrong: the domain writes files in place, which would change the revision
 // too. The copy is off the start path; it costs one copy per stop.
 // Revisions beyond revisions_to_keep are removed, oldest first.
@@ -68,6 +72,8 @@ public struct VolumeInfo: Sendable, Equatable {
     public let source: String?
     public let revisionsToKeep: Int
     public let ephemeral: Bool
+    /// The enforced size in bytes (0: none of its own).
+    public var size: Int64 = 0
     public let usage: Int64
     public let revisions: [String]
 
@@ -76,7 +82,7 @@ public struct VolumeInfo: Sendable, Equatable {
         """
         pool=\(pool)
         vid=\(vid)
-        size=\(usage)
+        size=\(size)
         usage=\(usage)
         rw=\(rw ? "True" : "False")
         source=\(source ?? "")
@@ -95,9 +101,14 @@ public struct VolumeManager: Sendable {
     public let stateDir: String
     public static let pool = "default"
 
-    public init(stateDir: String) throws(DomainError) {
+    /// The size of a new private volume (Qubes: 2 GiB); smaller in tests.
+    public let defaultPrivateSize: Int64
+
+    public init(stateDir: String, defaultPrivateSize: Int64 = VolumeImage.defaultPrivateSize) throws(DomainError) {
         guard stateDir.hasPrefix("/") else { throw .storage("state dir must be absolute: \(stateDir)") }
+        try VolumeImage.checkSize(defaultPrivateSize, "default private volume size")
         self.stateDir = stateDir
+        self.defaultPrivateSize = defaultPrivateSize
         try FileOps.makeDirectories(stateDir, mode: 0o700)
         for d in ["domains", "run", "staging"] { try FileOps.makeDirectories("\(stateDir)/\(d)", mode: 0o700) }
     }
@@ -137,6 +148,8 @@ public struct VolumeManager: Sendable {
             }
         }
         try commitStaging(staging, as: name)
+        // The private image is made now (mke2fs), not on the start path.
+        if klass.persistentPrivate { try withPrivateOpen(name) {} }
     }
 
     /// A fresh directory under staging/ for building a domain's volumes.
@@ -159,6 +172,7 @@ public struct VolumeManager: Sendable {
         try FileOps.removeTree(runDir(name))
         let dir = domainDir(name)
         guard FileOps.exists(dir) else { return }
+        try unmountAll(under: dir)
         // Rename first so a crash mid-removal leaves only garbage in staging/.
         let trash = "\(stateDir)/staging/\(name).removed"
         try FileOps.removeTree(trash)
@@ -194,11 +208,11 @@ public struct VolumeManager: Sendable {
         if info.klass == .dispVM {
             // A snapshot of the disposable template's private, discarded at stop.
             let snap = snapshotPrivateDir(name)
-            try FileOps.removeTree(snap)
-            if let t = info.template, FileOps.isDirectory(self.privateDir(t)) {
-                try FileOps.copyTree(self.privateDir(t), to: snap)
-            }
+            try discardSnapshotPrivate(snap)
+            try makeSnapshotPrivate(snap, from: info.template)
             privateDir = snap
+        } else {
+            try openPrivate(name)
         }
         try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
         try FileOps.writeFile(runningMarker(name), "")
@@ -216,9 +230,11 @@ public struct VolumeManager: Sendable {
         try FileOps.removeTree(runDir(name))
         var created: String?
         if info.klass == .dispVM {
-            try FileOps.removeTree(snapshotPrivateDir(name))
+            try discardSnapshotPrivate(snapshotPrivateDir(name))
         } else if info.klass.persistentPrivate, FileOps.isDirectory(privateDir(name)) {
+            try openPrivate(name)       // after a daemon crash or a reboot it may be unmounted
             created = try rotateRevisions(name, keep: try s.revisionsToKeep(volume: "private", of: name))
+            try closePrivate(name)
         }
         if unlink(runningMarker(name)) == 0 { FileOps.syncDirectory(domainDir(name)) }
         return created
@@ -298,22 +314,46 @@ public struct VolumeManager: Sendable {
         let all = try revisions(of: name)
         guard let rev = revision ?? all.last else { throw .value("\(name):\(volume): no revisions to revert to") }
         guard all.contains(rev) else { throw .value("\(name):\(volume): no revision '\(rev)'") }
-        let priv = privateDir(name), old = "\(domainDir(name))/private.old"
-        try FileOps.rename(priv, old)
-        try FileOps.rename("\(revisionsDir(name))/\(rev)", priv)
+        // The private volume is a mount point: its content is replaced, under
+        // a marker that makes a crash in the middle finish the revert later.
+        try FileOps.writeFile(revertMarker(name), rev)
         FileOps.syncDirectory(domainDir(name))
-        try FileOps.removeTree(old)
-        // The next revision must be "as the next session found it": the reverted content.
+        try finishRevert(name, to: rev)
+    }
+
+    func revertMarker(_ name: String) -> String { "\(domainDir(name))/revert.pending" }
+
+    /// Empties the private volume, copies the revision in, consumes it, and
+    /// makes the next base the reverted content. Safe to run again.
+    private func finishRevert(_ name: String, to rev: String) throws(DomainError) {
+        let priv = privateDir(name), revDir = "\(revisionsDir(name))/\(rev)"
         let tmp = "\(domainDir(name))/.private.base.tmp"
-        try FileOps.removeTree(tmp)
-        try FileOps.copyTree(priv, to: tmp)
+        try withPrivateOpen(name) { () throws(DomainError) in
+            if FileOps.isDirectory(revDir) {
+                try FileOps.emptyDirectory(priv)
+                try Spawn.run(["cp", "-a", "-T", "--", revDir, priv])
+                try FileOps.removeTree(revDir)
+            }
+            // The next revision must be "as the next session found it": the reverted content.
+            try FileOps.removeTree(tmp)
+            try FileOps.copyTree(priv, to: tmp)
+        }
         try FileOps.removeTree(baseDir(name))
         try FileOps.rename(tmp, baseDir(name))
+        _ = unlink(revertMarker(name))
         FileOps.syncDirectory(domainDir(name))
     }
 
     /// Finishes or undoes a revert interrupted by a crash.
     private func recoverRevert(_ name: String) throws(DomainError) {
+        if let rev = try? FileOps.readFile(revertMarker(name), limit: 64) {
+            // A revision id is digits (newRevisionID); anything else is not ours to follow as a path.
+            guard !rev.isEmpty, rev.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }) else {
+                throw .storage("\(revertMarker(name)): not a revision id; remove it to continue")
+            }
+            try finishRevert(name, to: rev)
+        }
+        // Before the private volume was an image, a revert renamed directories.
         let priv = privateDir(name), old = "\(domainDir(name))/private.old"
         guard FileOps.exists(old) else { return }
         if FileOps.exists(priv) { try FileOps.removeTree(old) }      // the revision was in place
@@ -335,22 +375,30 @@ public struct VolumeManager: Sendable {
         case "root":
             let src = try s.rootSource(of: name)
             let persistent = d.klass.persistentRoot && !rootIsHostLinked(name)
+            // A snapshot root's changes are bounded by the upper the jailer mounts (10 GiB tmpfs);
+            // a persistent root (a TemplateVM's, a StandaloneVM's) has no size of its own yet.
             return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(src)/root", path: rootDir(src),
                               rw: true, saveOnStop: persistent, snapOnStart: !persistent,
                               source: src == name ? nil : "\(src):root", revisionsToKeep: 0, ephemeral: false,
+                              size: persistent ? 0 : VolumeImage.defaultRootSize,
                               // Not computed: it would walk the whole tree (and count the host's files
                               // for a host-linked template) on every Info call.
                               usage: 0, revisions: [])
         case "private":
             let disp = d.klass == .dispVM
             let path = disp ? snapshotPrivateDir(name) : privateDir(name)
+            // A mounted volume's usage is its file system's (no walk of the domain's tree).
+            // Halted: what the image takes on the host disk.
+            let fsUsage = LoopDevice.isMountPoint(path) ? Self.fileSystemUsage(path) : nil
+            let size = disp ? (fsUsage?.0 ?? 0) : (VolumeImage.size(privateImage(name)) ?? 0)
+            let halted = disp ? 0 : (FileOps.exists(privateImage(name)) ? VolumeImage.allocated(privateImage(name)) : FileOps.diskUsage(path))
             return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/private", path: path,
                               rw: true, saveOnStop: !disp, snapOnStart: disp,
                               source: disp ? d.template.map { "\($0):private" } : nil,
-                              revisionsToKeep: disp ? 0 : keep, ephemeral: false,
-                              usage: FileOps.diskUsage(path), revisions: try revisions(of: name))
+                              revisionsToKeep: disp ? 0 : keep, ephemeral: false, size: size,
+                              usage: fsUsage?.1 ?? halted, revisions: try revisions(of: name))
         default:
-            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/volatile", path: "\(runDir(name))/upper",
+            return VolumeInfo(domain: name, name: volume, pool: Self.pool, vid: "\(name)/volatile", path: "\(runDir(name))/volatile",
                               rw: true, saveOnStop: false, snapOnStart: false, source: nil, revisionsToKeep: 0,
                               ephemeral: true, usage: 0, revisions: [])
         }
@@ -373,17 +421,29 @@ public struct VolumeManager: Sendable {
     /// Removes half-built templates and removed-domain leftovers in staging/,
     /// and volume directories of domains the store does not know (a crash
     /// between building a template and committing it). Returns what was removed.
+    /// What a domain left behind must never stop the daemon from starting: a
+    /// leftover that cannot be removed is reported to `failed` and kept for
+    /// the next start; only an unreadable state directory throws.
     @discardableResult
-    public func recover(knownDomains: Set<String>) throws(DomainError) -> [String] {
+    public func recover(knownDomains: Set<String>, failed: (String) -> Void = { _ in }) throws(DomainError) -> [String] {
         var removed: [String] = []
-        for n in try FileOps.list("\(stateDir)/staging") {
-            try FileOps.removeTree("\(stateDir)/staging/\(n)")
-            removed.append("staging/\(n)")
-        }
-        for n in try FileOps.list("\(stateDir)/domains") where !knownDomains.contains(n) {
-            try FileOps.removeTree("\(stateDir)/domains/\(n)")
-            removed.append("domains/\(n)")
+        var leftovers = try FileOps.list("\(stateDir)/staging").map { "staging/\($0)" }
+        leftovers += try FileOps.list("\(stateDir)/domains").filter { !knownDomains.contains($0) }.map { "domains/\($0)" }
+        for rel in leftovers {
+            do throws(DomainError) {
+                try unmountAll(under: "\(stateDir)/\(rel)")
+                try FileOps.removeTree("\(stateDir)/\(rel)")
+                removed.append(rel)
+            } catch {
+                failed("cannot remove \(rel) (kept; the daemon starts without it): \(error.message)")
+            }
         }
         return removed
+    }
+
+    /// Unmounts every volume mounted at or below `dir` (deepest first): a
+    /// removed or half-built domain's private image or snapshot.
+    func unmountAll(under dir: String) throws(DomainError) {
+        for m in FileOps.mountPoints(under: dir).sorted(by: { $0.count > $1.count }) { try LoopDevice.unmount(m) }
     }
 }

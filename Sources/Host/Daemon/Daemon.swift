@@ -54,7 +54,8 @@ public final class Daemon: @unchecked Sendable {
             try DomainStore(path: config.stateDir + "/domains.db", defaultVmm: config.role(.vmm).defaultFactory ?? "native")
         }
         let volumes = try mapped { () throws(DomainError) in try VolumeManager(stateDir: config.stateDir) }
-        let recovered = try mapped { () throws(DomainError) in try volumes.recover(knownDomains: Set(store.allDomains().map(\.name))) }
+        let recovered = try mapped { () throws(DomainError) in try volumes.recover(knownDomains: Set(store.allDomains().map(\.name)),
+                                                                                             failed: { logger.error("recovery: \($0)") }) }
         for r in recovered { logger.notice("recovered after a crash: \(r)") }
         self.store = store
         self.volumes = volumes

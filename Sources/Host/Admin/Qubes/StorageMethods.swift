@@ -1,4 +1,4 @@
-// admin.vm.volume.{List,Info,ListSnapshots,Revert} and admin.pool.{List,Info}.
+// admin.vm.volume.{List,Info,ListSnapshots,Revert,Resize} and admin.pool.{List,Info}.
 // Info lines are `key=value` in qubesd's order.
 import Domains
 
@@ -39,8 +39,15 @@ extension QubesAPI {
                 return []
             },
             AdminMethod("admin.vm.volume.Resize", argument: .required, payload: .required, scope: .local, access: .write) { [self] c throws(AdminError) in
-                try checkVolume(c, store.snapshot())
-                throw AdminError("QubesNotImplementedError", "\(c.dest):\(c.argument): volumes are directories on the pool's file system and have no size to change")
+                // qubesd: the payload is the new size in bytes, decimal; a volume only grows.
+                let snap = store.snapshot()
+                try checkVolume(c, snap)
+                let text = String(decoding: c.payload, as: UTF8.self)
+                guard text.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let bytes = Int64(text) else {
+                    throw .protocolError("Invalid size: expected a decimal number of bytes")
+                }
+                try domain { () throws(DomainError) in try daemon.volumes.resize(c.argument, of: c.dest, to: bytes, in: snap) }
+                return []
             },
             AdminMethod("admin.pool.ListDrivers", argument: .none, destination: .adminVM, scope: .global, access: .read) { _ in
                 QubesAPI.lines(["odyssey-dir dir_path revisions_to_keep"])

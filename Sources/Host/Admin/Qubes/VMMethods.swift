@@ -107,11 +107,12 @@ extension QubesAPI {
         }
         if snap.contains(name) { throw .value("VM \(name) already exists") }
         let caller = c.caller == "dom0" ? nil : c.caller
+        let source = try domain { () throws(DomainError) in try cloneFrom.map { (t) throws(DomainError) in try snap.rootSource(of: t) } }
         let d = try domain { () throws(DomainError) in
-            try store.create(name, class: klass, label: label, template: template, caller: caller)
+            try store.create(name, class: klass, label: label, template: template, caller: caller,
+                             rootHostLinked: source.map { daemon.volumes.rootIsHostLinked($0) } ?? false)
         }
         do throws(DomainError) {
-            let source = try cloneFrom.map { (t) throws(DomainError) in try snap.rootSource(of: t) }
             try daemon.volumes.createVolumes(name, klass: d.klass, cloneRootFrom: source)
         } catch {
             try? store.remove(name)
