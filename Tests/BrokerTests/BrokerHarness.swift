@@ -47,6 +47,9 @@ final class BrokerWorld: @unchecked Sendable {
     let logger: Logger
     var askTimeout = 30
 
+    /// The `uuid:UUID` word the broker adds after the source in QUBESRPC.
+    func uuidWord(_ name: String) -> String { "uuid:" + ((try? store.snapshot().domain(name).uuid.text) ?? "?") }
+
     init(policy text: String, askTimeout: Int = 30, maxWorkers: Int = 96, perSource: Int = 24,
          limits: ResourceLimits = .defaults) throws {
         let fm = FileManager.default

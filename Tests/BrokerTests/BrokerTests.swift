@@ -38,7 +38,7 @@ final class BrokerTests: XCTestCase {
         let r = work.call("vault", "test.Hello+arg")
         XCTAssertEqual(r.status, 0)
         XCTAssertEqual(r.stdout, "vault serves test.Hello+arg for work\n")
-        XCTAssertEqual(vault.served, ["user:QUBESRPC test.Hello+arg work"])
+        XCTAssertEqual(vault.served, ["user:QUBESRPC test.Hello+arg work " + w.uuidWord("work")])
         // Data both ways, exit codes passed through.
         let big = String(repeating: "0123456789abcdef", count: 64 * 1024)   // 1 MiB
         let e = work.call("vault", "test.Echo", stdin: big)
@@ -69,7 +69,7 @@ final class BrokerTests: XCTestCase {
         // And an allowed call with a forged source reaches the target as from work.
         let r = work.call("personal", "test.Hello", forgedSource: "vault")
         XCTAssertEqual(r.stdout, "personal serves test.Hello for work\n")
-        XCTAssertEqual(personal.served, ["user:QUBESRPC test.Hello work"])
+        XCTAssertEqual(personal.served, ["user:QUBESRPC test.Hello work " + w.uuidWord("work")])
     }
 
     func testNonexistentTargetBehavesLikeDefault() throws {
@@ -141,7 +141,7 @@ final class BrokerTests: XCTestCase {
         try w.broker.answer(id: ask.id, allow: "personal")
         eventually(10, "call done") { result.all.count == 1 }
         XCTAssertEqual(result.all, [0])
-        XCTAssertEqual(w.runtime.agent("personal")?.served, ["user:QUBESRPC test.Ask work"])
+        XCTAssertEqual(w.runtime.agent("personal")?.served, ["user:QUBESRPC test.Ask work " + w.uuidWord("work")])
         XCTAssertTrue(w.broker.pending().isEmpty)
         XCTAssertThrowsError(try w.broker.answer(id: ask.id, allow: "vault"), "already answered")
     }
@@ -157,7 +157,7 @@ final class BrokerTests: XCTestCase {
         try w.broker.answer(id: w.broker.pending()[0].id, allow: nil)   // the default target
         eventually(10) { result.all.count == 1 }
         XCTAssertEqual(result.all, [0])
-        XCTAssertEqual(w.runtime.agent("vault")?.served, ["user:QUBESRPC test.Ask work"])
+        XCTAssertEqual(w.runtime.agent("vault")?.served, ["user:QUBESRPC test.Ask work " + w.uuidWord("work")])
 
         Thread.detachNewThread { result.add(work.call("personal", "test.Ask").status) }
         eventually(5) { w.broker.pending().count == 1 }
