@@ -93,9 +93,18 @@ class NativeTestCase: XCTestCase {
         return p
     }
 
-    func openGate(_ path: String) {
-        let fd = open(path, O_WRONLY) // blocks until the domain opens it for reading
-        XCTAssertGreaterThanOrEqual(fd, 0)
+    func openGate(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
+        // Waits (at most 30 s) until the domain opens it for reading: a domain
+        // that died fails the test instead of hanging the whole run.
+        var fd: Int32 = -1
+        for _ in 0..<3000 {
+            fd = open(path, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 || errno != ENXIO { break }
+            usleep(10_000)
+        }
+        XCTAssertGreaterThanOrEqual(fd, 0, "nobody read the gate \(path) within 30 s", file: file, line: line)
+        guard fd >= 0 else { return }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         _ = "go\n".withCString { write(fd, $0, 3) }
         close(fd)
     }
