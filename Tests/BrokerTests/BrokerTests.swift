@@ -197,7 +197,7 @@ final class BrokerTests: XCTestCase {
         XCTAssertEqual(r.status, 0)
         XCTAssertTrue(r.stdout.hasPrefix("disp") && r.stdout.hasSuffix(" serves test.Hello for work\n"), r.stdout)
         let name = String(r.stdout.split(separator: " ")[0])
-        eventually(10, "disposable removed") { w.dispNames().isEmpty }
+        eventually(10, "disposable removed") { w.dispNames().isEmpty && !FileManager.default.fileExists(atPath: w.volumes.domainDir(name)) }
         XCTAssertEqual(w.runtime.powerState(name), .halted)
         XCTAssertFalse(FileManager.default.fileExists(atPath: w.volumes.domainDir(name)), "nothing left on disk")
         XCTAssertFalse(FileManager.default.fileExists(atPath: w.volumes.runDir(name)))
@@ -218,7 +218,10 @@ final class BrokerTests: XCTestCase {
         let name = w.dispNames()[0]
         XCTAssertEqual(w.runtime.powerState(name), .running)
         try w.runtime.kill("work")   // the caller vanishes mid-call
-        eventually(10, "disposable destroyed") { w.dispNames().isEmpty }
+        // The store entry goes first, then the volumes: wait for both.
+        eventually(10, "disposable destroyed") {
+            w.dispNames().isEmpty && !FileManager.default.fileExists(atPath: w.volumes.domainDir(name))
+        }
         XCTAssertEqual(w.runtime.powerState(name), .halted)
         XCTAssertFalse(FileManager.default.fileExists(atPath: w.volumes.domainDir(name)))
     }

@@ -30,7 +30,8 @@ final class MemoryBudget: Sendable {
             let others = c.filter { $0.key != name }.values.reduce(0, +)
             if hostMiB > 0, others + mib > cap {
                 return OdysseyError(.limit, "not enough memory to start \(name): it needs \(mib) MiB (its memory limit), "
-                    + "running domains hold \(others) MiB of \(cap) MiB (host \(hostMiB) MiB minus memory_reserve_mib \(reserveMiB))",
+                    + "running domains hold \(others) MiB of \(cap) MiB (host \(hostMiB) MiB minus memory_reserve_mib \(reserveMiB)); "
+                    + "stop a domain, or lower maxmem (ody prefs DOMAIN maxmem MiB)",
                     cause: "QubesMemoryError")
             }
             c[name] = mib
