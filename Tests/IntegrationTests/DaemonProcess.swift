@@ -17,13 +17,7 @@ final class DaemonProcess {
         guard geteuid() == 0 else { throw XCTSkip("needs root (native domains); CI runs as root") }
         dir = "/tmp/odyssey-\(label)-\(UUID().uuidString.prefix(6))"
         let plugins = dir + "/plugins"
-        try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
-        let stage = Process()
-        stage.executableURL = URL(fileURLWithPath: Build.root + "/scripts/stage-plugins")
-        stage.arguments = [Build.dir, plugins]
-        stage.currentDirectoryURL = URL(fileURLWithPath: Build.root)
-        stage.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try stage.run(); stage.waitUntilExit()
+        try Build.stagePlugins(into: plugins)
         config = dir + "/odyssey.toml"
         try """
         state_dir = "\(dir)/state"
@@ -78,15 +72,8 @@ final class DaemonProcess {
     var log: String { (try? String(contentsOfFile: dir + "/state/odysseyd.log", encoding: .utf8)) ?? "" }
 
     /// A busybox template named `tpl` (root and user in /etc/passwd).
-    func makeBusyboxTemplate(applets: [String] = ["sh", "cat", "echo", "sleep", "head", "touch", "ls", "mkdir", "rm", "true", "id"]) throws {
-        let rootfs = dir + "/rootfs"
-        for d in ["bin", "etc", "home/user", "root", "tmp", "proc", "dev", "rw", "run", "var/tmp"] {
-            try FileManager.default.createDirectory(atPath: rootfs + "/" + d, withIntermediateDirectories: true)
-        }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for a in applets { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + a, withDestinationPath: "busybox") }
-        try "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
-        try "root:x:0:\nuser:x:1000:\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
+    func makeBusyboxTemplate() throws {
+        let rootfs = try Build.busyboxRootfs(at: dir + "/rootfs")
         let r = try ody(["template", "create", "tpl", "--from-rootfs", rootfs])
         XCTAssertEqual(r.0, 0, r.1)
     }

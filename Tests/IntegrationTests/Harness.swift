@@ -14,6 +14,32 @@ enum Build {
         return url.path
     }()
     static var dir: String { ProcessInfo.processInfo.environment["ODYSSEY_BUILD_DIR"] ?? root + "/.build/debug" }
+
+    /// A tiny root: busybox with the applets the tests use, /etc/passwd and
+    /// /etc/group with root and user.
+    static func busyboxRootfs(at rootfs: String) throws -> String {
+        for d in ["bin", "etc", "home/user", "root", "tmp", "proc", "dev", "rw", "run", "usr/bin", "var/tmp"] {
+            try FileManager.default.createDirectory(atPath: rootfs + "/" + d, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "cat", "echo", "ls", "id", "hostname", "ps", "mount", "kill", "sleep", "true", "false", "head", "dd", "ip", "wc", "touch", "rm", "mkdir", "env", "insmod", "grep"] {
+            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
+        }
+        try "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
+        try "root:x:0:\nuser:x:1000:\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
+        return rootfs
+    }
+
+    /// The built plugins, agent and jailer, staged as `make` stages them.
+    static func stagePlugins(into dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let stage = Process()
+        stage.executableURL = URL(fileURLWithPath: root + "/scripts/stage-plugins")
+        stage.arguments = [Build.dir, dir]
+        stage.currentDirectoryURL = URL(fileURLWithPath: root)
+        stage.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try stage.run(); stage.waitUntilExit()
+    }
 }
 
 final class Host {
@@ -27,13 +53,7 @@ final class Host {
         guard geteuid() == 0 else { throw XCTSkip("integration tests need root (namespaces, cgroups, mounts); CI runs them as root") }
         dir = "/tmp/\(label)-\(UUID().uuidString.prefix(6))"
         pluginDir = dir + "/plugins"
-        try FileManager.default.createDirectory(atPath: pluginDir, withIntermediateDirectories: true)
-        let stage = Process()
-        stage.executableURL = URL(fileURLWithPath: Build.root + "/scripts/stage-plugins")
-        stage.arguments = [Build.dir, pluginDir]
-        stage.currentDirectoryURL = URL(fileURLWithPath: Build.root)
-        stage.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try stage.run(); stage.waitUntilExit()
+        try Build.stagePlugins(into: pluginDir)
         for needed in ["libvmm-native.so", "libvchan-socket.so", "odyssey-agent", "odyssey-jailer"] {
             guard FileManager.default.fileExists(atPath: pluginDir + "/" + needed) else {
                 throw XCTSkip("\(needed) is not built; run `make test`")
@@ -61,16 +81,7 @@ final class Host {
 
     /// A tiny template: busybox, /etc/passwd with root and user.
     func makeBusyboxTemplate(_ name: String = "tpl") throws {
-        let rootfs = dir + "/rootfs-src"
-        for d in ["bin", "etc", "home", "root", "tmp", "proc", "dev", "rw", "run", "usr/bin"] {
-            try FileManager.default.createDirectory(atPath: rootfs + "/" + d, withIntermediateDirectories: true)
-        }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "cat", "echo", "ls", "id", "hostname", "ps", "mount", "kill", "sleep", "true", "false", "head", "dd", "ip", "wc", "touch", "rm", "mkdir", "env", "insmod", "grep"] {
-            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
-        }
-        try "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
-        try "root:x:0:\nuser:x:1000:\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
+        let rootfs = try Build.busyboxRootfs(at: dir + "/rootfs-src")
         try mapped { () throws(DomainError) in
             _ = try TemplateBuilder(store: daemon.store, volumes: daemon.volumes).createFromRootfs(name, source: rootfs, label: "black")
         }
