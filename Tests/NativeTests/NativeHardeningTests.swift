@@ -214,6 +214,22 @@ final class NativeHardeningTests: NativeTestCase {
         assertNothingLeft("noisy", pid: pid)
     }
 
+    /// Red team of finding 14: undefine also removes the domain's console log
+    /// and its rotation. Before, every destroyed disposable left
+    /// console/dispNNNN.log (up to twice console_log_max) on the host for ever,
+    /// and a new domain given a removed one's name inherited its log.
+    func testUndefineRemovesTheConsoleLogs() throws {
+        let log = dir + "/state/console/gone.log"
+        try vmm.define("gone", params: params("gone", "echo said-something"))
+        try vmm.start("gone")
+        XCTAssertTrue(waitStopped("gone"))
+        XCTAssertTrue(eventually { (Fixtures.read(log) ?? "").contains("said-something") }, "the console was logged")
+        try Data("an older rotation".utf8).write(to: URL(fileURLWithPath: log + ".1"))
+        try vmm.undefine("gone")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: log), "console log left after undefine")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: log + ".1"), "rotated console log left after undefine")
+    }
+
     /// Finding 14 (plugin side): a definition's uid range is free again at
     /// undefine: 300 define/undefine cycles keep landing on the first range.
     func testUndefineReleasesTheUidRange() throws {

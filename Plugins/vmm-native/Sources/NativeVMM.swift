@@ -280,6 +280,7 @@ final class NativeVMM: @unchecked Sendable {
             }
             try store.removeDefinition(name)
             slots[name] = nil
+            try store.removeConsoleLogs(name)
         }
     }
 

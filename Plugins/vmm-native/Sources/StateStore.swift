@@ -63,6 +63,15 @@ final class StateStore {
         if unlink(definitionPath(name)) != 0 && errno != ENOENT { throw NativeError.sys("unlink \(definitionPath(name))") }
     }
 
+    /// The console log and its rotation go with the definition: a destroyed
+    /// disposable must leave nothing on the host, and a later domain of the
+    /// same name must not read (or append to) its predecessor's console.
+    func removeConsoleLogs(_ name: String) throws {
+        for path in [consolePath(name), consolePath(name) + ".1"] where unlink(path) != 0 && errno != ENOENT {
+            throw NativeError.sys("unlink \(path)")
+        }
+    }
+
     /// Names with a run record (running, or left behind by a crash).
     func runRecordNames() -> [String] {
         Sys.list("\(dir)/running").filter { $0.hasSuffix(".run") }.map { String($0.dropLast(4)) }

@@ -43,16 +43,46 @@ extension VolumeManager {
         return true
     }
 
-    /// Runs `body` with the private volume mounted, and leaves it as it found it.
+    /// Runs `body` with the private volume mounted, and leaves it as it found
+    /// it: unmounted again only if this call mounted it and the domain has not
+    /// started meanwhile (its start marks it running under the same lock).
+    /// Concurrent callers for one domain (disposables of one template) take
+    /// turns (PrivateVolumeLock).
     func withPrivateOpen<T>(_ name: String, _ body: () throws(DomainError) -> T) throws(DomainError) -> T {
-        let opened = try openPrivate(name)
-        do throws(DomainError) {
+        try PrivateVolumeLock.with(privateImage(name)) { () throws(DomainError) -> T in
+            let opened = try openPrivate(name)
+            let closeIfOurs = { () throws(DomainError) in
+                if opened, !FileOps.exists(runningMarker(name)) { try closePrivate(name) }
+            }
+            do throws(DomainError) {
+                let r = try body()
+                try closeIfOurs()
+                return r
+            } catch {
+                try? closeIfOurs()
+                throw error
+            }
+        }
+    }
+
+    /// Mounts the private volume for a start and marks the domain running,
+    /// as one step under the volume's lock, so a disposable's copy that
+    /// mounted it a moment before leaves it mounted.
+    func openPrivateForStart(_ name: String) throws(DomainError) {
+        try PrivateVolumeLock.with(privateImage(name)) { () throws(DomainError) in
+            try openPrivate(name)
+            try FileOps.writeFile(runningMarker(name), "")
+        }
+    }
+
+    /// The stop's work on the mounted private volume (revisions), under the
+    /// volume's lock; unmounted after.
+    func withPrivateOpenForStop<T>(_ name: String, _ body: () throws(DomainError) -> T) throws(DomainError) -> T {
+        try PrivateVolumeLock.with(privateImage(name)) { () throws(DomainError) -> T in
+            try openPrivate(name)       // after a daemon crash or a reboot it may be unmounted
             let r = try body()
-            if opened { try closePrivate(name) }
+            try closePrivate(name)
             return r
-        } catch {
-            if opened { try? closePrivate(name) }
-            throw error
         }
     }
 

@@ -212,7 +212,7 @@ public struct VolumeManager: Sendable {
             try makeSnapshotPrivate(snap, from: info.template)
             privateDir = snap
         } else {
-            try openPrivate(name)
+            try openPrivateForStart(name)
         }
         try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
         try FileOps.writeFile(runningMarker(name), "")
@@ -232,9 +232,8 @@ public struct VolumeManager: Sendable {
         if info.klass == .dispVM {
             try discardSnapshotPrivate(snapshotPrivateDir(name))
         } else if info.klass.persistentPrivate, FileOps.isDirectory(privateDir(name)) {
-            try openPrivate(name)       // after a daemon crash or a reboot it may be unmounted
-            created = try rotateRevisions(name, keep: try s.revisionsToKeep(volume: "private", of: name))
-            try closePrivate(name)
+            let keep = try s.revisionsToKeep(volume: "private", of: name)
+            created = try withPrivateOpenForStop(name) { () throws(DomainError) in try rotateRevisions(name, keep: keep) }
         }
         if unlink(runningMarker(name)) == 0 { FileOps.syncDirectory(domainDir(name)) }
         return created
