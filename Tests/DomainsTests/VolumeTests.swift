@@ -68,6 +68,43 @@ final class VolumeTests: XCTestCase {
         XCTAssertTrue(FileOps.isDirectory(v.baseDir("work")), "the missed stop was processed")
     }
 
+    /// Issue 11 (red team): a path longer than PATH_MAX in the private volume
+    /// (deep directories, or long names a file copy brought in) made the
+    /// revision copy (`cp -a`) fail at every stop and so every start: the
+    /// domain could never run again. Now the revision is skipped and said.
+    func testAPrivateVolumeThatCannotBeCopiedStillStopsAndStarts() throws {
+        let dir = makeTempDir(self, "vol")
+        let s = try openStore(dir)
+        let warnings = WarningBox()
+        let v = try VolumeManager(stateDir: dir + "/state", warn: { warnings.add($0) })
+        let rootfs = dir + "/rootfs"
+        try FileOps.makeDirectories(rootfs + "/usr/bin")
+        try FileOps.writeFile(rootfs + "/usr/bin/hello", "#!/bin/sh\n", mode: 0o755)
+        try TemplateBuilder(store: s, volumes: v).createFromRootfs("fedora", source: rootfs)
+        try s.create("work", class: .appVM, label: "blue", template: "fedora")
+        try v.createVolumes("work", klass: .appVM)
+        let p = try v.prepareStart("work", in: s.snapshot())
+        try FileOps.writeFile(p.privateDir! + "/data", "kept")
+        // 25 levels of 200-byte names: a 5,025-byte relative path, made the
+        // way a domain makes it (one name at a time).
+        var fd = open(p.privateDir!, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let long = String(repeating: "n", count: 200)
+        for _ in 0..<25 {
+            XCTAssertEqual(mkdirat(fd, long, 0o755), 0)
+            let sub = openat(fd, long, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            close(fd)
+            fd = sub
+        }
+        close(fd)
+        try v.cleanupAfterStop("work", in: s.snapshot())
+        XCTAssertFalse(FileOps.exists(v.runningMarker("work")), "the stop was processed")
+        XCTAssertTrue(warnings.lines.contains { $0.contains("work") && $0.contains("could not be copied") }, "\(warnings.lines)")
+        let again = try v.prepareStart("work", in: s.snapshot())
+        XCTAssertEqual(try FileOps.readFile(again.privateDir! + "/data"), "kept")
+        try v.cleanupAfterStop("work", in: s.snapshot())
+        XCTAssertEqual(try v.revisions(of: "work"), [], "no base, so no revision")
+    }
+
     func testRevisionsAndRevert() throws {
         let (s, v, _) = try setUpDomains()
         func session(_ content: String) throws {
@@ -178,4 +215,11 @@ final class VolumeTests: XCTestCase {
         assertDomainError("StoragePoolException", "still mounted") { try FileOps.removeTree(dir + "/run") }
         XCTAssertEqual(try FileOps.readFile(m + "/precious"), "x")
     }
+}
+
+final class WarningBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func add(_ line: String) { lock.lock(); stored.append(line); lock.unlock() }
+    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
 }

@@ -104,11 +104,16 @@ public struct VolumeManager: Sendable {
     /// The size of a new private volume (Qubes: 2 GiB); smaller in tests.
     public let defaultPrivateSize: Int64
 
-    public init(stateDir: String, defaultPrivateSize: Int64 = VolumeImage.defaultPrivateSize) throws(DomainError) {
+    /// Told what a stop had to leave out (a revision it could not make).
+    let warn: @Sendable (String) -> Void
+
+    public init(stateDir: String, defaultPrivateSize: Int64 = VolumeImage.defaultPrivateSize,
+                warn: @escaping @Sendable (String) -> Void = { _ in }) throws(DomainError) {
         guard stateDir.hasPrefix("/") else { throw .storage("state dir must be absolute: \(stateDir)") }
         try VolumeImage.checkSize(defaultPrivateSize, "default private volume size")
         self.stateDir = stateDir
         self.defaultPrivateSize = defaultPrivateSize
+        self.warn = warn
         try FileOps.makeDirectories(stateDir, mode: 0o700)
         for d in ["domains", "run", "staging"] { try FileOps.makeDirectories("\(stateDir)/\(d)", mode: 0o700) }
     }
@@ -258,17 +263,35 @@ public struct VolumeManager: Sendable {
         } else {
             try FileOps.removeTree(baseDir(name))
         }
-        // New base: copy to a temporary name, then rename (never a half base).
-        let tmp = "\(domainDir(name))/.private.base.tmp"
-        try FileOps.removeTree(tmp)
-        try FileOps.copyTree(privateDir(name), to: tmp)
-        try FileOps.removeTree(baseDir(name))
-        try FileOps.rename(tmp, baseDir(name))
+        try makeBase(name, reason: "stop")
         let all = try revisions(of: name)
         for old in all.dropLast(max(keep, 0)) { try FileOps.removeTree("\(revs)/\(old)") }
         FileOps.syncDirectory(domainDir(name))
         FileOps.syncDirectory(revs)
         return created
+    }
+
+    /// The base (what the next revision will be): a copy of the private
+    /// volume as it is now, to a temporary name, then renamed (never a half
+    /// base). Some trees cannot be copied: `cp -a` stops at paths longer than
+    /// PATH_MAX, and a domain can build those (deep directories, or long
+    /// names a file copy brought in). That must never keep the domain from
+    /// starting again, so the copy is best effort: on failure there is no
+    /// base (the next stop makes no revision unless the tree copies by then)
+    /// and `warn` says why.
+    private func makeBase(_ name: String, reason: String) throws(DomainError) {
+        let tmp = "\(domainDir(name))/.private.base.tmp"
+        try FileOps.removeTree(tmp)
+        try FileOps.removeTree(baseDir(name))
+        do throws(DomainError) {
+            try FileOps.copyTree(privateDir(name), to: tmp)
+        } catch {
+            try FileOps.removeTree(tmp)
+            warn("\(name): the private volume could not be copied for its next revision (\(reason)): \(error.message); "
+                 + "the domain starts as usual, without that revision")
+            return
+        }
+        try FileOps.rename(tmp, baseDir(name))
     }
 
     private func removeTemporaries(in dir: String) throws(DomainError) {
@@ -326,7 +349,6 @@ public struct VolumeManager: Sendable {
     /// makes the next base the reverted content. Safe to run again.
     private func finishRevert(_ name: String, to rev: String) throws(DomainError) {
         let priv = privateDir(name), revDir = "\(revisionsDir(name))/\(rev)"
-        let tmp = "\(domainDir(name))/.private.base.tmp"
         try withPrivateOpen(name) { () throws(DomainError) in
             if FileOps.isDirectory(revDir) {
                 try FileOps.emptyDirectory(priv)
@@ -334,11 +356,8 @@ public struct VolumeManager: Sendable {
                 try FileOps.removeTree(revDir)
             }
             // The next revision must be "as the next session found it": the reverted content.
-            try FileOps.removeTree(tmp)
-            try FileOps.copyTree(priv, to: tmp)
+            try makeBase(name, reason: "revert")
         }
-        try FileOps.removeTree(baseDir(name))
-        try FileOps.rename(tmp, baseDir(name))
         _ = unlink(revertMarker(name))
         FileOps.syncDirectory(domainDir(name))
     }

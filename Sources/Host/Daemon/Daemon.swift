@@ -53,7 +53,9 @@ public final class Daemon: @unchecked Sendable {
         let store = try mapped { () throws(DomainError) in
             try DomainStore(path: config.stateDir + "/domains.db", defaultVmm: config.role(.vmm).defaultFactory ?? "native")
         }
-        let volumes = try mapped { () throws(DomainError) in try VolumeManager(stateDir: config.stateDir) }
+        let volumes = try mapped { () throws(DomainError) in
+            try VolumeManager(stateDir: config.stateDir, warn: { [logger] in logger.warning("volumes: \($0)") })
+        }
         let recovered = try mapped { () throws(DomainError) in try volumes.recover(knownDomains: Set(store.allDomains().map(\.name)),
                                                                                              failed: { logger.error("recovery: \($0)") }) }
         for r in recovered { logger.notice("recovered after a crash: \(r)") }
