@@ -163,7 +163,9 @@ func hundredDomains(_ d: BenchDaemon) -> [BenchRow] {
     let before = readRSSKiB(d.pid) / 1024
     var started = 0
     for i in 0..<100 {
-        d.ody(["create", "d\(i)", "--class", "AppVM", "--template", "tpl", "--label", "green"])
+        // 100 MiB each: the daemon refuses starts whose memory limits add
+        // up to more than host RAM minus memory_reserve_mib.
+        d.ody(["create", "d\(i)", "--class", "AppVM", "--template", "tpl", "--label", "green", "--prop", "maxmem=100"])
         if d.ody(["start", "d\(i)"]).0 == 0 { started += 1 }
     }
     usleep(300_000)

@@ -6,10 +6,10 @@ import Glibc
 
 final class VolumeTests: XCTestCase {
     /// Store + volumes with a rootfs template `fedora` and AppVM `work`.
-    func setUpDomains() throws -> (DomainStore, VolumeManager, String) {
+    func setUpDomains(warn: @escaping @Sendable (String) -> Void = { _ in }) throws -> (DomainStore, VolumeManager, String) {
         let dir = makeTempDir(self, "vol")
         let s = try openStore(dir)
-        let v = try VolumeManager(stateDir: dir + "/state")
+        let v = try VolumeManager(stateDir: dir + "/state", warn: warn)
         let rootfs = dir + "/rootfs"
         try FileOps.makeDirectories(rootfs + "/usr/bin")
         try FileOps.writeFile(rootfs + "/usr/bin/hello", "#!/bin/sh\necho hello\n", mode: 0o755)
@@ -73,16 +73,8 @@ final class VolumeTests: XCTestCase {
     /// revision copy (`cp -a`) fail at every stop and so every start: the
     /// domain could never run again. Now the revision is skipped and said.
     func testAPrivateVolumeThatCannotBeCopiedStillStopsAndStarts() throws {
-        let dir = makeTempDir(self, "vol")
-        let s = try openStore(dir)
         let warnings = WarningBox()
-        let v = try VolumeManager(stateDir: dir + "/state", warn: { warnings.add($0) })
-        let rootfs = dir + "/rootfs"
-        try FileOps.makeDirectories(rootfs + "/usr/bin")
-        try FileOps.writeFile(rootfs + "/usr/bin/hello", "#!/bin/sh\n", mode: 0o755)
-        try TemplateBuilder(store: s, volumes: v).createFromRootfs("fedora", source: rootfs)
-        try s.create("work", class: .appVM, label: "blue", template: "fedora")
-        try v.createVolumes("work", klass: .appVM)
+        let (s, v, _) = try setUpDomains(warn: { warnings.add($0) })
         let p = try v.prepareStart("work", in: s.snapshot())
         try FileOps.writeFile(p.privateDir! + "/data", "kept")
         // 25 levels of 200-byte names: a 5,025-byte relative path, made the

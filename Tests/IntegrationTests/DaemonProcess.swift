@@ -78,6 +78,15 @@ final class DaemonProcess {
         XCTAssertEqual(r.0, 0, r.1)
     }
 
+    /// The daemon started, a busybox template, and `name` created and running.
+    func startWithRunningDomain(_ name: String = "work") throws {
+        try start()
+        try makeBusyboxTemplate()
+        XCTAssertEqual(try ody(["create", name, "--class", "AppVM", "--template", "tpl", "--label", "blue"]).0, 0)
+        let started = try ody(["start", name])
+        XCTAssertEqual(started.0, 0, started.1)
+    }
+
     /// Stops every domain and the daemon, and removes the directory.
     func tearDown() {
         if alive {

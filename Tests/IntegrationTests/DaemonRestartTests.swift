@@ -9,11 +9,7 @@ final class DaemonRestartTests: XCTestCase {
     func testRunningDomainSurvivesDaemonSIGKILLAndIsReadopted() throws {
         let d = try DaemonProcess("restart")
         defer { d.tearDown() }
-        try d.start()
-        try d.makeBusyboxTemplate()
-        XCTAssertEqual(try d.ody(["create", "work", "--class", "AppVM", "--template", "tpl", "--label", "blue"]).0, 0)
-        let started = try d.ody(["start", "work"])
-        XCTAssertEqual(started.0, 0, started.1)
+        try d.startWithRunningDomain("work")
         XCTAssertEqual(try d.ody(["run", "work", "-p", "--user", "root", "--", "echo before > /rw/mark"]).0, 0)
 
         kill(d.pid, SIGKILL)          // no clean stop at all
