@@ -94,8 +94,15 @@ final class BenchDaemon {
     /// their daemon on purpose (it re-adopts them), so a benchmark that only
     /// stopped the daemon would leave them running and load every later row.
     func stop() {
-        if pid > 0 { kill(pid, SIGTERM); var st: Int32 = 0; waitpid(pid, &st, 0); pid = 0 }
         let base = "/sys/fs/cgroup/pids/" + cgroupParent
+        // Through the daemon first, so each stop is processed (volumes
+        // unmounted, cgroups removed) and nothing is left on the host.
+        if pid > 0 {
+            for domain in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] where !domain.contains(".") {
+                ody(["kill", domain])
+            }
+            kill(pid, SIGTERM); var st: Int32 = 0; waitpid(pid, &st, 0); pid = 0
+        }
         for domain in (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [] {
             let procs = FileManager.default.contents(atPath: "\(base)/\(domain)/cgroup.procs").map { String(decoding: $0, as: UTF8.self) } ?? ""
             for line in procs.split(separator: "\n") { if let p = pid_t(line) { kill(p, SIGKILL) } }
