@@ -230,6 +230,29 @@ final class NativeHardeningTests: NativeTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: log + ".1"), "rotated console log left after undefine")
     }
 
+    /// The bar's memory bomb: a domain with as many vcpus as the host has
+    /// CPUs kept them all busy and slowed a call between two other domains
+    /// 3x. Its CPU quota leaves host_cpu_reserve CPUs (default 1) over.
+    func testADomainLeavesTheHostACPU() throws {
+        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let quota = { (n: String) in Fixtures.read("/sys/fs/cgroup/cpu/\(self.cgParent)/\(n)/cpu.cfs_quota_us") }
+        try vmm.define("busy", vcpus: UInt32(online), params: params("busy", "read x < /rw/go"))
+        let gate = try makeGate("busy")
+        try vmm.start("busy")
+        XCTAssertEqual(quota("busy"), "\(max(1, online - 1) * 100_000)\n", "online CPUs \(online), reserve 1")
+        openGate(gate)
+        XCTAssertTrue(waitStopped("busy"))
+        vmm.close()
+        host = TestHost(config: ["state_dir": dir + "/state", "cgroup_parent": cgParent, "host_cpu_reserve": "0"])
+        vmm = try VMM(plugin: plugin, host: host)
+        try vmm.define("all", vcpus: UInt32(online), params: params("all", "read x < /rw/go"))
+        let gate2 = try makeGate("all")
+        try vmm.start("all")
+        XCTAssertEqual(quota("all"), "\(online * 100_000)\n", "host_cpu_reserve = 0: as many CPUs as vcpus")
+        openGate(gate2)
+        XCTAssertTrue(waitStopped("all"))
+    }
+
     /// Finding 14 (plugin side): a definition's uid range is free again at
     /// undefine: 300 define/undefine cycles keep landing on the first range.
     func testUndefineReleasesTheUidRange() throws {

@@ -185,13 +185,13 @@ final class VMM: @unchecked Sendable {
         return rc
     }
 
-    func define(_ name: String, memory: UInt64 = 0, maxmem: UInt64 = 0, params: [String: String]) throws {
+    func define(_ name: String, memory: UInt64 = 0, maxmem: UInt64 = 0, vcpus: UInt32 = 1, params: [String: String]) throws {
         var c = ody_domain_config()
         c.struct_size = UInt32(MemoryLayout<ody_domain_config>.size)
         withUnsafeMutableBytes(of: &c.name) { raw in for (i, b) in name.utf8.enumerated() { raw[i] = b } }
         c.memory_mib = memory
         c.maxmem_mib = maxmem
-        c.vcpus = 1
+        c.vcpus = vcpus
         var blob: [CChar] = []
         for (k, v) in params { blob += "\(k)=\(v)".utf8CString }
         c.params_len = UInt32(blob.count)

@@ -35,6 +35,19 @@ struct Cgroups {
 
     /// Creates the domain's cgroups and applies its limits. Missing
     /// controllers are an error when a limit needs them.
+    /// The CPUs a domain asking for `vcpus` may use: at most the host's
+    /// online CPUs minus `reserve`, at least one. Why: on a small host a
+    /// domain with as many vcpus as the host has CPUs (Qubes' default is 2)
+    /// could keep every CPU busy; a domain spinning on memory (a string
+    /// doubled for ever) then slowed a qrexec call between two other domains
+    /// 3x (measured), since CFS lets the spinning group run out its slice on
+    /// each CPU before a woken agent gets one. A CPU left over keeps the host
+    /// and the other domains responsive.
+    static func cpuQuota(vcpus: UInt32, reserve: UInt32, online: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) -> UInt32 {
+        let cap = max(1, online - Int(reserve))
+        return UInt32(min(Int(vcpus), cap))
+    }
+
     func create(limitMiB: UInt64, pidsMax: UInt64, vcpus: UInt32) throws -> [String] {
         let have = Cgroups.available()
         for needed in ["memory", "pids", "freezer"] where !have.contains(needed) {

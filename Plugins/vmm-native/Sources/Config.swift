@@ -18,6 +18,10 @@ struct Config {
     var shutdownTimeoutMs: UInt64
     /// Bytes a console log may reach before it is rotated (0: unlimited).
     var consoleLogMax: Int64
+    /// CPUs no single domain may use (its CPU quota is at most the host's
+    /// CPUs minus these, and at least one), so the host and the other
+    /// domains always have that much.
+    var hostCPUReserve: UInt32 = 1
 
     static let defaultRootStateDir = "/var/lib/odyssey/vmm-native"
     static let jailerName = "odyssey-jailer"
@@ -51,8 +55,10 @@ struct Config {
         guard consoleMax >= 0, consoleMax <= 1 << 30 else {
             throw NativeError(ODY_E_INVALID, "native: console_log_max=\(consoleMax): 0 (unlimited) to 1073741824 bytes")
         }
+        let reserve = host.config("host_cpu_reserve").flatMap { UInt32($0) } ?? 1
+        guard reserve <= 1024 else { throw NativeError(ODY_E_INVALID, "native: host_cpu_reserve=\(reserve): 0 to 1024 CPUs") }
         return Config(stateDir: stateDir, jailer: jailer, cgroupParent: parent, seccomp: seccomp,
-                      uidRangeStart: start, shutdownTimeoutMs: timeout, consoleLogMax: consoleMax)
+                      uidRangeStart: start, shutdownTimeoutMs: timeout, consoleLogMax: consoleMax, hostCPUReserve: reserve)
     }
 
     /// The directory holding this plugin's .so, found through dladdr on a

@@ -307,7 +307,8 @@ final class NativeVMM: @unchecked Sendable {
             if Sys.exists(l.runDir) { try Sys.removeTree(l.runDir) }
             if !s.cgroups.existing().isEmpty { try s.cgroups.destroy() }
             try store.saveRun(name, RunRecord(pid: 0, startTime: 0, runDir: l.runDir))
-            let cg = try s.cgroups.create(limitMiB: s.def.limitMiB, pidsMax: l.pidsMax, vcpus: s.def.vcpus)
+            let cg = try s.cgroups.create(limitMiB: s.def.limitMiB, pidsMax: l.pidsMax,
+                                          vcpus: Cgroups.cpuQuota(vcpus: s.def.vcpus, reserve: config.hostCPUReserve))
             if let slash = l.runDir.lastIndex(of: "/"), slash != l.runDir.startIndex {
                 try Sys.mkdirs(String(l.runDir[..<slash]), mode: 0o700)
             }
