@@ -112,7 +112,7 @@ public final class AgentGate: @unchecked Sendable {
 
     /// nil when `peer` is the domain's agent or the host itself, else why not.
     public static func refusal(_ peer: PeerCredentials) -> String? {
-        guard let mine = nsPids(getpid()) else { return "cannot read our own /proc/self/status" }
+        guard let mine = ownNsPids else { return "cannot read our own /proc/self/status" }
         guard let theirs = nsPids(peer.pid) else { return "it exited before it could be checked" }
         if theirs.count == mine.count {
             return peer.uid == geteuid() ? nil : "a host process of another uid"
@@ -125,6 +125,9 @@ public final class AgentGate: @unchecked Sendable {
         }
         return nil
     }
+
+    /// Ours, read once: a process never changes pid namespace.
+    static let ownNsPids = nsPids(getpid())
 
     /// The NSpid line of /proc/PID/status: the pid in each pid namespace from
     /// ours down to the process's own.

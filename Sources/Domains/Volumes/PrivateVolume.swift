@@ -39,7 +39,7 @@ extension VolumeManager {
         }
         try FileOps.makeDirectories(dir)
         if LoopDevice.existingDevice(for: image) == nil { try VolumeImage.growFileSystemIfNeeded(image) }
-        try LoopDevice.mount(image, at: dir)
+        try LoopDevice.mount(image, at: dir)   // checks the recorded device again: cheap
         return true
     }
 
@@ -112,6 +112,7 @@ extension VolumeManager {
         }
         try LoopDevice.unmount(mnt)
         _ = rmdir(mnt)
+        _ = unlink(LoopDevice.record(tmp))
         // The image is complete before it gets its name; then the old directory goes.
         try FileOps.rename(tmp, image)
         FileOps.syncDirectory(domainDir(name))

@@ -34,6 +34,9 @@ public final class AdminServer: @unchecked Sendable {
     private let open = Mutex<[uid_t: Int]>([:])
     /// Refused connections being drained before they are closed.
     private let refusing = Mutex<[(fd: Int32, deadline: Double)]>([])
+    /// Wakes the refusing thread when a connection is handed to it (or at
+    /// stop); it sleeps on this while it has none.
+    private let refusingAdded = Monitor()
     private let stopped = Atomic<Bool>(false)
 
     public static let defaultRequestDeadline = 30.0
@@ -95,9 +98,12 @@ public final class AdminServer: @unchecked Sendable {
         let bytes = AdminResponse.failure(AdminError("QubesException", "too many admin connections open from this user (\(maxPerPeer)); try again")).encoded()
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         _ = shutdown(fd, Int32(SHUT_WR))
-        refusing.withLock { r in
-            guard r.count < AdminServer.maxRefusing else { Sys.close(fd); return }   // a flood: just close
-            r.append((fd, Sys.monotonicSeconds() + AdminServer.drainSeconds))
+        refusingAdded.withLock {
+            refusing.withLock { r in
+                guard r.count < AdminServer.maxRefusing else { Sys.close(fd); return }   // a flood: just close
+                r.append((fd, Sys.monotonicSeconds() + AdminServer.drainSeconds))
+            }
+            refusingAdded.broadcast()
         }
     }
 
@@ -108,7 +114,12 @@ public final class AdminServer: @unchecked Sendable {
         var sink = [UInt8](repeating: 0, count: 16384)
         while !stopped.load(ordering: .relaxed) || !refusing.withLock({ $0.isEmpty }) {
             let list = refusing.withLock { $0 }
-            if list.isEmpty { usleep(50_000); continue }
+            if list.isEmpty {
+                refusingAdded.withLock {
+                    while refusing.withLock({ $0.isEmpty }) && !stopped.load(ordering: .relaxed) { _ = refusingAdded.wait(untilNs: nil) }
+                }
+                continue
+            }
             var fds = list.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
             _ = poll(&fds, nfds_t(fds.count), 100)
             let now = Sys.monotonicSeconds()
@@ -184,6 +195,7 @@ public final class AdminServer: @unchecked Sendable {
     /// Stops accepting and removes the socket file.
     public func stop() {
         stopped.store(true, ordering: .relaxed)
+        refusingAdded.withLock { refusingAdded.broadcast() }
         if listenFD >= 0 {
             shutdown(listenFD, Int32(SHUT_RDWR))
             Sys.close(listenFD)

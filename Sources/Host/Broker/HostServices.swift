@@ -125,27 +125,36 @@ public final class HostServices: @unchecked Sendable {
     /// In-process calls one source may have open at once.
     public static let inProcessPerSource = 32
     private let inProcessOpen = Mutex<[String: Int]>([:])
-    /// Channels still sending their stdin, with the time they must be done by;
-    /// the watchdog shuts down the late ones, which ends their blocked read.
-    private let stdinDeadlines = Mutex<[Int32: Double]>([:])
+    /// Channels still sending their stdin, with the monotonic time (ns) they
+    /// must be done by, guarded by `watch`; the watchdog shuts down the late
+    /// ones, which ends their blocked read. It sleeps until the earliest
+    /// deadline, and while nothing is watched, until a channel is added.
+    private let watch = Monitor()
+    private var stdinDeadlines: [Int32: Int64] = [:]
     private let watchdogStarted = Atomic<Bool>(false)
 
     private func watchStdin(_ fd: Int32) {
-        stdinDeadlines.withLock { $0[fd] = Sys.monotonicSeconds() + stdinDeadline }
+        watch.withLock {
+            stdinDeadlines[fd] = Monitor.nowNs() + Int64(stdinDeadline * 1e9)
+            watch.broadcast()
+        }
         guard !watchdogStarted.exchange(true, ordering: .relaxed) else { return }
         Threads.detach { [self] in
-            while true {
-                usleep(250_000)
-                let now = Sys.monotonicSeconds()
-                stdinDeadlines.withLock { d in
-                    for (fd, end) in d where end <= now { shutdown(fd, Int32(SHUT_RDWR)); d[fd] = nil }
+            watch.withLock {
+                while true {
+                    let now = Monitor.nowNs()
+                    for (fd, end) in stdinDeadlines where end <= now {
+                        shutdown(fd, Int32(SHUT_RDWR))
+                        stdinDeadlines[fd] = nil
+                    }
+                    _ = watch.wait(untilNs: stdinDeadlines.values.min())
                 }
             }
         }
     }
 
     /// Whether the channel was still being watched (false: the watchdog cut it).
-    private func unwatchStdin(_ fd: Int32) -> Bool { stdinDeadlines.withLock { $0.removeValue(forKey: fd) != nil } }
+    private func unwatchStdin(_ fd: Int32) -> Bool { watch.withLock { stdinDeadlines.removeValue(forKey: fd) != nil } }
 
     private func run(channel fd: Int32, service: String, source: String, requestedTarget: String) {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
