@@ -420,6 +420,7 @@ private func nativeDisposableRows(_ env: BenchEnv) -> [BenchRow] {
         daemon.broker.disposables.shutdown()
         for n in daemon.runtime.runningNames { try? daemon.runtime.kill(n) }
         daemon.stop()
+        removeCgroups(parent: "odyssey-bench-dvm-\(getpid())")
     }
     do {
         _ = try TemplateBuilder(store: daemon.store, volumes: daemon.volumes).createFromRootfs("tpl", source: rootfs, label: "black")

@@ -107,6 +107,20 @@ final class BenchDaemon {
             let procs = FileManager.default.contents(atPath: "\(base)/\(domain)/cgroup.procs").map { String(decoding: $0, as: UTF8.self) } ?? ""
             for line in procs.split(separator: "\n") { if let p = pid_t(line) { kill(p, SIGKILL) } }
         }
+        removeCgroups(parent: cgroupParent)
+    }
+}
+
+/// Removes what a bench daemon that stopped before its last cleanups left
+/// under `parent` in every controller (empty cgroups only: rmdir refuses
+/// one with a process), then `parent` itself.
+func removeCgroups(parent: String) {
+    for c in ["memory", "pids", "freezer", "cpu", "cpuacct"] {
+        let dir = "/sys/fs/cgroup/\(c)/\(parent)"
+        for d in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !d.contains(".") && d != "tasks" {
+            for _ in 0..<100 where rmdir("\(dir)/\(d)") != 0 && errno == EBUSY { usleep(10_000) }
+        }
+        rmdir(dir)
     }
 }
 
