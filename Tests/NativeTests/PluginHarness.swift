@@ -114,8 +114,10 @@ struct LoadedPlugin {
         return url.path
     }
 
-    static func load() throws -> LoadedPlugin {
-        let path = buildDirectory + "/libvmm-native.so"
+    /// dlopens `library` from the build directory and does the entry
+    /// handshake as odysseyd does (its first factory).
+    static func load(_ library: String = "libvmm-native.so") throws -> LoadedPlugin {
+        let path = buildDirectory + "/" + library
         guard FileManager.default.fileExists(atPath: path) else {
             // A loud failure, not a skip: CI must not pass without the plugin.
             throw NSError(domain: "NativeTests", code: 1, userInfo: [NSLocalizedDescriptionKey:

@@ -11,22 +11,10 @@ final class VchanPlugin: @unchecked Sendable {
     private(set) var backend: OpaquePointer?
 
     init(host: TestHost) throws {
-        let path = LoadedPlugin.buildDirectory + "/libvchan-socket.so"
-        guard let h = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
-            throw NSError(domain: "dlopen", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(path): \(String(cString: dlerror()))"])
-        }
-        guard let sym = dlsym(h, ODY_ENTRY_SYMBOL) else { throw NSError(domain: "dlsym", code: 1) }
-        let entry = unsafeBitCast(sym, to: ody_entry_fn.self)
-        var req = ody_entry_request()
-        req.struct_size = UInt32(MemoryLayout<ody_entry_request>.size)
-        req.abi_major = ODY_ABI_MAJOR
-        req.abi_minor = ODY_ABI_MINOR
-        var info = ody_plugin_info()
-        info.struct_size = UInt32(MemoryLayout<ody_plugin_info>.size)
+        let plugin = try LoadedPlugin.load("libvchan-socket.so")
+        handle = plugin.handle
+        ops = plugin.factory.ops!.assumingMemoryBound(to: ody_vchan_ops.self).pointee
         var err = newError()
-        guard entry(&req, &info, &err) == 0 else { throw NSError(domain: "entry", code: 1, userInfo: [NSLocalizedDescriptionKey: text(err)]) }
-        handle = h
-        ops = info.factories![0]!.pointee.ops!.assumingMemoryBound(to: ody_vchan_ops.self).pointee
         var args = ody_instance_args()
         args.struct_size = UInt32(MemoryLayout<ody_instance_args>.size)
         args.host = UnsafePointer(servicesTable)

@@ -216,11 +216,11 @@ public struct VolumeManager: Sendable {
             try discardSnapshotPrivate(snap)
             try makeSnapshotPrivate(snap, from: info.template)
             privateDir = snap
+            try FileOps.writeFile(runningMarker(name), "")
         } else {
-            try openPrivateForStart(name)
+            try openPrivateForStart(name)   // mounts it and writes the marker, under the volume's lock
         }
         try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
-        try FileOps.writeFile(runningMarker(name), "")
         FileOps.syncDirectory(dir)
         return StartPlan(rootDir: rootDir, rootMode: persistent ? .persistent : .snapshot, privateDir: privateDir,
                          runDir: runDir(name))
