@@ -18,10 +18,13 @@ public final class DomainConfig {
     public let maxmemMiB: UInt64
     public let vcpus: UInt32
     public let params: [String: String]
+    /// The provider-neutral description (ABI 1.2); nil from a 1.1 host.
+    public let description: DomainDescription?
 
-    init(name: String, uuid: String, memoryMiB: UInt64, maxmemMiB: UInt64, vcpus: UInt32, params: [String: String]) {
+    public init(name: String, uuid: String, memoryMiB: UInt64, maxmemMiB: UInt64, vcpus: UInt32, params: [String: String],
+                description: DomainDescription? = nil) {
         self.name = name; self.uuid = uuid; self.memoryMiB = memoryMiB; self.maxmemMiB = maxmemMiB
-        self.vcpus = vcpus; self.params = params
+        self.vcpus = vcpus; self.params = params; self.description = description
     }
 }
 
@@ -55,7 +58,7 @@ public enum VmmOps {
     public static func factory(_ name: String, capabilities: UInt64, open: Open) -> ody_factory {
         let p = UnsafeMutablePointer<ody_vmm_ops>.allocate(capacity: 1)
         p.initialize(to: ody_vmm_ops(
-            struct_size: UInt32(MemoryLayout<ody_vmm_ops>.size), version: 0,
+            struct_size: UInt32(MemoryLayout<ody_vmm_ops>.size), version: ODY_ABI_MINOR,
             open: open, close: vmmClose, define: vmmDefine, undefine: vmmUndefine,
             start: vmmStart, shutdown: vmmShutdown, kill: vmmKill, pause: vmmPause, unpause: vmmUnpause,
             get_info: vmmGetInfo, list: vmmList))
@@ -138,8 +141,11 @@ private func vmmDefine(_ h: OpaquePointer?, _ config: UnsafePointer<ody_domain_c
             return fail(err, ODY_E_INVALID, "define \(name): params must end with a NUL inside params_len")
         }
     }
+    let description: DomainDescription?
+    do { description = try DomainDescription.read(c) } catch { return fail(err, ODY_E_INVALID, "define \(name): \(error.message)") }
     return vmm.define(DomainConfig(name: name, uuid: FixedCString.read(c.uuid), memoryMiB: c.memory_mib, maxmemMiB: c.maxmem_mib,
-                                   vcpus: c.vcpus, params: parseParams(c.params, length: c.params_len)), err)
+                                   vcpus: c.vcpus, params: parseParams(c.params, length: c.params_len),
+                                   description: description), err)
 }
 
 private func vmmUndefine(_ h: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32, _ err: ErrorPointer) -> Int32 {

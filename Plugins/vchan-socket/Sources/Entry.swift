@@ -48,10 +48,11 @@ let socketCapabilities: UInt64 = ODY_VCHAN_CAP_FD_PASSING
 nonisolated(unsafe) private let vchanOps: UnsafeMutablePointer<ody_vchan_ops> = {
     let p = UnsafeMutablePointer<ody_vchan_ops>.allocate(capacity: 1)
     p.initialize(to: ody_vchan_ops(
-        struct_size: UInt32(MemoryLayout<ody_vchan_ops>.size), version: 0,
+        struct_size: UInt32(MemoryLayout<ody_vchan_ops>.size), version: ODY_ABI_MINOR,
         open: vsOpen, close_backend: vsCloseBackend, server_init: vsServerInit, client_init: vsClientInit,
         read: vsRead, write: vsWrite, recv: vsRecv, send: vsSend, wait: vsWait, fd_for_poll: vsFdForPoll,
-        is_open: vsIsOpen, data_ready: vsDataReady, buffer_space: vsBufferSpace, close: vsClose))
+        is_open: vsIsOpen, data_ready: vsDataReady, buffer_space: vsBufferSpace, close: vsClose,
+        describe_domain: vsDescribeDomain))
     return p
 }()
 

@@ -210,3 +210,26 @@ func vsClose(_ ch: OpaquePointer?, _ flags: UInt32) {
     c.close()
     Handle.release(ch, as: SocketChannel.self)
 }
+
+/// describe_domain (1.2): a domain's agent reaches this backend through its
+/// own directory of sockets, <socket_dir>/<domain>, which its provider puts
+/// at /run/odyssey/vchan inside the domain.
+func vsDescribeDomain(_ backend: OpaquePointer?, _ domain: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<ody_channel_desc>?,
+                      _ flags: UInt32, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
+    if let rc = checkFlags(flags, known: 0, "describe_domain", err) { return rc }
+    guard let b = Handle.get(backend, as: SocketBackend.self), let domain, let out else {
+        return fail(err, ODY_E_INVALID, "describe_domain: NULL argument")
+    }
+    guard Int(out.pointee.struct_size) >= MemoryLayout<ody_channel_desc>.size else {
+        return fail(err, ODY_E_ABI, "describe_domain: out struct_size \(out.pointee.struct_size) too small")
+    }
+    let name = String(cString: domain)
+    guard ChannelLayout.isValidDomainName(name) else { return fail(err, ODY_E_INVALID, "describe_domain: invalid domain name \"\(name)\"") }
+    let dir = ChannelLayout.directory(base: b.socketDir, local: ChannelLayout.adminDomain, remote: name)
+    if let e = ensureDirectory(b.socketDir, mode: 0o700) { return map(e, err) }
+    if let e = ensureDirectory(dir, mode: 0o755) { return map(e, err) }
+    guard ChannelDescription(kind: .socketDir, path: dir).write(to: &out.pointee) else {
+        return fail(err, ODY_E_INVALID, "describe_domain: socket directory path too long: \(dir)")
+    }
+    return ODY_OK.rawValue
+}

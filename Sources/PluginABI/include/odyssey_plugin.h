@@ -36,6 +36,12 @@
  *   1.1  add-ons in practice: ody_addon_ops.run_command (client commands in
  *        domains), ody_host_services.call_service/call_finish (a qrexec call
  *        from an add-on), ody_command_call.
+ *   1.2  the provider-neutral domain description: ody_domain_config grows
+ *        volumes by role, shares, the agent's channel, kernel, initrd and
+ *        kernel options, label, the agent and its environment, a run
+ *        directory; ody_volume, ody_share, ody_channel_desc;
+ *        ODY_VMM_CAP_BLOCK_VOLUMES and the ODY_VMM_CAP_CHANNEL_* bits;
+ *        ody_vchan_ops.describe_domain.
  */
 #ifndef ODYSSEY_PLUGIN_H
 #define ODYSSEY_PLUGIN_H
@@ -48,7 +54,7 @@ extern "C" {
 #endif
 
 #define ODY_ABI_MAJOR 1u
-#define ODY_ABI_MINOR 1u
+#define ODY_ABI_MINOR 2u
 /* The single symbol a plugin exports (type: ody_entry_fn). */
 #define ODY_ENTRY_SYMBOL "odyssey_plugin_entry"
 
@@ -238,19 +244,97 @@ typedef struct ody_instance_args {
 #define ODY_VMM_CAP_MEMORY_LIMIT    (1ull << 5)
 #define ODY_VMM_CAP_NAMESPACES      (1ull << 6) /* process-level isolation */
 #define ODY_VMM_CAP_HARDWARE_VIRT   (1ull << 7) /* a separate kernel */
+/* since 1.2: the host hands volumes as disk images (ODY_VOLUME_IMAGE), not
+ * as host directory trees (ODY_VOLUME_TREE): said once, here, so the host
+ * prepares the form the provider consumes. */
+#define ODY_VMM_CAP_BLOCK_VOLUMES   (1ull << 8)
+/* since 1.2: which agent channel kinds the provider can wire into a domain
+ * (ody_channel_desc.kind); a domain whose channel the provider cannot wire
+ * is refused at start with one message. */
+#define ODY_VMM_CAP_CHANNEL_SOCKET_DIR    (1ull << 9)
+#define ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL (1ull << 10)
+#define ODY_VMM_CAP_CHANNEL_VSOCK         (1ull << 11)
+#define ODY_VMM_CAP_CHANNEL_XEN           (1ull << 12)
 
 /* vmm flags */
 #define ODY_VMM_SHUTDOWN_WAIT (1u << 8) /* shutdown: return only once halted */
 
 typedef struct ody_vmm ody_vmm; /* opaque instance */
 
+/* ------------------------------------------- domain description (1.2) */
+
+/* A volume's role: what it is to the domain, not how it is stored (Qubes'
+ * model: root = the template's root, private = /rw, volatile = scratch). */
+enum ody_volume_role {
+    ODY_VOLUME_ROOT = 1,     /* mounted at / */
+    ODY_VOLUME_PRIVATE = 2,  /* persistent, mounted at /rw; /home is /rw/home */
+    ODY_VOLUME_VOLATILE = 3, /* scratch, discarded at stop */
+    ODY_VOLUME_MODULES = 4   /* kernel modules for a guest kernel */
+};
+
+/* How the host hands a volume (see ODY_VMM_CAP_BLOCK_VOLUMES). */
+enum ody_volume_form {
+    ODY_VOLUME_TREE = 1,   /* `path` is a host directory tree */
+    ODY_VOLUME_IMAGE = 2,  /* `path` is a raw disk image (ext4, no partition table) */
+    ODY_VOLUME_NONE = 3    /* nothing from the host: the provider makes it (volatile) */
+};
+
+/* Volume flags. */
+#define ODY_VOLUME_F_SNAPSHOT  (1u << 0) /* writes go to a copy-on-write layer the
+                                          * provider makes per start (in run_dir)
+                                          * and discards at stop; `path` is never
+                                          * written */
+#define ODY_VOLUME_F_READ_ONLY (1u << 1) /* the domain sees it read-only */
+
+typedef struct ody_volume {
+    uint32_t struct_size;
+    uint32_t role;         /* ody_volume_role */
+    uint32_t form;         /* ody_volume_form */
+    uint32_t flags;        /* ODY_VOLUME_F_* */
+    const char *path;      /* host path (tree or image); "" for ODY_VOLUME_NONE */
+    uint64_t size_mib;     /* the size to make (NONE), else the image's size; 0 = provider default */
+} ody_volume;
+
+/* A host directory the domain sees at `guest_path` (the agent's binaries,
+ * the services Odyssey ships, the add-ons view). Native binds it; a VM
+ * provider exports it (9p, virtiofs). */
+#define ODY_SHARE_F_READ_ONLY (1u << 0)
+typedef struct ody_share {
+    uint32_t struct_size;
+    uint32_t flags;        /* ODY_SHARE_F_* */
+    const char *host_path;
+    const char *guest_path;
+    const char *tag;       /* a short unique name ([a-z0-9_]), for mount tags */
+} ody_share;
+
+/* The agent's channel into the domain, as the domain's vchan backend
+ * describes it (ody_vchan_ops.describe_domain); the provider wires it. */
+enum ody_channel_kind {
+    ODY_CHANNEL_SOCKET_DIR = 1,    /* `path`: a host directory of Unix sockets,
+                                    * seen inside at /run/odyssey/vchan */
+    ODY_CHANNEL_VIRTIO_SERIAL = 2, /* `path`: the host Unix socket of a
+                                    * virtio-serial port named `name` */
+    ODY_CHANNEL_VSOCK = 3,         /* `cid`: the guest's vsock context id */
+    ODY_CHANNEL_XEN = 4            /* vchan over Xen grant tables: nothing to wire */
+};
+#define ODY_CHANNEL_PATH_MAX 256
+typedef struct ody_channel_desc {
+    uint32_t struct_size;
+    uint32_t kind;         /* ody_channel_kind */
+    uint32_t flags;        /* reserved, 0 */
+    uint32_t cid;          /* VSOCK */
+    char path[ODY_CHANNEL_PATH_MAX];
+    char name[ODY_NAME_MAX];
+} ody_channel_desc;
+
 /*
- * A domain definition: fixed fields every backend understands, plus
- * `params`, a blob of NUL-terminated "key=value" strings for what only some
- * backends read (root_dir, private_dir, kernel, initrd, cmdline, ...). Keys a
- * backend does not know are ignored, so the host can add keys without an
- * ABI change. Differences between backends are named as capabilities, never
- * as fields only one backend has.
+ * A domain definition. Since 1.2 the host says *what* the domain is:
+ * volumes by role, shares, the agent's channel, kernel, label, limits; each
+ * provider decides *how* (native: overlay and bind mounts; libvirt: disks,
+ * channels and a kernel command line; Xen: its disks and vchans). `params`
+ * (NUL-terminated "key=value" strings) remains for keys an admin sets for
+ * one provider; keys a backend does not know are ignored. A 1.1 reader sees
+ * only the members up to `params`.
  */
 typedef struct ody_domain_config {
     uint32_t struct_size;
@@ -262,6 +346,21 @@ typedef struct ody_domain_config {
     uint32_t vcpus;
     uint32_t params_len;   /* bytes in params, including the final NUL */
     const char *params;
+    /* since 1.2 */
+    uint32_t volume_count;
+    uint32_t share_count;
+    const ody_volume *volumes;
+    const ody_share *shares;
+    const ody_channel_desc *channel; /* the agent's channel; NULL: none */
+    const char *kernel;     /* guest kernel image; "" none (native: the host's) */
+    const char *initrd;     /* "" none */
+    const char *kernelopts; /* extra guest kernel options; "" none */
+    const char *label;      /* Qubes label ("red"), for decorations and metadata */
+    const char *agent_path; /* the agent, inside the domain (its first process) */
+    /* "KEY=VALUE" strings for the agent's environment, NULL-terminated */
+    const char *const *agent_env;
+    const char *run_dir;    /* host directory for this start's files (snapshots,
+                             * sockets); the host empties it after stop */
 } ody_domain_config;
 
 typedef struct ody_domain_info {
@@ -345,6 +444,11 @@ typedef struct ody_vchan_ops {
     int32_t (*data_ready)(ody_vchan *ch, size_t *bytes, uint32_t flags, ody_error *err);
     int32_t (*buffer_space)(ody_vchan *ch, size_t *bytes, uint32_t flags, ody_error *err);
     void (*close)(ody_vchan *ch, uint32_t flags);
+    /* since 1.2: how the agent of `domain` reaches this backend (the host
+     * hands it to the domain's vmm provider, which wires it). The host end
+     * it names is reachable by that one domain alone. */
+    int32_t (*describe_domain)(ody_vchan_backend *backend, const char *domain,
+                               ody_channel_desc *out, uint32_t flags, ody_error *err);
 } ody_vchan_ops;
 
 /* ----------------------------------------------------------------- addon */
