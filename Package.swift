@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
-        .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),
+        .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI", "PluginKit"], path: "Tests/HostTests"),
         .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI"], path: "Tests/ConformanceTests"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),

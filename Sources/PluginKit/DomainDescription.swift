@@ -111,11 +111,12 @@ public struct DomainDescription: Sendable, Equatable {
         return ShareDescription(hostPath: h, guestPath: g, tag: t, readOnly: s.flags & ODY_SHARE_F_READ_ONLY != 0)
     }
 
-    /// nil when the config predates 1.2 (struct_size ends before the
-    /// description); throws when something in it is malformed.
-    static func read(_ c: ody_domain_config) throws(Malformed) -> DomainDescription? {
+    /// nil when the config has no description (struct_size ends before it,
+    /// or volume_count is 0); throws when something in it is malformed.
+    public static func read(_ c: ody_domain_config) throws(Malformed) -> DomainDescription? {
         let end = MemoryLayout<ody_domain_config>.offset(of: \ody_domain_config.run_dir)! + MemoryLayout<UnsafeRawPointer?>.size
-        guard Int(c.struct_size) >= end else { return nil }
+        // volume_count 0: params only (every description has a root volume).
+        guard Int(c.struct_size) >= end, c.volume_count > 0 else { return nil }
         guard c.volume_count <= maxVolumes, c.share_count <= maxShares else {
             throw Malformed("\(c.volume_count) volumes / \(c.share_count) shares: at most \(maxVolumes) / \(maxShares)")
         }

@@ -54,7 +54,7 @@ final class LayoutTests: XCTestCase {
 
     func testVersionAndEntrySymbol() {
         XCTAssertEqual(ODY_ABI_MAJOR, 1)
-        XCTAssertEqual(ODY_ABI_MINOR, 1)
+        XCTAssertEqual(ODY_ABI_MINOR, 2)
         XCTAssertEqual(ODY_ENTRY_SYMBOL, "odyssey_plugin_entry")
     }
 

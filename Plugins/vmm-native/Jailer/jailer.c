@@ -311,8 +311,12 @@ static void attach(const struct tree *t, uid_t ns_root) {
         PATHF(parent, "%s", t->target);
         char *slash = strrchr(parent, '/');
         if (slash && slash != parent) { *slash = '\0'; mkdir_p(parent, 0755, (uid_t)-1, (gid_t)-1); }
-        int fd = open(t->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0 && errno != EISDIR) die(errno, t->what, "create mount point %s", t->target);
+        /* A file already there is the mount point (the agent inside the
+         * read-only shared /.odyssey/bin: opening it for writing would fail). */
+        struct stat existing;
+        int fd = lstat(t->target, &existing) == 0 && S_ISREG(existing.st_mode)
+                     ? -2 : open(t->target, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd == -1 && errno != EISDIR) die(errno, t->what, "create mount point %s", t->target);
         if (fd >= 0) close(fd);
     }
     setfsuid(0);

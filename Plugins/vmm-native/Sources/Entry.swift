@@ -8,7 +8,7 @@ import PluginABI
 import PluginKit
 
 private let capabilities: UInt64 = ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_MEMORY_LIMIT
-    | ODY_VMM_CAP_NAMESPACES | ODY_VMM_CAP_PERSISTENT
+    | ODY_VMM_CAP_NAMESPACES | ODY_VMM_CAP_PERSISTENT | ODY_VMM_CAP_CHANNEL_SOCKET_DIR
 
 private let entry = PluginEntry(
     id: "vmm-native", version: "0.1.0", license: "Apache-2.0",

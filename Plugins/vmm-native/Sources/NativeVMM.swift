@@ -255,7 +255,9 @@ final class NativeVMM: @unchecked Sendable {
         guard Layout.validName(name) else {
             throw NativeError(ODY_E_INVALID, "native: bad domain name '\(name)': a letter, then letters, digits, '_', '-' or '.', at most 31")
         }
-        let params = cfg.params
+        // The host's description (1.2) when there is one; raw params from a
+        // dom0 admin.odyssey.vmm.Define (or a 1.1 host) otherwise.
+        let params = try cfg.description.map { try DescriptionParams.params($0, name: name) } ?? cfg.params
         try lock.locked {
             if slots[name] != nil { throw NativeError(ODY_E_EXISTS, "native: domain \(name) is already defined") }
             let used = Set(slots.values.map(\.def.index))

@@ -45,6 +45,7 @@ struct ConfigReader {
             case "agent_path": c.agentPath = try nonEmptyPath(value, line, key)
             case "rpc_dirs": c.rpcDirs = try pathList(value, line, key)
             case "domain_rpc_dir": c.domainRpcDir = try nonEmptyPath(value, line, key)
+            case "kernel_dir": c.kernelDir = try nonEmptyPath(value, line, key)
             case "log_level":
                 let s = try string(value, line, key)
                 guard let level = Logger.Level(rawValue: s) else {
@@ -67,7 +68,7 @@ struct ConfigReader {
                     guard case .table(let t) = value else { throw error(line, key, "expected a table [\(key)], got \(value.typeName)") }
                     c.roles[kind] = try role(t, kind: kind, previous: c.roles[kind])
                 } else {
-                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, domain_rpc_dir, log_level, ask_timeout, [limits], [vmm], [vchan], [addon], [gui])")
+                    throw error(line, key, "unknown key (known: state_dir, admin_socket, admin_socket_group, plugin_dirs, policy_dirs, agent_path, rpc_dirs, domain_rpc_dir, kernel_dir, log_level, ask_timeout, [limits], [vmm], [vchan], [addon], [gui])")
                 }
             }
         }
@@ -75,9 +76,20 @@ struct ConfigReader {
     }
 
     private func role(_ t: TOMLTable, kind: InterfaceKind, previous: OdysseyConfig.Role?) throws(OdysseyError) -> OdysseyConfig.Role {
-        var r = OdysseyConfig.Role(defaultFactory: previous?.defaultFactory)
+        var r = OdysseyConfig.Role(defaultFactory: previous?.defaultFactory, prefer: previous?.prefer ?? [])
         for (key, value, line) in t.entries {
             let qualified = "\(kind.rawValue).\(key)"
+            if key == "prefer" {
+                guard case .array(let items) = value else { throw error(line, qualified, "expected an array of factory names") }
+                var names: [String] = []
+                for item in items {
+                    let s = try string(item, line, qualified)
+                    guard FactoryName.isValid(s) else { throw error(line, qualified, "'\(s)' is not a factory name ([a-z0-9_-]+)") }
+                    names.append(s)
+                }
+                r.prefer = names
+                continue
+            }
             if key == "default" {
                 let s = try string(value, line, qualified)
                 guard FactoryName.isValid(s) else { throw error(line, qualified, "'\(s)' is not a factory name ([a-z0-9_-]+)") }

@@ -12,6 +12,10 @@ public struct OdysseyConfig: Sendable {
     /// per-factory sections ([vmm.libvirt] uri = ...), rendered as text.
     public struct Role: Sendable, Equatable {
         public var defaultFactory: String?
+        /// `prefer = [...]`: the order in which factories are tried where the
+        /// host chooses one per domain (a domain's vchan: the first that opens
+        /// and whose channel the domain's provider can wire).
+        public var prefer: [String] = []
         public var sections: [String: [String: String]] = [:]
     }
 
@@ -32,6 +36,11 @@ public struct OdysseyConfig: Sendable {
     /// Services every domain gets (bind-mounted read-only at /etc/odyssey/rpc
     /// in each domain). Default: domain-rpc/ beside the config file.
     public var domainRpcDir: String
+    /// The guest kernel pool (Qubes' vm-kernels): <kernel_dir>/<name>/vmlinuz,
+    /// initrd.img and modules.img, for providers that boot a kernel of their
+    /// own; `default` names the one a domain with an empty `kernel` boots.
+    /// scripts/guest-kit fills it.
+    public var kernelDir = "/var/lib/odyssey/vm-kernels"
     public var roles: [InterfaceKind: Role]
     /// [limits]: caps on disposables, committed memory and pending asks.
     public var limits = ResourceLimits.defaults
@@ -47,7 +56,8 @@ public struct OdysseyConfig: Sendable {
                       agentPath: Path.join(Path.dirname(Sys.executablePath() ?? "/usr/local/bin/odysseyd"), "odyssey-agent"),
                       rpcDirs: [Path.join(Path.dirname(path), "qubes-rpc")],
                       domainRpcDir: Path.join(Path.dirname(path), "domain-rpc"),
-                      roles: [.vmm: Role(defaultFactory: "native"), .vchan: Role(defaultFactory: "socket")])
+                      roles: [.vmm: Role(defaultFactory: "native"),
+                              .vchan: Role(defaultFactory: "socket", prefer: ["socket", "vsock", "virtio-serial", "xen"])])
     }
 
     public func role(_ kind: InterfaceKind) -> Role { roles[kind] ?? Role() }

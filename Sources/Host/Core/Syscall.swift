@@ -125,3 +125,26 @@ extension Sys {
         try? writeAll(2, Array((line + "\n").utf8), what: "stderr")
     }
 }
+
+extension Sys {
+    /// realpath(3): the path with every symlink resolved, or nil.
+    public static func realPath(_ path: String) -> String? {
+        guard let p = realpath(path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// The names in a directory (no "." or "..").
+    public static func listDirectory(_ path: String) throws(OdysseyError) -> [String] {
+        guard let dir = opendir(path) else { throw Sys.error("opendir \(path)") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+}

@@ -64,7 +64,7 @@ public final class Daemon: @unchecked Sendable {
         let box = BackendsBox()
         let runtime = DomainRuntime(store: store, volumes: volumes, backends: { box.get() }, events: events, logger: logger,
                                     agentPath: config.agentPath, domainRpcDir: config.domainRpcDir,
-                                    addonView: AddonView.directory(stateDir: config.stateDir))
+                                    addonView: AddonView.directory(stateDir: config.stateDir), kernelDir: config.kernelDir)
         self.runtime = runtime
         let policy = try Self.makePolicy(config, logger: logger) { PolicyFacts.system(store: store, runtime: runtime) }
         current = Mutex(Current(config: config, backends: backends, policy: policy))

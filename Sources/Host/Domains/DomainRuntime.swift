@@ -35,6 +35,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
     let domainRpcDir: String?
     /// The add-ons view, read-only at /.odyssey/addons in every domain.
     let addonView: String?
+    /// The guest kernel pool (OdysseyConfig.kernelDir).
+    let kernelDir: String
     /// Receives the service requests (TRIGGER_SERVICE3/4) agents forward,
     /// validated, with the source set from the link: the qrexec broker.
     public typealias TriggerHandler = @Sendable (AgentLink, AgentLink.ServiceRequest) -> Void
@@ -65,14 +67,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         (memory.committedMiB, memory.capacityMiB(reserveMiB: limits.memoryReserveMiB))
     }
 
-    /// Where the agent sits inside every domain (bind-mounted read-only).
-    public static let agentPathInDomain = "/.odyssey/bin/odyssey-agent"
-    public static let callClientInDomain = "/.odyssey/bin/ody-call"
-    /// Where a domain sees its own channel directory.
-    public static let vchanDirInDomain = "/run/odyssey/vchan"
+    /// Where the agent sits inside every domain (the shared /.odyssey/bin).
+    public static let agentPathInDomain = DomainDescriptionBuilder.agentPathInDomain
+    public static let callClientInDomain = GuestBin.pathInDomain + "/ody-call"
 
     public init(store: DomainStore, volumes: VolumeManager, backends: @escaping @Sendable () -> Backends,
-                events: EventBus, logger: Logger, agentPath: String, domainRpcDir: String? = nil, addonView: String? = nil) {
+                events: EventBus, logger: Logger, agentPath: String, domainRpcDir: String? = nil, addonView: String? = nil,
+                kernelDir: String = "/var/lib/odyssey/vm-kernels") {
+        self.kernelDir = kernelDir
         self.store = store
         self.volumes = volumes
         self.backends = backends
@@ -165,7 +167,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             guard let vmm = try? backends().vmm(vmmName), let names = try? vmm.list() else { continue }
             for name in names {
                 guard let info = try? vmm.info(name), info.state == .running || info.state == .paused else {
-                    if known[name] == nil { try? vmm.undefine(name) }   // a stale definition nobody owns
+                    // A stale definition nobody owns, or one its domain moved away from.
+                    if known[name] != vmmName { try? vmm.undefine(name) }
                     continue
                 }
                 guard known[name] == vmmName else {
@@ -180,7 +183,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
 
     private func adopt(_ name: String, vmm vmmName: String, paused: Bool, _ snap: DomainsSnapshot) {
         let handler: TriggerHandler? = triggerHandler.withLock { $0 }
-        guard let vchan = try? backends().vchan(),
+        guard let vmm = try? backends().vmm(vmmName), let (vchan, _) = try? backends().vchan(for: name, vmm: vmm),
               let link = try? AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler) else {
             logger.error("cannot listen for the agent of running \(name): killing it")
             try? backends().vmm(vmmName).kill(name)
@@ -219,7 +222,6 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
 
         guard let vmmName = d.vmm else { throw OdysseyError(.invalid, "\(name) has no isolation provider (vmm)") }
         let vmm = try backends().vmm(vmmName)
-        let vchan = try backends().vchan()
         // Negative numbers would trap in the conversions below: refuse them.
         let (memoryMiB, maxmemMiB, vcpus) = (try intProperty("memory", of: name, snap), try intProperty("maxmem", of: name, snap),
                                              try intProperty("vcpus", of: name, snap))
@@ -231,36 +233,31 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         guard memoryMiB > 0 || maxmemMiB > 0 else {
             throw OdysseyError(.invalid, "\(name): memory and maxmem are both 0: it would run without a memory limit")
         }
+        guard vmm.factory.opsVersion >= 2 else {
+            throw OdysseyError(.unsupported, "vmm '\(vmmName)' was built for ABI 1.\(vmm.factory.opsVersion): it cannot read a domain description (1.2)")
+        }
+        // The host says what the domain is; the provider decides how. Which
+        // channel and which volume form follow from the provider's capabilities.
+        let (vchan, channel) = try backends().vchan(for: name, vmm: vmm)
         let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
+        let description: DomainDescriptionSpec
+        do throws(OdysseyError) {
+            let bin = try GuestBin.refresh(stateDir: volumes.stateDir, agentPath: agentPath)
+            let builder = DomainDescriptionBuilder(guestBin: bin, domainRpcDir: domainRpcDir, addonView: addonView, kernelDir: kernelDir)
+            description = try builder.build(name, snap, plan: plan, channel: channel, bootsKernel: vmm.has(ODY_VMM_CAP_HARDWARE_VIRT))
+        } catch {
+            _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
+            throw error
+        }
 
         let handler: TriggerHandler? = triggerHandler.withLock { $0 }
-        let link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler)
-        var spec = DomainSpec(name: name, uuid: "\(d.uuid)", memoryMiB: UInt64(memoryMiB), maxmemMiB: UInt64(maxmemMiB),
-                              vcpus: UInt32(vcpus))
-        spec.params = plan.params.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        let vchanDir = backends().instanceConfig(.vchan, vchan.factory.name)["socket_dir"] ?? "/run/odyssey/vchan"
-        let defaultUser = (try? snap.property("default_user", of: name).value) ?? "user"
-        spec.params += [
-            ("init", Self.agentPathInDomain),
-            ("arg0", "--domain"), ("arg1", name),
-            ("bind_ro.0", "\(agentPath):\(Self.agentPathInDomain)"),
-            ("bind_rw.0", "\(vchanDir)/\(name):\(Self.vchanDirInDomain)"),
-            ("env.VCHAN_SOCKET_DIR", Self.vchanDirInDomain),
-            ("env.ODYSSEY_DEFAULT_USER", defaultUser),
-            ("hostname", name),
-        ]
-        // ody-call (qrexec-client-vm) lives beside the agent, if it was built.
-        let callClient = Path.join(Path.dirname(agentPath), "ody-call")
-        if Sys.exists(callClient) { spec.params.append(("bind_ro.1", "\(callClient):\(Self.callClientInDomain)")) }
-        // ody, the admin CLI: in a domain it speaks qrexec through the agent.
-        let ody = Path.join(Path.dirname(agentPath), "ody")
-        if Sys.exists(ody) { spec.params.append(("bind_ro.3", "\(ody):/.odyssey/bin/ody")) }
-        // Services Odyssey ships to every domain (qubes.VMShell...).
-        if let dir = domainRpcDir, Sys.isDirectory(dir) { spec.params.append(("bind_ro.2", "\(dir):/etc/odyssey/rpc")) }
-        // Add-ons: domain-side services (rpc/), commands (bin/), the runner.
-        // The directory, not its files, is bound: an add-on installed later
-        // shows up in running domains after a reload.
-        if let dir = addonView, Sys.isDirectory(dir) { spec.params.append(("bind_ro.4", "\(dir):\(AddonView.pathInDomain)")) }
+        let link: AgentLink
+        do throws(OdysseyError) { link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler) } catch {
+            _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
+            throw error
+        }
+        let spec = DomainSpec(name: name, uuid: "\(d.uuid)", memoryMiB: UInt64(memoryMiB), maxmemMiB: UInt64(maxmemMiB),
+                              vcpus: UInt32(vcpus), description: description)
         let reserve = limits.memoryReserveMiB
         do throws(OdysseyError) {
             try memory.commit(name, mib: MemoryBudget.limitMiB(memory: spec.memoryMiB, maxmem: spec.maxmemMiB), reserveMiB: reserve)
@@ -272,6 +269,9 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         }
         do throws(OdysseyError) {
             try? vmm.undefine(name)   // a definition left by a crash; params may have changed
+            // `ody prefs D vmm X` moved D: the provider it left forgets it
+            // (native keeps a uid range reserved while a definition exists).
+            for other in backends().openVmms where other != vmmName { try? backends().vmm(other).undefine(name) }
             try vmm.define(spec)
             try vmm.start(name)
             running.withLock { $0[name] = Running(vmm: vmmName, link: link) }

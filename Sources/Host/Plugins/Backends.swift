@@ -2,6 +2,7 @@
 // open lazily, on first use, with their [kind.name] config section, so a
 // machine without Xen still runs when the Xen plugin is merely loaded.
 import Logging
+import PluginABI
 import Synchronization
 
 public final class Backends: @unchecked Sendable {
@@ -108,6 +109,38 @@ public final class Backends: @unchecked Sendable {
             } catch { return .failure(error) }
         }
         return try result.get()
+    }
+
+    /// The vchan `domain` talks through, and its channel as that backend
+    /// describes it: the first vchan in `[vchan] prefer` (then the default,
+    /// then any other loaded one) that opens here and whose channel kind the
+    /// domain's provider can wire (its ODY_VMM_CAP_CHANNEL_* bits; a provider
+    /// declaring none wires a socket directory, as every 1.1 provider did).
+    /// So vsock is used where /dev/vhost-vsock exists (its backend refuses
+    /// to open elsewhere) and virtio-serial otherwise, with no provider's
+    /// name in this path.
+    public func vchan(for domain: String, vmm: VmmBackend) throws(OdysseyError) -> (VchanBackend, DomainDescriptionSpec.Channel) {
+        let role = config.role(.vchan)
+        var order = role.prefer
+        if let d = role.defaultFactory, !order.contains(d) { order.append(d) }
+        for f in registry.factories(.vchan).map(\.name).sorted() where !order.contains(f) { order.append(f) }
+        let channelBits = ODY_VMM_CAP_CHANNEL_SOCKET_DIR | ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL | ODY_VMM_CAP_CHANNEL_VSOCK | ODY_VMM_CAP_CHANNEL_XEN
+        let wires = vmm.capabilities & channelBits == 0 ? ODY_VMM_CAP_CHANNEL_SOCKET_DIR : vmm.capabilities & channelBits
+        var tried: [String] = []
+        for name in order where registry.factory(.vchan, name) != nil {
+            let backend: VchanBackend
+            do { backend = try vchan(name) } catch { tried.append("\(name): \(error.message)"); continue }
+            let channel: DomainDescriptionSpec.Channel
+            do { channel = try backend.describeDomain(domain) } catch {
+                // A 1.1 vchan without describe_domain serves a socket directory.
+                guard error.code == .unsupported else { tried.append("\(name): \(error.message)"); continue }
+                channel = .init(kind: .socketDir, path: Path.join(instanceConfig(.vchan, name)["socket_dir"] ?? "/run/odyssey/vchan", domain))
+            }
+            if wires & channel.kind.capability != 0 { return (backend, channel) }
+            tried.append("\(name): its \(channel.kind.word) channel is not one vmm '\(vmm.factory.name)' can wire")
+        }
+        throw OdysseyError(.unsupported, "no vchan for \(domain) on vmm '\(vmm.factory.name)'"
+                           + (tried.isEmpty ? ": no vchan plugin is loaded" : " (" + tried.joined(separator: "; ") + ")"))
     }
 
     /// Names of vmm instances opened so far.

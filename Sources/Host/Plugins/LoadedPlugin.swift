@@ -42,7 +42,10 @@ public enum CapabilityNames {
         case .vmm: [(ODY_VMM_CAP_PAUSE, "pause"), (ODY_VMM_CAP_LIFECYCLE_EVENTS, "lifecycle-events"),
                     (ODY_VMM_CAP_PERSISTENT, "persistent"), (ODY_VMM_CAP_VOLUMES, "volumes"),
                     (ODY_VMM_CAP_ASYNC_START, "async-start"), (ODY_VMM_CAP_MEMORY_LIMIT, "memory-limit"),
-                    (ODY_VMM_CAP_NAMESPACES, "namespaces"), (ODY_VMM_CAP_HARDWARE_VIRT, "hardware-virt")]
+                    (ODY_VMM_CAP_NAMESPACES, "namespaces"), (ODY_VMM_CAP_HARDWARE_VIRT, "hardware-virt"),
+                    (ODY_VMM_CAP_BLOCK_VOLUMES, "block-volumes"), (ODY_VMM_CAP_CHANNEL_SOCKET_DIR, "channel-socket-dir"),
+                    (ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL, "channel-virtio-serial"), (ODY_VMM_CAP_CHANNEL_VSOCK, "channel-vsock"),
+                    (ODY_VMM_CAP_CHANNEL_XEN, "channel-xen")]
         case .vchan: [(ODY_VCHAN_CAP_FD_PASSING, "fd-passing"), (ODY_VCHAN_CAP_CROSS_KERNEL, "cross-kernel")]
         case .addon: [(ODY_ADDON_CAP_ADMIN_SIDE, "admin-side"), (ODY_ADDON_CAP_DOMAIN_SIDE, "domain-side"),
                       (ODY_ADDON_CAP_EVENT_HOOKS, "event-hooks")]

@@ -60,6 +60,22 @@ public final class VchanBackend: @unchecked Sendable {
         try BackendCall.slot(ops, size: factory.opsSize, p, operation: op, backend: label)
     }
 
+    /// How `domain`'s agent reaches this backend (describe_domain, 1.2): the
+    /// domain's provider wires it. A 1.1 backend without the slot serves
+    /// agents through a socket directory, as vchan-socket always did.
+    public func describeDomain(_ domain: String) throws(OdysseyError) -> DomainDescriptionSpec.Channel {
+        let fn = try slot(\.describe_domain, "describe_domain")
+        var out = ody_channel_desc()
+        out.struct_size = UInt32(MemoryLayout<ody_channel_desc>.size)
+        try OdysseyError.rethrowing {
+            try domain.withCString { n in _ = try BackendCall.run("\(label): describe_domain \(domain)") { fn(handle, n, &out, 0, $0) } }
+        }
+        guard let kind = DomainDescriptionSpec.Channel.Kind(rawValue: out.kind) else {
+            throw OdysseyError(.plugin, "\(label): describe_domain \(domain) returned unknown channel kind \(out.kind)")
+        }
+        return .init(kind: kind, path: ABIString.read(out.path), name: ABIString.read(out.name), cid: out.cid)
+    }
+
     /// Makes the server end of a channel; it is WAITING until the client connects.
     public func serverInit(_ endpoint: VchanEndpoint, readMin: Int = 0, writeMin: Int = 0, flags: UInt32 = 0) throws(OdysseyError) -> VchanChannel {
         let fn = try slot(\.server_init, "server_init")

@@ -3,8 +3,9 @@
 // every backend.
 import PluginABI
 
-/// What the host asks a vmm backend to define: the ABI's fixed fields plus
-/// free-form params (see ody_domain_config).
+/// What the host asks a vmm backend to define: the ABI's fixed fields, the
+/// provider-neutral description (1.2; nil for a raw definition through
+/// admin.odyssey.vmm.Define) and free-form params (see ody_domain_config).
 public struct DomainSpec: Sendable, Equatable {
     public var name: String
     public var uuid: String
@@ -12,16 +13,17 @@ public struct DomainSpec: Sendable, Equatable {
     public var maxmemMiB: UInt64
     public var vcpus: UInt32
     public var params: [(String, String)]
+    public var description: DomainDescriptionSpec?
 
     public init(name: String, uuid: String = "", memoryMiB: UInt64 = 400, maxmemMiB: UInt64 = 0, vcpus: UInt32 = 2,
-                params: [(String, String)] = []) {
+                params: [(String, String)] = [], description: DomainDescriptionSpec? = nil) {
         self.name = name; self.uuid = uuid; self.memoryMiB = memoryMiB; self.maxmemMiB = maxmemMiB
-        self.vcpus = vcpus; self.params = params
+        self.vcpus = vcpus; self.params = params; self.description = description
     }
 
     public static func == (a: DomainSpec, b: DomainSpec) -> Bool {
         a.name == b.name && a.uuid == b.uuid && a.memoryMiB == b.memoryMiB && a.maxmemMiB == b.maxmemMiB
-            && a.vcpus == b.vcpus && a.params.elementsEqual(b.params, by: { $0 == $1 })
+            && a.vcpus == b.vcpus && a.params.elementsEqual(b.params, by: { $0 == $1 }) && a.description == b.description
     }
 }
 
@@ -56,12 +58,18 @@ public final class VmmBackend: @unchecked Sendable {
         try BackendCall.slot(ops, size: factory.opsSize, p, operation: op, backend: label)
     }
 
+    public var capabilities: UInt64 { factory.capabilities }
+    public func has(_ capability: UInt64) -> Bool { factory.capabilities & capability == capability }
+
     public func define(_ spec: DomainSpec, flags: UInt32 = 0) throws(OdysseyError) {
         let fn = try slot(\.define, "define")
         var blob: [UInt8] = []
         for (k, v) in spec.params { blob += Array("\(k)=\(v)".utf8); blob.append(0) }
         var cfg = ody_domain_config()
-        cfg.struct_size = UInt32(MemoryLayout<ody_domain_config>.size)
+        // Without a description the config ends at `params` (a 1.1-shaped
+        // definition), so a provider cannot mistake "no description" for an
+        // empty one.
+        cfg.struct_size = UInt32(MemoryLayout<ody_domain_config>.offset(of: \ody_domain_config.volume_count)!)
         guard ABIString.write(spec.name, into: &cfg.name) else { throw OdysseyError(.invalid, "domain name too long: \(spec.name)") }
         ABIString.write(spec.uuid, into: &cfg.uuid)
         cfg.memory_mib = spec.memoryMiB
@@ -71,7 +79,13 @@ public final class VmmBackend: @unchecked Sendable {
         try OdysseyError.rethrowing {
             try blob.withUnsafeBufferPointer { b in
                 cfg.params = b.isEmpty ? nil : UnsafeRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self)
-                try BackendCall.run("\(label): define \(spec.name)") { fn(handle, &cfg, flags, $0) }
+                guard let d = spec.description else {
+                    try BackendCall.run("\(label): define \(spec.name)") { fn(handle, &cfg, flags, $0) }
+                    return
+                }
+                try d.withABI(&cfg) { (c: inout ody_domain_config) throws(OdysseyError) in
+                    try BackendCall.run("\(label): define \(spec.name)") { fn(handle, &c, flags, $0) }
+                }
             }
         }
     }

@@ -334,7 +334,8 @@ typedef struct ody_channel_desc {
  * channels and a kernel command line; Xen: its disks and vchans). `params`
  * (NUL-terminated "key=value" strings) remains for keys an admin sets for
  * one provider; keys a backend does not know are ignored. A 1.1 reader sees
- * only the members up to `params`.
+ * only the members up to `params`. A description has at least a root
+ * volume: volume_count 0 means "no description" (params only, as in 1.1).
  */
 typedef struct ody_domain_config {
     uint32_t struct_size;
