@@ -1,0 +1,177 @@
+// The VM tier (issue 12): a libvirt/QEMU domain beside native ones, under one
+// policy, driven the way a user drives them (a real detached odysseyd, `ody`,
+// `ody-call` and `ody-copy` inside domains). Real libvirtd (scripts/libvirtd-up),
+// real QEMU (TCG here), the guest kit's kernel (scripts/guest-kit). TCG boots
+// take ~10 s each, so one daemon and few boots serve many checks.
+import Foundation
+import XCTest
+
+final class VmDomainTests: XCTestCase {
+    /// Skips (saying why) only where QEMU cannot run; `make test` installs
+    /// QEMU and runs the kit and libvirtd-up first, so on this machine it runs.
+    static func requireVMTier() throws -> String {
+        guard geteuid() == 0 else { throw XCTSkip("the VM tier needs root (libvirtd, QEMU)") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
+            throw XCTSkip("qemu-system-x86_64 is not installed (scripts/install-deps installs it)")
+        }
+        let pool = ProcessInfo.processInfo.environment["ODYSSEY_KERNEL_DIR"] ?? "/var/lib/odyssey/vm-kernels"
+        guard FileManager.default.fileExists(atPath: pool + "/default/vmlinuz") else {
+            XCTFail("no guest kernel in \(pool): run scripts/guest-kit (make test does)")
+            throw XCTSkip("no guest kernel")
+        }
+        let up = Process()
+        up.executableURL = URL(fileURLWithPath: Build.root + "/scripts/libvirtd-up")
+        up.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try up.run(); up.waitUntilExit()
+        guard up.terminationStatus == 0 else { XCTFail("scripts/libvirtd-up failed"); throw XCTSkip("libvirtd is not running") }
+        return pool
+    }
+
+    private var dp: DaemonProcess!
+    private var vm = ""
+
+    override func tearDown() {
+        dp?.tearDown()
+        // A VM outlives its daemon by design: make sure none of ours is left.
+        if !vm.isEmpty {
+            for n in [vm, vm + "-dvm"] {
+                _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "destroy", n])
+                _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "undefine", n])
+            }
+        }
+    }
+
+    @discardableResult
+    private func sh(_ exe: String, _ args: [String]) throws -> (Int32, String) {
+        let p = Process(); p.executableURL = URL(fileURLWithPath: exe); p.arguments = args
+        let o = Pipe(); p.standardOutput = o; p.standardError = o
+        try p.run()
+        let d = o.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+    }
+
+    /// A daemon with native and libvirt domains, a busybox template holding
+    /// a test service, and a policy allowing it and file copies.
+    private func makeDaemon() throws {
+        let pool = try Self.requireVMTier()
+        vm = "vm\(UUID().uuidString.prefix(6).lowercased())"
+        dp = try DaemonProcess("vm", extraConfig: """
+            kernel_dir = "\(pool)"
+            [vmm.libvirt]
+            uri = "qemu:///system"
+            [vchan.virtio-serial]
+            """)
+        // (the socket_dir default /run/odyssey/vport is per domain name; names are unique here)
+        try dp.start()
+        let rootfs = try Build.busyboxRootfs(at: dp.dir + "/rootfs")
+        try FileManager.default.createDirectory(atPath: rootfs + "/etc/qubes-rpc", withIntermediateDirectories: true)
+        try "#!/bin/sh\nread line\necho \"$(hostname) got '$line' from $QREXEC_REMOTE_DOMAIN\"\n"
+            .write(toFile: rootfs + "/etc/qubes-rpc/test.Echo", atomically: true, encoding: .utf8)
+        chmod(rootfs + "/etc/qubes-rpc/test.Echo", 0o755)
+        for applet in ["uname", "cut", "sha256sum", "stat"] {
+            try? FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
+        }
+        var r = try dp.ody(["template", "create", "tpl", "--from-rootfs", rootfs])
+        XCTAssertEqual(r.0, 0, r.1)
+        let policy = dp.dir + "/state/policy.d"
+        try FileManager.default.createDirectory(atPath: policy, withIntermediateDirectories: true)
+        try """
+            test.Echo * @anyvm @anyvm allow
+            qubes.Filecopy * @anyvm @anyvm allow
+            """.write(toFile: policy + "/30-vm-tier.policy", atomically: true, encoding: .utf8)
+        r = try dp.ody(["create", "nat", "--class", "AppVM", "--template", "tpl", "--label", "blue"])
+        XCTAssertEqual(r.0, 0, r.1)
+        r = try dp.ody(["create", vm, "--class", "AppVM", "--template", "tpl", "--label", "red", "--prop", "vmm=libvirt"])
+        XCTAssertEqual(r.0, 0, r.1)
+    }
+
+    private func run(_ d: String, _ cmd: String) throws -> (Int32, String) {
+        try dp.ody(["run", "-p", "-u", "user", d, "--", cmd])
+    }
+
+    func testAVmDomainDoesWhatANativeDomainDoes() throws {
+        try makeDaemon()
+        var r = try dp.ody(["start", "nat"])
+        XCTAssertEqual(r.0, 0, r.1)
+        let t0 = Date()
+        r = try dp.ody(["start", vm])
+        XCTAssertEqual(r.0, 0, "VM start: \(r.1)\n--- daemon log ---\n\(dp.log.suffix(3000))")
+        print("VM tier: \(vm) start to agent ready \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
+        guard r.0 == 0 else { return }
+
+        // Its own kernel: uname -r differs from the host's (and from nat's, which is the host's).
+        let host = try sh("/bin/uname", ["-r"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+        r = try run(vm, "uname -r")
+        XCTAssertEqual(r.0, 0, r.1)
+        XCTAssertNotEqual(r.1.trimmingCharacters(in: .whitespacesAndNewlines), host)
+        XCTAssertEqual(try run("nat", "uname -r").1.trimmingCharacters(in: .whitespacesAndNewlines), host)
+        XCTAssertEqual(try run(vm, "hostname").1, "\(vm)\n")
+        r = try dp.ody(["run", "-p", vm, "--", "id -u; exit 7"])
+        XCTAssertEqual(r.0, 7, r.1)
+
+        // qrexec both ways under the one policy; the caller's name comes from its channel.
+        r = try run("nat", "echo hi | ody-call \(vm) test.Echo")
+        XCTAssertEqual(r.1, "\(vm) got 'hi' from nat\n", r.1)
+        r = try run(vm, "echo ho | ody-call nat test.Echo")
+        XCTAssertEqual(r.1, "nat got 'ho' from \(vm)\n", r.1)
+
+        // A file copy native -> VM, checksummed.
+        r = try run("nat", "dd if=/dev/urandom of=blob bs=1M count=8 2>/dev/null && sha256sum blob | cut -d' ' -f1 && ody-copy --to \(vm) blob")
+        XCTAssertEqual(r.0, 0, r.1)
+        let sum = r.1.split(separator: "\n").first.map(String.init) ?? "?"
+        r = try run(vm, "sha256sum QubesIncoming/nat/blob | cut -d' ' -f1")
+        XCTAssertEqual(r.1, sum + "\n", r.1)
+
+        // The private volume persists across a restart of the VM.
+        XCTAssertEqual(try run(vm, "echo kept > /home/user/note && sync").0, 0)
+        // Pause and unpause.
+        XCTAssertEqual(try dp.ody(["pause", vm]).0, 0)
+        XCTAssertTrue(try dp.ody(["ls"]).1.contains("Paused"))
+        XCTAssertEqual(try dp.ody(["unpause", vm]).0, 0)
+        XCTAssertEqual(try run(vm, "cat /home/user/note").1, "kept\n")
+
+        // odysseyd SIGKILLed and restarted: the VM kept running and is re-adopted.
+        kill(dp.pid, SIGKILL)
+        for _ in 0..<100 where dp.alive { usleep(20_000) }
+        try dp.start()
+        var adopted = false
+        for _ in 0..<60 {
+            if try run(vm, "echo back").1 == "back\n" { adopted = true; break }
+            sleep(1)
+        }
+        XCTAssertTrue(adopted, "the VM's agent did not reconnect after the daemon restart:\n\(dp.log.suffix(2000))")
+
+        // Shut down and back: /home/user/note is still there.
+        r = try dp.ody(["shutdown", "--wait", vm])
+        XCTAssertEqual(r.0, 0, r.1)
+        r = try dp.ody(["start", vm])
+        XCTAssertEqual(r.0, 0, r.1)
+        XCTAssertEqual(try run(vm, "cat /home/user/note").1, "kept\n")
+
+        // A QEMU killed from outside: the domain is no longer running, its volumes are cleaned.
+        let pidText = try sh("/bin/sh", ["-c", "cat /run/libvirt/qemu/\(vm).pid"]).1
+        if let qemu = pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(qemu, SIGKILL)
+            var gone = false
+            for _ in 0..<100 {
+                if try dp.ody(["ls"]).1.split(separator: "\n").contains(where: { $0.hasPrefix(vm) && $0.contains("Halted") }) { gone = true; break }
+                usleep(100_000)
+            }
+            XCTAssertTrue(gone, "a QEMU killed from outside must halt the domain:\n\(try dp.ody(["ls"]).1)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dp.dir + "/state/run/\(vm)/root.qcow2"), "the per-start snapshot must go")
+        } else {
+            XCTFail("no QEMU pid for \(vm): \(pidText)")
+        }
+    }
+
+    func testAGuestThatDoesNotSayHelloInTimeFailsItsStart() throws {
+        try makeDaemon()
+        XCTAssertEqual(try dp.ody(["prefs", vm, "qrexec_timeout", "2"]).0, 0)
+        let r = try dp.ody(["start", vm])
+        XCTAssertNotEqual(r.0, 0)
+        XCTAssertTrue(r.1.contains("not ready") || r.1.contains("timed out") || r.1.contains("within"), r.1)
+        XCTAssertTrue(try dp.ody(["ls"]).1.split(separator: "\n").contains { $0.hasPrefix(vm) && $0.contains("Halted") })
+        let listed = try sh("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--name"]).1
+        XCTAssertFalse(listed.split(separator: "\n").contains(Substring(vm)), "the VM must be gone: \(listed)")
+    }
+}
