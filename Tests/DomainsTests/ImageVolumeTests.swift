@@ -107,11 +107,20 @@ final class ImageVolumeTests: XCTestCase {
         XCTAssertEqual(v.runningForm("work"), .image)
         // While the VM holds it, every host-side open is refused.
         assertDomainError("StoragePoolException", "attached to its running VM") { try v.withPrivateOpen("work") {} }
-        // TemplateVM: its own root image, written in place.
+        // TemplateVM: its own root image, written in place: not while it is a running child's snapshot base.
+        assertDomainError("StoragePoolException", "snapshot base of running domains (work)") {
+            try v.prepareStart("fedora", in: s.snapshot(), form: .image)
+        }
+        try v.cleanupAfterStop("work", in: s.snapshot())
         let tpl = try v.prepareStart("fedora", in: s.snapshot(), form: .image)
         XCTAssertEqual(tpl.volume(.root)?.snapshot, false)
         XCTAssertEqual(tpl.volume(.root)?.path, "\(state)/domains/fedora/root.img")
         XCTAssertEqual(tpl.rootMode, .persistent)
+        assertDomainError("StoragePoolException", "runs as a VM and writes the root image") {
+            try v.prepareStart("work", in: s.snapshot(), form: .image)
+        }
+        try v.cleanupAfterStop("fedora", in: s.snapshot())
+        _ = try v.prepareStart("work", in: s.snapshot(), form: .image)
         // StandaloneVM: its own image, built from its own tree.
         try s.create("solo", class: .standaloneVM, label: "red")
         try v.createVolumes("solo", klass: .standaloneVM, cloneRootFrom: "fedora")

@@ -53,8 +53,10 @@ extension VolumeManager {
     }
 
     /// The image-form StartPlan (after prepareStart's common recovery).
-    func prepareImageStart(_ name: String, klass: DomainClass, template: String?, source: String) throws(DomainError) -> StartPlan {
+    func prepareImageStart(_ name: String, klass: DomainClass, template: String?, source: String,
+                           in s: DomainsSnapshot) throws(DomainError) -> StartPlan {
         let ownRoot = klass.persistentRoot && !rootIsHostLinked(name)
+        try refuseRootWriterBesideSnapshots(name, ownRoot: ownRoot, source: source, in: s)
         let root = try ensureRootImage(source)
         var volumes = [PlannedVolume(role: .root, form: .image, snapshot: !ownRoot, path: root,
                                      sizeMiB: UInt64((VolumeImage.size(root) ?? 0) >> 20))]
@@ -76,6 +78,28 @@ extension VolumeManager {
         }
         volumes.append(PlannedVolume(role: .volatile, form: .none, path: "", sizeMiB: Self.volatileMiB))
         return StartPlan(form: .image, volumes: volumes, runDir: runDir(name))
+    }
+
+    /// A root image written in place must not be the backing file of a
+    /// running snapshot (its copy-on-write layer would read changed blocks
+    /// under a file system it cached): a TemplateVM's VM start waits for its
+    /// children's stop, and a child's VM start for its template's VM stop.
+    /// (Running markers: a child that crashed unprocessed counts until its
+    /// next start or stop processes it.)
+    func refuseRootWriterBesideSnapshots(_ name: String, ownRoot: Bool, source: String,
+                                         in s: DomainsSnapshot) throws(DomainError) {
+        if ownRoot {
+            let running = s.domainNames.filter { other in
+                other != name && (try? s.rootSource(of: other)) == name && FileOps.exists(runningMarker(other))
+            }
+            guard running.isEmpty else {
+                throw .storage("\(name): its root image is the snapshot base of running domains "
+                               + "(\(running.joined(separator: ", "))); stop them before starting \(name) as a VM")
+            }
+        } else if source != name, runningForm(source) == .image, !rootIsHostLinked(source) {
+            throw .storage("\(name): its template \(source) runs as a VM and writes the root image now; "
+                           + "start \(name) after \(source) stops")
+        }
     }
 
     /// private.img exists, is mounted nowhere on the host, is repaired if a

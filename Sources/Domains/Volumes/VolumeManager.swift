@@ -186,7 +186,7 @@ public struct VolumeManager: Sendable {
         let source = try s.rootSource(of: name)
         try FileOps.writeFile(lastFormRecord(name), form.rawValue)
         if form == .image {
-            let plan = try prepareImageStart(name, klass: info.klass, template: info.template, source: source)
+            let plan = try prepareImageStart(name, klass: info.klass, template: info.template, source: source, in: s)
             try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
             FileOps.syncDirectory(dir)
             return plan
