@@ -192,9 +192,15 @@ final class ImageVolumeTests: XCTestCase {
     func testATemplateRunAsAVMUpdatesItsTreeForNativeChildren() throws {
         let msgs = WarningBox()
         let (s, v, dir) = try setUpDomains(progress: msgs)
+        try s.create("other", class: .appVM, label: "red", template: "fedora")
+        try v.createVolumes("other", klass: .appVM)
         let tpl = try v.prepareStart("fedora", in: s.snapshot(), form: .image)
         try guestWrite(tpl.rootDir, "etc/updated", "by apt in the VM", scratch: dir + "/guest")
         try v.cleanupAfterStop("fedora", in: s.snapshot())
+        // A native domain still on the old tree (started before; here its marker says so): no swap under it.
+        try FileOps.writeFile(v.runningMarker("other"), "")
+        assertDomainError("StoragePoolException", "still run on the old tree (other)") { try v.prepareStart("work", in: s.snapshot()) }
+        try v.cleanupAfterStop("other", in: s.snapshot())
         let built = inode(v.rootImage("fedora"))
         // A native child: the tree follows the image first.
         let child = try v.prepareStart("work", in: s.snapshot())

@@ -90,11 +90,19 @@ extension VolumeManager {
     }
 
     /// The tree of `name`, re-extracted from its root image first if a VM
-    /// session wrote the image since.
-    public func ensureRootTree(_ name: String) throws(DomainError) {
+    /// session wrote the image since. Not while native domains run on the
+    /// old tree (it is their overlay's lower layer): the start waits for them.
+    public func ensureRootTree(_ name: String, in s: DomainsSnapshot) throws(DomainError) {
         let image = rootImage(name)
         try PrivateVolumeLock.with(image) { () throws(DomainError) in
             guard imageGeneration(name) > treeGeneration(name) else { return }
+            let onTree = s.domainNames.filter { other in
+                (try? s.rootSource(of: other)) == name && runningForm(other) == .tree
+            }
+            guard onTree.isEmpty else {
+                throw .storage("\(name): its root changed while it ran as a VM, and native domains still run on the "
+                               + "old tree (\(onTree.joined(separator: ", "))); stop them so the tree can follow")
+            }
             progress("\(name): its root image is newer than its tree (it ran as a VM): copying it into the tree")
             try extractImage(image, into: rootDir(name), in: domainDir(name))
             try writeGeneration(treeGenerationFile(name), imageGeneration(name))

@@ -184,14 +184,14 @@ public struct VolumeManager: Sendable {
         try FileOps.removeTree(runDir(name))
 
         let source = try s.rootSource(of: name)
-        try FileOps.writeFile(lastFormRecord(name), form.rawValue)
         if form == .image {
             let plan = try prepareImageStart(name, klass: info.klass, template: info.template, source: source, in: s)
+            try FileOps.writeFile(lastFormRecord(name), form.rawValue)
             try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
             FileOps.syncDirectory(dir)
             return plan
         }
-        try ensureRootTree(source)          // a VM session of the template may have written its image since
+        try ensureRootTree(source, in: s)        // a VM session of the template may have written its image since
         let rootDir = rootDir(source)
         guard FileOps.isDirectory(rootDir), !(try FileOps.list(rootDir)).isEmpty else {
             throw .storage("\(name): root volume \(rootDir) is missing or empty"
@@ -209,6 +209,7 @@ public struct VolumeManager: Sendable {
         } else {
             try openPrivateForStart(name)   // mounts it and writes the marker, under the volume's lock
         }
+        try FileOps.writeFile(lastFormRecord(name), form.rawValue)
         try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
         FileOps.syncDirectory(dir)
         return StartPlan(rootDir: rootDir, rootMode: persistent ? .persistent : .snapshot, privateDir: privateDir,
