@@ -187,6 +187,16 @@ final class ImageVolumeTests: XCTestCase {
         XCTAssertEqual(try FileOps.readFile(tree.privateDir! + "/home/user/data"), "v1")
         try v.cleanupAfterStop("work", in: s.snapshot())
         XCTAssertEqual(v.lastForm("work"), .tree)
+        // What the image form costs on the start and stop paths (printed, not asserted).
+        var startMs: [Int] = [], stopMs: [Int] = []
+        for _ in 0..<5 {
+            let t0 = TemplateBuilder.now()
+            _ = try v.prepareStart("work", in: s.snapshot(), form: .image)
+            let t1 = TemplateBuilder.now()
+            try v.cleanupAfterStop("work", in: s.snapshot())
+            startMs.append(Int((t1 - t0) * 1e6)); stopMs.append(Int((TemplateBuilder.now() - t1) * 1e6))
+        }
+        print("image-form prepareStart us: \(startMs.sorted()), cleanupAfterStop us (e2fsck, mount, revision): \(stopMs.sorted())")
     }
 
     func testATemplateRunAsAVMUpdatesItsTreeForNativeChildren() throws {

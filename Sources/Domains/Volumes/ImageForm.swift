@@ -132,7 +132,10 @@ extension VolumeManager {
         let image = privateImage(template), published = publishedPrivateImage(template)
         let stampFile = published + ".stamp"
         return try PrivateVolumeLock.with(image) { () throws(DomainError) -> String in
-            switch runningForm(template) {
+            var form = runningForm(template)
+            // A tree-form marker with nothing mounted: a stop a crash skipped; the image is idle.
+            if form == .tree, !LoopDevice.isMountPoint(privateDir(template)) { form = nil }
+            switch form {
             case .image?:
                 // Its VM writes private.img now: the copy of its last stop serves.
                 guard FileOps.exists(published) else {
