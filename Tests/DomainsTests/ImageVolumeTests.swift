@@ -84,6 +84,10 @@ final class ImageVolumeTests: XCTestCase {
         try FileOps.writeFile(tpl.rootDir + "/usr/bin/new-tool", "installed by apt")
         try v.cleanupAfterStop("fedora", in: s.snapshot())
         XCTAssertFalse(v.rootImageIsCurrent("fedora"))
+        // Not rebuilt from a tree its template is changing right now.
+        _ = try v.prepareStart("fedora", in: s.snapshot())
+        assertDomainError("StoragePoolException", "running now, is changing") { try v.prepareStart("work", in: s.snapshot(), form: .image) }
+        try v.cleanupAfterStop("fedora", in: s.snapshot())
         _ = try v.prepareStart("work", in: s.snapshot(), form: .image)
         XCTAssertNotEqual(inode(image), built, "rebuilt after the template changed")
         XCTAssertEqual(try debugfs(image, "cat /usr/bin/new-tool"), "installed by apt")

@@ -83,22 +83,29 @@ extension VolumeManager {
     /// A root image written in place must not be the backing file of a
     /// running snapshot (its copy-on-write layer would read changed blocks
     /// under a file system it cached): a TemplateVM's VM start waits for its
-    /// children's stop, and a child's VM start for its template's VM stop.
-    /// (Running markers: a child that crashed unprocessed counts until its
+    /// children's VM stop, and a child's VM start for its template's VM stop
+    /// (or native stop, when the image must be rebuilt from the tree). (Running markers: a child that crashed unprocessed counts until its
     /// next start or stop processes it.)
     func refuseRootWriterBesideSnapshots(_ name: String, ownRoot: Bool, source: String,
                                          in s: DomainsSnapshot) throws(DomainError) {
         if ownRoot {
             let running = s.domainNames.filter { other in
-                other != name && (try? s.rootSource(of: other)) == name && FileOps.exists(runningMarker(other))
+                other != name && (try? s.rootSource(of: other)) == name && runningForm(other) == .image
             }
             guard running.isEmpty else {
                 throw .storage("\(name): its root image is the snapshot base of running domains "
                                + "(\(running.joined(separator: ", "))); stop them before starting \(name) as a VM")
             }
-        } else if source != name, runningForm(source) == .image, !rootIsHostLinked(source) {
-            throw .storage("\(name): its template \(source) runs as a VM and writes the root image now; "
-                           + "start \(name) after \(source) stops")
+        } else if source != name, !rootIsHostLinked(source), let form = runningForm(source) {
+            if form == .image {
+                throw .storage("\(name): its template \(source) runs as a VM and writes the root image now; "
+                               + "start \(name) after \(source) stops")
+            }
+            // Natively: its tree changes now; an image built from it would be torn.
+            if !rootImageIsCurrent(source) {
+                throw .storage("\(name): the root image of its template \(source) must be rebuilt from a tree that "
+                               + "\(source), running now, is changing; start \(name) after \(source) stops")
+            }
         }
     }
 
