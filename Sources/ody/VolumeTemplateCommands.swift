@@ -24,7 +24,7 @@ struct Volume: ParsableCommand {
               ody volume list work
               ody volume info work:private
               ody volume revert work:private [REVISION]     (newest revision by default; the domain must be halted)
-              ody volume resize work:private 4GiB           (grow only; also while it runs)
+              ody volume resize work:private 4GiB           (grow only; also while it runs; a VM sees it at its next start)
             """,
         subcommands: [List.self, Info.self, Revert.self, Resize.self])
 

@@ -100,6 +100,15 @@ final class TemplateTests: XCTestCase {
         XCTAssertTrue(v.rootIsHostLinked("solo"))
         XCTAssertEqual(FileOps.lstatOf(v.rootDir("solo") + "/usr/bin/tool")!.st_ino, FileOps.lstatOf(host + "/usr/bin/tool")!.st_ino)
         XCTAssertEqual(try v.prepareStart("solo", in: s.snapshot()).rootMode, .snapshot)
+        try v.cleanupAfterStop("solo", in: s.snapshot())
+        // The same linked root serves a VM (issue 12): mke2fs -d copies the content into
+        // root.img, a snapshot there too; the host's files stay as they were.
+        let vm = try v.prepareStart("solo", in: s.snapshot(), form: .image)
+        XCTAssertEqual(vm.volume(.root)?.path, v.rootImage("solo"))
+        XCTAssertEqual(vm.volume(.root)?.snapshot, true)
+        XCTAssertEqual(try Spawn.run(["debugfs", "-R", "cat /usr/bin/tool", "--", v.rootImage("solo")]).stdout, "#!/bin/sh\n")
+        try v.cleanupAfterStop("solo", in: s.snapshot())
+        XCTAssertTrue(v.rootImageIsCurrent("solo"), "a host-linked root is never written: its image stays current")
         // Removing the template's volumes unlinks, never touches the host's files.
         try v.removeVolumes("solo")
         XCTAssertEqual(try FileOps.readFile(host + "/usr/bin/tool"), "#!/bin/sh\n")

@@ -26,21 +26,27 @@ extension VolumeManager {
     public func openPrivate(_ name: String) throws(DomainError) -> Bool {
         let dir = privateDir(name), image = privateImage(name)
         if LoopDevice.isMountPoint(dir) { return false }
-        if !FileOps.exists(image) {
-            if FileOps.isDirectory(dir), !(try FileOps.list(dir)).isEmpty {
-                try migratePrivate(name)
-            } else {
-                let tmp = "\(domainDir(name))/.private.img.tmp"
-                _ = unlink(tmp)
-                try VolumeImage.create(tmp, bytes: defaultPrivateSize)
-                try FileOps.rename(tmp, image)
-                FileOps.syncDirectory(domainDir(name))
-            }
-        }
+        try makePrivateImageIfMissing(name)
+        try repairIfGuestWritten(name)      // a VM had its blocks: checked before the kernel reads them
         try FileOps.makeDirectories(dir)
         if LoopDevice.existingDevice(for: image) == nil { try VolumeImage.growFileSystemIfNeeded(image) }
         try LoopDevice.mount(image, at: dir)   // checks the recorded device again: cheap
         return true
+    }
+
+    /// Makes the private image (or migrates a plain private directory into one).
+    func makePrivateImageIfMissing(_ name: String) throws(DomainError) {
+        let dir = privateDir(name), image = privateImage(name)
+        guard !FileOps.exists(image) else { return }
+        if FileOps.isDirectory(dir), !(try FileOps.list(dir)).isEmpty {
+            try migratePrivate(name)
+        } else {
+            let tmp = "\(domainDir(name))/.private.img.tmp"
+            _ = unlink(tmp)
+            try VolumeImage.create(tmp, bytes: defaultPrivateSize)
+            try FileOps.rename(tmp, image)
+            FileOps.syncDirectory(domainDir(name))
+        }
     }
 
     /// Runs `body` with the private volume mounted, and leaves it as it found
@@ -50,6 +56,7 @@ extension VolumeManager {
     /// turns (PrivateVolumeLock).
     func withPrivateOpen<T>(_ name: String, _ body: () throws(DomainError) -> T) throws(DomainError) -> T {
         try PrivateVolumeLock.with(privateImage(name)) { () throws(DomainError) -> T in
+            try refuseIfHeldByGuest(name)
             let opened = try openPrivate(name)
             let closeIfOurs = { () throws(DomainError) in
                 if opened, !FileOps.exists(runningMarker(name)) { try closePrivate(name) }
@@ -157,7 +164,10 @@ extension VolumeManager {
                          + (volume == "private" ? " (a disposable's private is a snapshot of its template's)" : ""))
         }
         if !FileOps.exists(privateImage(name)) { try withPrivateOpen(name) {} }      // made or migrated first
-        try VolumeImage.grow(privateImage(name), to: bytes, mountedOn: LoopDevice.mountedDevice(at: privateDir(name)))
+        // A VM holding the image sees the new size at its next start (the host
+        // cannot grow a file system a guest has mounted).
+        try VolumeImage.grow(privateImage(name), to: bytes, mountedOn: LoopDevice.mountedDevice(at: privateDir(name)),
+                             fileSystemLater: runningForm(name) == .image)
     }
 
     /// (size, used) of a mounted volume, from its file system.

@@ -40,8 +40,9 @@ public enum VolumeImage {
         }
     }
 
-    /// A new sparse image of `bytes` with an empty ext4 (mode 0600: it holds a domain's data).
-    public static func create(_ image: String, bytes: Int64) throws(DomainError) {
+    /// A new sparse image of `bytes` with an ext4 (mode 0600: it holds a
+    /// domain's data), empty or holding a copy of the files under `populateFrom`.
+    public static func create(_ image: String, bytes: Int64, populateFrom: String? = nil) throws(DomainError) {
         try checkSize(bytes, image)
         let fd = open(image, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw FileOps.fail("create", image) }
@@ -50,8 +51,9 @@ public enum VolumeImage {
         close(fd)
         guard ok else { unlink(image); throw FileOps.fail("ftruncate", image, e) }
         do throws(DomainError) {
-            try Spawn.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
-                           "-E", "lazy_itable_init=1,nodiscard,root_owner=0:0", "--", image])
+            try Spawn.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0"]
+                          + (populateFrom.map { ["-d", $0] } ?? [])
+                          + ["-E", "lazy_itable_init=1,nodiscard,root_owner=0:0", "--", image])
         } catch {
             unlink(image)
             throw error
@@ -62,9 +64,12 @@ public enum VolumeImage {
     /// it: it would cut a file system that does not expect it). When the
     /// image is mounted (`device` given), the file system grows online if the
     /// kernel lets us (it needs CAP_SYS_RESOURCE); otherwise it grows at the
-    /// next open (growFileSystemIfNeeded). Returns whether it grew now.
+    /// next open (growFileSystemIfNeeded). `fileSystemLater`: a VM holds the
+    /// image; only the file grows now, its file system at the next open or start.
+    /// Returns whether the file system grew now.
     @discardableResult
-    public static func grow(_ image: String, to bytes: Int64, mountedOn device: String?) throws(DomainError) -> Bool {
+    public static func grow(_ image: String, to bytes: Int64, mountedOn device: String?,
+                            fileSystemLater: Bool = false) throws(DomainError) -> Bool {
         guard let current = size(image) else { throw .storage("\(image): no such volume image") }
         guard bytes >= current else {     // qubesd's words and exception (StoragePoolException)
             throw .storage("For your own safety, shrinking of \(image) is disabled (\(bytes) < \(current))")
@@ -78,6 +83,7 @@ public enum VolumeImage {
             close(fd)
             guard ok else { throw FileOps.fail("ftruncate", image, e) }
         }
+        if fileSystemLater { return false }
         guard let device else { try growFileSystemIfNeeded(image); return true }
         try LoopDevice.refreshCapacity(of: device)
         return (try? Spawn.run(["resize2fs", "--", device])) != nil

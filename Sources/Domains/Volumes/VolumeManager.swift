@@ -34,30 +34,6 @@
 import Glibc
 #endif
 
-/// How the plugin must mount the root (vmm-native's `root_mode`).
-public enum RootMode: String, Sendable {
-    /// root_dir is the read-only lower layer of an overlay; the upper is discarded at stop.
-    case snapshot
-    /// root_dir is mounted read-write and changes persist.
-    case persistent
-}
-
-/// What the vmm plugin needs to start a domain (vmm-native params).
-public struct StartPlan: Sendable, Equatable {
-    public let rootDir: String
-    public let rootMode: RootMode
-    /// nil: the domain has no private volume.
-    public let privateDir: String?
-    public let runDir: String
-
-    /// The vmm-native definition params: root_dir, root_mode, private_dir, run_dir.
-    public var params: [String: String] {
-        var p = ["root_dir": rootDir, "root_mode": rootMode.rawValue, "run_dir": runDir]
-        if let privateDir { p["private_dir"] = privateDir }
-        return p
-    }
-}
-
 /// admin.vm.volume.Info data.
 public struct VolumeInfo: Sendable, Equatable {
     public let domain: String
@@ -106,14 +82,18 @@ public struct VolumeManager: Sendable {
 
     /// Told what a stop had to leave out (a revision it could not make).
     let warn: @Sendable (String) -> Void
+    /// Told about slow work on a start path (a root image being built).
+    let progress: @Sendable (String) -> Void
 
     public init(stateDir: String, defaultPrivateSize: Int64 = VolumeImage.defaultPrivateSize,
-                warn: @escaping @Sendable (String) -> Void = { _ in }) throws(DomainError) {
+                warn: @escaping @Sendable (String) -> Void = { _ in },
+                progress: @escaping @Sendable (String) -> Void = { _ in }) throws(DomainError) {
         guard stateDir.hasPrefix("/") else { throw .storage("state dir must be absolute: \(stateDir)") }
         try VolumeImage.checkSize(defaultPrivateSize, "default private volume size")
         self.stateDir = stateDir
         self.defaultPrivateSize = defaultPrivateSize
         self.warn = warn
+        self.progress = progress
         try FileOps.makeDirectories(stateDir, mode: 0o700)
         for d in ["domains", "run", "staging"] { try FileOps.makeDirectories("\(stateDir)/\(d)", mode: 0o700) }
     }
@@ -187,10 +167,11 @@ public struct VolumeManager: Sendable {
 
     // MARK: start and stop
 
-    /// Prepares a halted domain for start and returns the plugin's paths.
-    /// Cleans what a crash between start and stop left (run dir, a stop that
-    /// was never processed, a half-done revert).
-    public func prepareStart(_ name: String, in s: DomainsSnapshot) throws(DomainError) -> StartPlan {
+    /// Prepares a halted domain for start and returns its volumes in `form`
+    /// (tree: vmm-native; image: a provider with ODY_VMM_CAP_BLOCK_VOLUMES,
+    /// see ImageForm.swift). Cleans what a crash between start and stop left
+    /// (run dir, a stop that was never processed, a half-done revert).
+    public func prepareStart(_ name: String, in s: DomainsSnapshot, form: StartForm = .tree) throws(DomainError) -> StartPlan {
         let info = try s.domain(name)
         guard info.klass != .adminVM else { throw .value("dom0 is not started by a provider") }
         let dir = domainDir(name)
@@ -203,6 +184,14 @@ public struct VolumeManager: Sendable {
         try FileOps.removeTree(runDir(name))
 
         let source = try s.rootSource(of: name)
+        if form == .image {
+            let plan = try prepareImageStart(name, klass: info.klass, template: info.template, source: source, in: s)
+            try FileOps.writeFile(lastFormRecord(name), form.rawValue)
+            try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
+            FileOps.syncDirectory(dir)
+            return plan
+        }
+        try ensureRootTree(source, in: s)        // a VM session of the template may have written its image since
         let rootDir = rootDir(source)
         guard FileOps.isDirectory(rootDir), !(try FileOps.list(rootDir)).isEmpty else {
             throw .storage("\(name): root volume \(rootDir) is missing or empty"
@@ -220,6 +209,7 @@ public struct VolumeManager: Sendable {
         } else {
             try openPrivateForStart(name)   // mounts it and writes the marker, under the volume's lock
         }
+        try FileOps.writeFile(lastFormRecord(name), form.rawValue)
         try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
         FileOps.syncDirectory(dir)
         return StartPlan(rootDir: rootDir, rootMode: persistent ? .persistent : .snapshot, privateDir: privateDir,
@@ -232,14 +222,18 @@ public struct VolumeManager: Sendable {
     @discardableResult
     public func cleanupAfterStop(_ name: String, in s: DomainsSnapshot) throws(DomainError) -> String? {
         let info = try s.domain(name)
+        let form = runningForm(name)        // nil: no session since the last cleanup
         try FileOps.removeTree(runDir(name))
         var created: String?
         if info.klass == .dispVM {
             try discardSnapshotPrivate(snapshotPrivateDir(name))
-        } else if info.klass.persistentPrivate, FileOps.isDirectory(privateDir(name)) {
+        } else if info.klass.persistentPrivate, form == .image || FileOps.isDirectory(privateDir(name)) {
+            // Image form: mounted now, after the VM is gone (repaired first, see ImageForm.swift).
             let keep = try s.revisionsToKeep(volume: "private", of: name)
             created = try withPrivateOpenForStop(name) { () throws(DomainError) in try rotateRevisions(name, keep: keep) }
         }
+        // The session may have written its own root: that form is now the newer one (RootImage.swift).
+        if let form, info.klass.persistentRoot, !rootIsHostLinked(name) { try rootWasWritten(name, form: form) }
         if unlink(runningMarker(name)) == 0 { FileOps.syncDirectory(domainDir(name)) }
         return created
     }
@@ -385,10 +379,14 @@ public struct VolumeManager: Sendable {
         return k == .adminVM ? [] : ["private", "root", "volatile"]
     }
 
-    public func info(_ volume: String, of name: String, in s: DomainsSnapshot) throws(DomainError) -> VolumeInfo {
+    /// `form`: which representation to describe (default: that of the
+    /// domain's current or last start, tree if never started).
+    public func info(_ volume: String, of name: String, in s: DomainsSnapshot,
+                     form: StartForm? = nil) throws(DomainError) -> VolumeInfo {
         let d = try s.domain(name)
         guard try volumeNames(of: name, in: s).contains(volume) else { throw .value("\(name): no volume '\(volume)'") }
         let keep = try s.revisionsToKeep(volume: volume, of: name)
+        if (form ?? lastForm(name)) == .image { return try imageInfo(volume, of: name, d, keep: keep, in: s) }
         switch volume {
         case "root":
             let src = try s.rootSource(of: name)
