@@ -25,8 +25,7 @@ final class VolumeTests: XCTestCase {
         let app = try v.prepareStart("work", in: s.snapshot())
         XCTAssertEqual(app, StartPlan(rootDir: "\(state)/domains/fedora/root", rootMode: .snapshot,
                                       privateDir: "\(state)/domains/work/private", runDir: "\(state)/run/work"))
-        XCTAssertEqual(app.params["root_mode"], "snapshot")
-        XCTAssertEqual(app.params["root_dir"], "\(state)/domains/fedora/root")
+        XCTAssertEqual(app.volume(.root), PlannedVolume(role: .root, form: .tree, snapshot: true, path: "\(state)/domains/fedora/root"))
         let tpl = try v.prepareStart("fedora", in: s.snapshot())
         XCTAssertEqual(tpl.rootMode, .persistent, "a rootfs template's root persists")
         XCTAssertEqual(tpl.rootDir, "\(state)/domains/fedora/root")

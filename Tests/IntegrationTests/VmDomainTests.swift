@@ -157,7 +157,8 @@ final class VmDomainTests: XCTestCase {
                 if try dp.ody(["ls"]).1.split(separator: "\n").contains(where: { $0.hasPrefix(vm) && $0.contains("Halted") }) { gone = true; break }
                 usleep(100_000)
             }
-            XCTAssertTrue(gone, "a QEMU killed from outside must halt the domain:\n\(try dp.ody(["ls"]).1)")
+            let listing = try dp.ody(["ls"]).1
+            XCTAssertTrue(gone, "a QEMU killed from outside must halt the domain:\n\(listing)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: dp.dir + "/state/run/\(vm)/root.qcow2"), "the per-start snapshot must go")
         } else {
             XCTFail("no QEMU pid for \(vm): \(pidText)")

@@ -4,6 +4,9 @@
 //
 // Not thread-safe by itself: the store keeps its one connection behind a Mutex.
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A failed SQLite call: what was attempted, the SQL, SQLite's code and message.
 public struct SQLiteError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -44,6 +47,9 @@ public final class SQLiteConnection {
         }
         db = handle
         self.path = path
+        // The store is the host's alone (its directory may be passable by
+        // QEMU's user); SQLite gives the journal files the same mode.
+        _ = chmod(path, 0o600)
         sqlite3_extended_result_codes(db, 1)
         // Another process (a crashed daemon's leftover reader, the sqlite3 CLI)
         // may hold a lock briefly; wait rather than fail at once.

@@ -64,10 +64,4 @@ public struct StartPlan: Sendable, Equatable {
     /// nil: the domain has no private volume.
     public var privateDir: String? { volume(.private)?.path }
 
-    /// The vmm-native definition params: root_dir, root_mode, private_dir, run_dir (tree form).
-    public var params: [String: String] {
-        var p = ["root_dir": rootDir, "root_mode": rootMode.rawValue, "run_dir": runDir]
-        if let privateDir { p["private_dir"] = privateDir }
-        return p
-    }
 }

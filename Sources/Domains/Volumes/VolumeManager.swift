@@ -94,8 +94,16 @@ public struct VolumeManager: Sendable {
         self.defaultPrivateSize = defaultPrivateSize
         self.warn = warn
         self.progress = progress
-        try FileOps.makeDirectories(stateDir, mode: 0o700)
-        for d in ["domains", "run", "staging"] { try FileOps.makeDirectories("\(stateDir)/\(d)", mode: 0o700) }
+        // Search-only for others (0711) on the way to images and shares: a VM
+        // provider's QEMU runs as its own user (libvirt-qemu) and opens the
+        // files libvirt chowned to it by path, so it must pass through these
+        // directories; it cannot list them. What lies in them keeps its own
+        // mode (the store 0600, private images 0600, staging 0700).
+        for d in [stateDir, "\(stateDir)/domains", "\(stateDir)/run"] {
+            try FileOps.makeDirectories(d, mode: 0o711)
+            _ = chmod(d, 0o711)
+        }
+        try FileOps.makeDirectories("\(stateDir)/staging", mode: 0o700)
     }
 
     public func domainDir(_ name: String) -> String { "\(stateDir)/domains/\(name)" }
@@ -187,7 +195,7 @@ public struct VolumeManager: Sendable {
         if form == .image {
             let plan = try prepareImageStart(name, klass: info.klass, template: info.template, source: source, in: s)
             try FileOps.writeFile(lastFormRecord(name), form.rawValue)
-            try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
+            try FileOps.makeDirectories("\(stateDir)/run", mode: 0o711)
             FileOps.syncDirectory(dir)
             return plan
         }
@@ -210,7 +218,7 @@ public struct VolumeManager: Sendable {
             try openPrivateForStart(name)   // mounts it and writes the marker, under the volume's lock
         }
         try FileOps.writeFile(lastFormRecord(name), form.rawValue)
-        try FileOps.makeDirectories("\(stateDir)/run", mode: 0o700)
+        try FileOps.makeDirectories("\(stateDir)/run", mode: 0o711)
         FileOps.syncDirectory(dir)
         return StartPlan(rootDir: rootDir, rootMode: persistent ? .persistent : .snapshot, privateDir: privateDir,
                          runDir: runDir(name))

@@ -54,7 +54,8 @@ public final class Daemon: @unchecked Sendable {
             try DomainStore(path: config.stateDir + "/domains.db", defaultVmm: config.role(.vmm).defaultFactory ?? "native")
         }
         let volumes = try mapped { () throws(DomainError) in
-            try VolumeManager(stateDir: config.stateDir, warn: { [logger] in logger.warning("volumes: \($0)") })
+            try VolumeManager(stateDir: config.stateDir, warn: { [logger] in logger.warning("volumes: \($0)") },
+                              progress: { [logger] in logger.notice("volumes: \($0)") })
         }
         let recovered = try mapped { () throws(DomainError) in try volumes.recover(knownDomains: Set(store.allDomains().map(\.name)),
                                                                                              failed: { logger.error("recovery: \($0)") }) }

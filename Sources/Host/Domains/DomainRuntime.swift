@@ -239,7 +239,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         // The host says what the domain is; the provider decides how. Which
         // channel and which volume form follow from the provider's capabilities.
         let (vchan, channel) = try backends().vchan(for: name, vmm: vmm)
-        let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap) }
+        let form: StartForm = vmm.has(ODY_VMM_CAP_BLOCK_VOLUMES) ? .image : .tree
+        let plan = try mapped { () throws(DomainError) in try volumes.prepareStart(name, in: snap, form: form) }
         let description: DomainDescriptionSpec
         do throws(OdysseyError) {
             let bin = try GuestBin.refresh(stateDir: volumes.stateDir, agentPath: agentPath)
