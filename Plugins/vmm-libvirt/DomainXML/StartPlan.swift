@@ -8,10 +8,12 @@ public struct StartPlan: Equatable, Sendable {
     public struct Snapshot: Equatable, Sendable {
         public var base: String
         public var file: String
+        public init(base: String, file: String) { self.base = base; self.file = file }
     }
     public struct Scratch: Equatable, Sendable {
         public var file: String
         public var sizeMiB: UInt64
+        public init(file: String, sizeMiB: UInt64) { self.file = file; self.sizeMiB = sizeMiB }
     }
     public var runDir = ""
     public var snapshots: [Snapshot] = []

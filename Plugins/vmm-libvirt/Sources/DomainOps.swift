@@ -44,7 +44,6 @@ extension LibvirtVmm {
             if let rc = checkState(dom, .stopped, what, err) { return rc }
             removeRunFiles(name, plan(dom, name))
             let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
-                | VIR_DOMAIN_UNDEFINE_NVRAM.rawValue
             guard virt.virDomainUndefineFlags(dom, flags) == 0 else { return virt.fail(err, what) }
             rememberPlan(name, nil)
             return ODY_OK.rawValue
