@@ -1,59 +1,135 @@
-// vmm-libvirt against a real libvirtd with QEMU (TCG): the generic body with
-// direct kernel boot, ACPI shutdown, a serial console log and a virtio-serial
-// channel. Opt-in: it needs libvirtd running (qemu-system-x86 installed) and
-// a guest kernel + initrd whose init prints "ODY-GUEST up" on the serial
-// console and powers off on the ACPI power button:
-//   ODYSSEY_QEMU_KERNEL=/path/vmlinuz ODYSSEY_QEMU_INITRD=/path/initrd.gz
-//   [ODYSSEY_LIBVIRT_URI=qemu:///system] swift test --filter LibvirtQemuTests
-// Such an initrd (busybox-static at /bin/busybox, plus evdev.ko and
-// button.ko of the Debian guest kernel's modules) needs only this /init:
-//   #!/bin/busybox sh
-//   /bin/busybox --install -s /bin
-//   mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
-//   insmod /lib/modules/$KVER/kernel/drivers/input/evdev.ko
-//   insmod /lib/modules/$KVER/kernel/drivers/acpi/button.ko
-//   echo "ODY-GUEST up"
-//   for e in /dev/input/event*; do (head -c 1 $e >/dev/null; poweroff -f) & done
-//   while :; do sleep 10; done
+// vmm-libvirt for real: libvirtd's QEMU driver (qemu:///system, TCG here),
+// domains defined from the ABI 1.2 description booting the guest kit's
+// kernel (LibvirtGuest). The generic vmm conformance body runs on it, then
+// what only a real VM shows: the disks the guest finds by serial, the 9p
+// share, the boot words, the channel port; and a QEMU killed from outside
+// (kill -9) is a Crashed event with its per-start files gone. Three boots
+// in all (~10 s each under TCG).
 import Foundation
 import Host
 import PluginABI
+import PluginKit
 import XCTest
 
 final class LibvirtQemuTests: XCTestCase {
-    func testConformanceOnQemu() throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let kernel = env["ODYSSEY_QEMU_KERNEL"], let initrd = env["ODYSSEY_QEMU_INITRD"] else {
-            throw XCTSkip("opt-in: set ODYSSEY_QEMU_KERNEL and ODYSSEY_QEMU_INITRD (and run libvirtd) to test vmm-libvirt on QEMU")
+    var fixtures: [HostFixture] = []
+    override func tearDown() { fixtures.removeAll(); super.tearDown() }
+
+    struct Tier {
+        let fx: HostFixture
+        let vmm: VmmBackend
+        let guest: LibvirtGuest
+
+        /// One directory per domain name (names hold any character).
+        func dir(_ name: String) -> String {
+            "\(fx.dir)/d" + name.utf8.reduce(into: UInt64(14_695_981_039_346_656_037)) { $0 = ($0 ^ UInt64($1)) &* 1_099_511_628_211 }.description
         }
-        let uri = env["ODYSSEY_LIBVIRT_URI"] ?? "qemu:///system"
-        let fx = try HostFixture(products: ["vmm-libvirt"], configBody: """
-        [vmm.libvirt]
-        uri = "\(uri)"
-        shutdown_timeout = 60
-        """)
-        let vmm = try fx.backends.vmm("libvirt")
-        func console(_ name: String) -> String {
-            "\(fx.dir)/console-\(name.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? String($0) : "_" }.joined()).log"
+        func runDir(_ name: String) -> String { dir(name) + "/run" }
+
+        func description(_ name: String) throws -> DomainDescription {
+            let fm = FileManager.default
+            let d = dir(name)
+            try fm.createDirectory(atPath: d, withIntermediateDirectories: true)
+            let base = fx.dir + "/root-base.img", priv = d + "/private.img"
+            for (path, mib) in [(base, 16), (priv, 8)] where !fm.fileExists(atPath: path) {
+                fm.createFile(atPath: path, contents: nil)
+                try FileHandle(forWritingTo: URL(fileURLWithPath: path)).truncate(atOffset: UInt64(mib) << 20)
+            }
+            let share = fx.dir + "/odybin"
+            if !fm.fileExists(atPath: share) {
+                try fm.createDirectory(atPath: share, withIntermediateDirectories: true)
+                fm.createFile(atPath: share + "/hello-from-host", contents: Data("hi\n".utf8))
+            }
+            var desc = DomainDescription()
+            desc.volumes = [VolumeDescription(role: .root, form: .image, snapshot: true, path: base),
+                            VolumeDescription(role: .private, form: .image, path: priv),
+                            VolumeDescription(role: .volatile, form: .none, path: "", sizeMiB: 32)]
+            desc.shares = [ShareDescription(hostPath: share, guestPath: "/.odyssey/bin", tag: "odybin")]
+            desc.channel = ChannelDescription(kind: .virtioSerial, path: d + "/vport/vchan.sock", name: "org.odyssey.vchan.0")
+            desc.kernel = guest.kernel
+            desc.initrd = guest.initrd
+            desc.kernelopts = "panic=-1"
+            desc.label = "red"
+            desc.agentPath = "/.odyssey/bin/odyssey-agent"
+            desc.agentEnv = ["ODYSSEY_TEST=1"]
+            desc.runDir = runDir(name)
+            return desc
         }
-        var body = VmmConformance(backend: vmm, recorder: fx.recorder, spec: { name in
-            DomainSpec(name: name, memoryMiB: 256, vcpus: 1, params: [
-                ("kernel", kernel), ("initrd", initrd), ("cmdline", "console=ttyS0 quiet panic=-1"),
-                ("console_log", console(name)),
-                ("channel_path", "\(fx.dir)/\(abs(name.hashValue)).sock"), ("channel_name", "org.odyssey.test.0"),
-            ])
-        })
-        body.waitReady = { name in
-            let deadline = Date().addingTimeInterval(60)
+
+        func define(_ name: String, flags: UInt32 = 0) throws(OdysseyError) {
+            let desc: DomainDescription
+            do { desc = try description(name) } catch { throw OdysseyError(.io, "test setup for \(name): \(error)") }
+            try DescribedDefine.define(vmm, DomainSpec(name: name, memoryMiB: 256, vcpus: 1), desc, flags: flags)
+        }
+
+        func console(_ name: String) -> String { (try? String(contentsOfFile: runDir(name) + "/console.log", encoding: .utf8)) ?? "" }
+
+        func waitForConsole(_ name: String, _ line: String, seconds: Double = 120) {
+            let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
-                if let log = try? String(contentsOfFile: console(name), encoding: .utf8), log.contains("ODY-GUEST up") { return }
+                if console(name).contains(line) { return }
                 Thread.sleep(forTimeInterval: 0.2)
             }
-            XCTFail("guest \(name) did not come up within 60 s")
+            XCTFail("guest \(name) did not print \"\(line)\" within \(Int(seconds)) s; console:\n\(console(name).suffix(2000))")
         }
+    }
+
+    func tier() throws -> Tier {
+        let guest = try LibvirtGuest.shared()
+        let fx = try HostFixture(products: ["vmm-libvirt"], configBody: """
+        [vmm.libvirt]
+        uri = "qemu:///system"
+        shutdown_timeout = 90
+        """)
+        fixtures.append(fx)
+        return Tier(fx: fx, vmm: try fx.backends.vmm("libvirt"), guest: guest)
+    }
+
+    func testConformanceOnQemu() throws {
+        let t = try tier()
+        var body = VmmConformance(backend: t.vmm, recorder: t.fx.recorder, spec: { DomainSpec(name: $0) })
+        body.defineHook = { name, flags throws(OdysseyError) in try t.define(name, flags: flags) }
+        body.waitReady = { name in t.waitForConsole(name, "ODY-GUEST up") }
         try body.runAll()
-        for e in fx.recorder.all where e.kind == .lifecycle && e.domain.hasSuffix("life") {
-            print("event \(e.domain) \(e.state.rawValue) \(e.message)")
+
+        // What the guest of the lifecycle check saw (its console log outlives it).
+        let name = body.prefix + "life", log = t.console(name)
+        for line in ["ODY-DISK vda odyssey-root", "ODY-DISK vdb odyssey-private", "ODY-DISK vdc odyssey-volatile",
+                     "ODY-SHARE hello-from-host", "ODY-PORT org.odyssey.vchan.0", "ODY-WORD odyssey.domain=\(name)",
+                     "ODY-WORD odyssey.init=/.odyssey/bin/odyssey-agent", "ODY-WORD odyssey.env=ODYSSEY_TEST=1",
+                     "ODY-WORD odyssey.share=odybin:/.odyssey/bin:ro", "ODY-WORD odyssey.vchan=virtio-serial:org.odyssey.vchan.0",
+                     "ODY-GUEST power button"] {
+            XCTAssertTrue(log.contains(line), "guest console lacks \"\(line)\":\n\(log.suffix(3000))")
         }
+        let leftovers = ["root.qcow2", "volatile.img"].filter { FileManager.default.fileExists(atPath: t.runDir(name) + "/" + $0) }
+        XCTAssertEqual(leftovers, [], "per-start files left after stop")
+    }
+
+    /// kill -9 of QEMU: libvirt sees its emulator die; the domain is Crashed
+    /// (event) and off, and the start's files are gone when the event arrives.
+    func testQemuKilledFromOutsideIsCrashed() throws {
+        let t = try tier()
+        let name = "crash\(getpid())"
+        try t.define(name)
+        defer { try? t.vmm.kill(name); try? t.vmm.undefine(name) }
+        try t.vmm.start(name)
+        let run = t.runDir(name)
+        for f in ["root.qcow2", "volatile.img"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) not made at start")
+        }
+        let info = try t.vmm.info(name)
+        XCTAssertEqual(info.state, .running)
+        XCTAssertGreaterThan(info.pid, 1, "no QEMU pid in get_info")
+        let cmdline = (try? String(contentsOfFile: "/proc/\(info.pid)/cmdline", encoding: .utf8)) ?? ""
+        XCTAssertTrue(cmdline.contains("qemu-system"), "pid \(info.pid) is not QEMU: \(cmdline)")
+        XCTAssertEqual(Glibc.kill(info.pid, SIGKILL), 0)
+
+        let crashed = t.fx.recorder.lifecycle("vmm.libvirt", name, .crashed, timeout: 60)
+        XCTAssertNotNil(crashed, "no Crashed event after kill -9 of QEMU; events: \(t.fx.recorder.all.filter { $0.domain == name })")
+        for f in ["root.qcow2", "volatile.img"] {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) still there when Crashed was reported")
+        }
+        XCTAssertEqual(try t.vmm.info(name).state, .halted)
+        XCTAssertEqual(try t.vmm.info(name).pid, -1)
     }
 }
