@@ -42,6 +42,12 @@ struct LibvirtGuest {
 
     """
 
+    static var workDirectory: String { NSTemporaryDirectory() + "odyssey-libvirt-guest-\(getpid())" }
+
+    static func removeWorkDirectory() {
+        if ProcessInfo.processInfo.environment["ODYSSEY_TEST_KEEP"] == nil { try? FileManager.default.removeItem(atPath: workDirectory) }
+    }
+
     private static func make() throws -> LibvirtGuest {
         let fm = FileManager.default
         for tool in ["/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-img", "/sbin/debugfs", "/usr/bin/cpio"] where !fm.isExecutableFile(atPath: tool) {
@@ -54,7 +60,7 @@ struct LibvirtGuest {
             throw XCTSkip("no guest kernel in \(entry): run scripts/guest-kit (or set ODYSSEY_VM_KERNELS to a kernel pool)")
         }
         let version = URL(fileURLWithPath: (try? fm.destinationOfSymbolicLink(atPath: entry)) ?? entry).lastPathComponent
-        let work = NSTemporaryDirectory() + "odyssey-libvirt-guest-\(getpid())"
+        let work = workDirectory
         try? fm.removeItem(atPath: work)
         try fm.createDirectory(atPath: work + "/extra", withIntermediateDirectories: true)
         for (m, path) in [("evdev", "drivers/input/evdev.ko"), ("button", "drivers/acpi/button.ko")] {

@@ -13,12 +13,38 @@ import XCTest
 
 final class LibvirtQemuTests: XCTestCase {
     var fixtures: [HostFixture] = []
-    override func tearDown() { fixtures.removeAll(); super.tearDown() }
+    /// Every name a test defined: qemu:///system keeps definitions, so a
+    /// failed check must not leave its domains behind.
+    let defined = DefinedNames()
+
+    override func tearDown() {
+        if let vmm = try? fixtures.first?.backends.vmm("libvirt") {
+            for name in defined.names where (try? vmm.info(name)) != nil {
+                try? vmm.kill(name)
+                try? vmm.undefine(name)
+            }
+        }
+        fixtures.removeAll()
+        super.tearDown()
+    }
+
+    override class func tearDown() {
+        LibvirtGuest.removeWorkDirectory()
+        super.tearDown()
+    }
+
+    final class DefinedNames: @unchecked Sendable {
+        private let lock = NSLock()
+        private var set: Set<String> = []
+        func add(_ n: String) { lock.lock(); set.insert(n); lock.unlock() }
+        var names: [String] { lock.lock(); defer { lock.unlock() }; return Array(set) }
+    }
 
     struct Tier {
         let fx: HostFixture
         let vmm: VmmBackend
         let guest: LibvirtGuest
+        let defined: DefinedNames
 
         /// One directory per domain name (names hold any character).
         func dir(_ name: String) -> String {
@@ -59,6 +85,7 @@ final class LibvirtQemuTests: XCTestCase {
         func define(_ name: String, flags: UInt32 = 0) throws(OdysseyError) {
             let desc: DomainDescription
             do { desc = try description(name) } catch { throw OdysseyError(.io, "test setup for \(name): \(error)") }
+            defined.add(name)
             try DescribedDefine.define(vmm, DomainSpec(name: name, memoryMiB: 256, vcpus: 1), desc, flags: flags)
         }
 
@@ -74,6 +101,8 @@ final class LibvirtQemuTests: XCTestCase {
         }
     }
 
+    final class ConsoleCopy: @unchecked Sendable { var text = "" }
+
     func tier() throws -> Tier {
         let guest = try LibvirtGuest.shared()
         let fx = try HostFixture(products: ["vmm-libvirt"], configBody: """
@@ -82,25 +111,34 @@ final class LibvirtQemuTests: XCTestCase {
         shutdown_timeout = 90
         """)
         fixtures.append(fx)
-        return Tier(fx: fx, vmm: try fx.backends.vmm("libvirt"), guest: guest)
+        return Tier(fx: fx, vmm: try fx.backends.vmm("libvirt"), guest: guest, defined: defined)
     }
 
     func testConformanceOnQemu() throws {
         let t = try tier()
         var body = VmmConformance(backend: t.vmm, recorder: t.fx.recorder, spec: { DomainSpec(name: $0) })
         body.defineHook = { name, flags throws(OdysseyError) in try t.define(name, flags: flags) }
-        body.waitReady = { name in t.waitForConsole(name, "ODY-GUEST up") }
+        // The first boot's console, kept before the second start (kill) overwrites it.
+        let firstBoot = ConsoleCopy()
+        body.waitReady = { name in
+            t.waitForConsole(name, "ODY-GUEST up")
+            firstBoot.text = t.console(name)
+        }
         try body.runAll()
 
-        // What the guest of the lifecycle check saw (its console log outlives it).
-        let name = body.prefix + "life", log = t.console(name)
+        // What the guest of the lifecycle check saw.
+        let name = body.prefix + "life", log = firstBoot.text
         for line in ["ODY-DISK vda odyssey-root", "ODY-DISK vdb odyssey-private", "ODY-DISK vdc odyssey-volatile",
                      "ODY-SHARE hello-from-host", "ODY-PORT org.odyssey.vchan.0", "ODY-WORD odyssey.domain=\(name)",
                      "ODY-WORD odyssey.init=/.odyssey/bin/odyssey-agent", "ODY-WORD odyssey.env=ODYSSEY_TEST=1",
-                     "ODY-WORD odyssey.share=odybin:/.odyssey/bin:ro", "ODY-WORD odyssey.vchan=virtio-serial:org.odyssey.vchan.0",
-                     "ODY-GUEST power button"] {
+                     "ODY-WORD odyssey.share=odybin:/.odyssey/bin:ro", "ODY-WORD odyssey.vchan=virtio-serial:org.odyssey.vchan.0"] {
             XCTAssertTrue(log.contains(line), "guest console lacks \"\(line)\":\n\(log.suffix(3000))")
         }
+        // The guest went off by its power button, not by the destroy after the bound.
+        let halted = t.fx.recorder.all.first {
+            $0.domain == name && $0.kind == .lifecycle && $0.state == .halted && $0.message.hasPrefix("libvirt stopped")
+        }
+        XCTAssertEqual(halted?.message, "libvirt stopped: shutdown", "shutdown(wait) did not end in a guest poweroff")
         let leftovers = ["root.qcow2", "volatile.img"].filter { FileManager.default.fileExists(atPath: t.runDir(name) + "/" + $0) }
         XCTAssertEqual(leftovers, [], "per-start files left after stop")
     }

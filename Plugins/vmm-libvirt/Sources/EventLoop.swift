@@ -62,8 +62,14 @@ enum LifecycleMap {
         }
     }
 
+    /// VIR_DOMAIN_EVENT_STOPPED_* in order: how a domain went off.
+    static let stoppedDetails = ["shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from snapshot"]
+
     static func describe(event: Int32, detail: Int32) -> String {
         let e = event >= 0 && Int(event) < eventNames.count ? eventNames[Int(event)] : "event \(event)"
+        if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue, detail >= 0, Int(detail) < stoppedDetails.count {
+            return "libvirt stopped: \(stoppedDetails[Int(detail)])"
+        }
         return "libvirt \(e) (detail \(detail))"
     }
 }

@@ -11,7 +11,10 @@ enum RunFiles {
 
     /// Makes every file of `plan`; on a failure, removes what it made.
     static func prepare(_ plan: StartPlan) throws(Failure) {
-        if !plan.runDir.isEmpty { try makeDirectory(plan.runDir, what: "run_dir") }
+        if !plan.runDir.isEmpty {
+            try makeDirectory(plan.runDir, what: "run_dir")
+            try searchableByQemu(plan.runDir)
+        }
         if !plan.channelDir.isEmpty { try makeDirectory(plan.channelDir, what: "channel socket directory") }
         do throws(Failure) {
             for s in plan.snapshots {
@@ -43,6 +46,19 @@ enum RunFiles {
 
     /// True if any of the plan's files exists (tests and logs).
     static func anyExists(_ plan: StartPlan) -> Bool { plan.files.contains { access($0, F_OK) == 0 } }
+
+    /// libvirt's DAC driver chowns the files of a start to the user QEMU
+    /// runs as (libvirt-qemu with scripts/libvirtd-up), never directories:
+    /// that user must be able to pass through the run directory (search
+    /// only; it cannot list it).
+    private static func searchableByQemu(_ path: String) throws(Failure) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw Failure(message: "run_dir \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IXOTH == 0 else { return }
+        guard chmod(path, (st.st_mode & 0o7777) | S_IXOTH) == 0 else {
+            throw Failure(message: "run_dir \(path): cannot let QEMU's user through (chmod o+x): \(String(cString: strerror(errno)))")
+        }
+    }
 
     private static func makeDirectory(_ path: String, what: String) throws(Failure) {
         var st = stat()
