@@ -18,7 +18,7 @@ final class LibvirtQemuTests: XCTestCase {
     let defined = DefinedNames()
 
     override func tearDown() {
-        if let vmm = try? fixtures.first?.backends.vmm("libvirt") {
+        if let vmm = try? fixtures.last?.backends.vmm("libvirt") {
             for name in defined.names where (try? vmm.info(name)) != nil {
                 try? vmm.kill(name)
                 try? vmm.undefine(name)
@@ -143,31 +143,41 @@ final class LibvirtQemuTests: XCTestCase {
         XCTAssertEqual(leftovers, [], "per-start files left after stop")
     }
 
-    /// kill -9 of QEMU: libvirt sees its emulator die; the domain is Crashed
-    /// (event) and off, and the start's files are gone when the event arrives.
-    func testQemuKilledFromOutsideIsCrashed() throws {
-        let t = try tier()
+    /// A VM outlives the instance that started it (odysseyd SIGKILLed and
+    /// restarted): a new instance lists it running with the same QEMU. Then
+    /// kill -9 of that QEMU: libvirt sees its emulator die; the domain is
+    /// Crashed (event) and off, and the start's files, known to the new
+    /// instance only from the domain's metadata, are gone when the event arrives.
+    func testRunningVMIsAdoptedAndQemuKilledFromOutsideIsCrashed() throws {
+        let first = try tier()
         let name = "crash\(getpid())"
-        try t.define(name)
-        defer { try? t.vmm.kill(name); try? t.vmm.undefine(name) }
-        try t.vmm.start(name)
-        let run = t.runDir(name)
+        try first.define(name)
+        try first.vmm.start(name)
+        let run = first.runDir(name)
         for f in ["root.qcow2", "volatile.img"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) not made at start")
         }
-        let info = try t.vmm.info(name)
-        XCTAssertEqual(info.state, .running)
-        XCTAssertGreaterThan(info.pid, 1, "no QEMU pid in get_info")
-        let cmdline = (try? String(contentsOfFile: "/proc/\(info.pid)/cmdline", encoding: .utf8)) ?? ""
-        XCTAssertTrue(cmdline.contains("qemu-system"), "pid \(info.pid) is not QEMU: \(cmdline)")
-        XCTAssertEqual(Glibc.kill(info.pid, SIGKILL), 0)
+        let pid = try first.vmm.info(name).pid
+        XCTAssertGreaterThan(pid, 1, "no QEMU pid in get_info")
+        let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+        XCTAssertTrue(cmdline.contains("qemu-system"), "pid \(pid) is not QEMU: \(cmdline)")
 
-        let crashed = t.fx.recorder.lifecycle("vmm.libvirt", name, .crashed, timeout: 60)
-        XCTAssertNotNil(crashed, "no Crashed event after kill -9 of QEMU; events: \(t.fx.recorder.all.filter { $0.domain == name })")
+        // The first instance goes away (its directory, holding the run dir, stays).
+        first.fx.backends.closeAll()
+        let second = try tier()
+        XCTAssertTrue(try second.vmm.list().contains(name), "a running VM is not listed by a new instance")
+        let adopted = try second.vmm.info(name)
+        XCTAssertEqual(adopted.state, .running)
+        XCTAssertEqual(adopted.pid, pid, "a new instance sees another QEMU")
+
+        XCTAssertEqual(Glibc.kill(pid, SIGKILL), 0)
+        let crashed = second.fx.recorder.lifecycle("vmm.libvirt", name, .crashed, timeout: 60)
+        XCTAssertNotNil(crashed, "no Crashed event after kill -9 of QEMU; events: \(second.fx.recorder.all.filter { $0.domain == name })")
+        XCTAssertEqual(crashed?.message, "libvirt stopped: failed")
         for f in ["root.qcow2", "volatile.img"] {
             XCTAssertFalse(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) still there when Crashed was reported")
         }
-        XCTAssertEqual(try t.vmm.info(name).state, .halted)
-        XCTAssertEqual(try t.vmm.info(name).pid, -1)
+        XCTAssertEqual(try second.vmm.info(name).state, .halted)
+        XCTAssertEqual(try second.vmm.info(name).pid, -1)
     }
 }

@@ -79,7 +79,32 @@ final class LibvirtVmm: @unchecked Sendable {
         }
         conn = c
         callbackID = id
+        adoptPlansLocked(c)
         return nil
+    }
+
+    /// Reads the per-start plans of every defined domain that has one (ours,
+    /// from an earlier odysseyd too), so a stop seen by the event thread
+    /// cleans up without a libvirt call there. A VM that kept running while
+    /// odysseyd restarted is cleaned up after like one started by this instance.
+    private func adoptPlansLocked(_ c: OpaquePointer) {
+        var doms: UnsafeMutablePointer<OpaquePointer?>?
+        let n = virt.virConnectListAllDomains(c, &doms, 0)
+        guard n >= 0, let doms else { virt.virResetLastError(); return }
+        defer { free(doms) }
+        for i in 0..<Int(n) {
+            guard let d = doms[i] else { continue }
+            defer { _ = virt.virDomainFree(d) }
+            guard let np = virt.virDomainGetName(d) else { continue }
+            let name = String(cString: np)
+            guard plans[name] == nil else { continue }
+            guard let p = virt.virDomainGetMetadata(d, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), StartPlan.namespace, 0) else {
+                virt.virResetLastError()  // not one of ours
+                continue
+            }
+            defer { free(p) }
+            if let plan = StartPlan.read(metadata: String(cString: p)) { plans[name] = plan }
+        }
     }
 
     private func disconnectLocked() {
