@@ -157,6 +157,9 @@ final class LibvirtQemuTests: XCTestCase {
         for f in ["root.qcow2", "volatile.img"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) not made at start")
         }
+        // libvirt made the channel's listening socket: the host end connects.
+        let sock = first.dir(name) + "/vport/vchan.sock"
+        XCTAssertTrue(Self.connects(sock), "cannot connect to the channel socket \(sock)")
         let pid = try first.vmm.info(name).pid
         XCTAssertGreaterThan(pid, 1, "no QEMU pid in get_info")
         let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
@@ -179,5 +182,18 @@ final class LibvirtQemuTests: XCTestCase {
         }
         XCTAssertEqual(try second.vmm.info(name).state, .halted)
         XCTAssertEqual(try second.vmm.info(name).pid, -1)
+    }
+
+    static func connects(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        guard path.utf8.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { b in for (i, c) in path.utf8.enumerated() { b[i] = c } }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
+        }
     }
 }
