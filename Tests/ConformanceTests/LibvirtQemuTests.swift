@@ -121,7 +121,9 @@ final class LibvirtQemuTests: XCTestCase {
         // The first boot's console, kept before the second start (kill) overwrites it.
         let firstBoot = ConsoleCopy()
         body.waitReady = { name in
+            let t0 = Date()
             t.waitForConsole(name, "ODY-GUEST up")
+            print("measured: guest console said ODY-GUEST up \(Int(Date().timeIntervalSince(t0) * 1000)) ms after the start returned")
             firstBoot.text = t.console(name)
         }
         try body.runAll()
@@ -152,7 +154,9 @@ final class LibvirtQemuTests: XCTestCase {
         let first = try tier()
         let name = "crash\(getpid())"
         try first.define(name)
+        let t0 = Date()
         try first.vmm.start(name)
+        let startSeconds = Date().timeIntervalSince(t0)
         let run = first.runDir(name)
         for f in ["root.qcow2", "volatile.img"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) not made at start")
@@ -173,8 +177,11 @@ final class LibvirtQemuTests: XCTestCase {
         XCTAssertEqual(adopted.state, .running)
         XCTAssertEqual(adopted.pid, pid, "a new instance sees another QEMU")
 
+        let t1 = Date()
         XCTAssertEqual(Glibc.kill(pid, SIGKILL), 0)
         let crashed = second.fx.recorder.lifecycle("vmm.libvirt", name, .crashed, timeout: 60)
+        print("measured: start (qcow2 layer + scratch disk + virDomainCreate) \(Int(startSeconds * 1000)) ms; "
+            + "kill -9 of QEMU to the Crashed event, files removed: \(Int(Date().timeIntervalSince(t1) * 1000)) ms")
         XCTAssertNotNil(crashed, "no Crashed event after kill -9 of QEMU; events: \(second.fx.recorder.all.filter { $0.domain == name })")
         XCTAssertEqual(crashed?.message, "libvirt stopped: failed")
         for f in ["root.qcow2", "volatile.img"] {
