@@ -191,6 +191,50 @@ final class LibvirtQemuTests: XCTestCase {
         XCTAssertEqual(try second.vmm.info(name).pid, -1)
     }
 
+    /// The whole boot contract with the guest kit's own initrd: this
+    /// provider's disks, shares and command line take the kit's init to the
+    /// agent (here a stand-in script on the odybin share that reports and
+    /// powers off), as PID 1 with the contract's environment.
+    func testKitInitReachesTheAgent() throws {
+        let t = try tier()
+        guard FileManager.default.isExecutableFile(atPath: "/sbin/mke2fs") else { throw XCTSkip("mke2fs missing (e2fsprogs)") }
+        let name = "kit\(getpid())"
+        var desc = try t.description(name)
+        let fm = FileManager.default, tree = t.fx.dir + "/roottree", d = t.dir(name)
+        try fm.createDirectory(atPath: tree + "/bin", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "/bin/busybox", toPath: tree + "/bin/busybox")
+        try fm.createSymbolicLink(atPath: tree + "/bin/sh", withDestinationPath: "busybox")
+        try LibvirtGuest.run("/sbin/mke2fs", ["-q", "-t", "ext4", "-d", tree, d + "/root.img", "32M"])
+        try LibvirtGuest.run("/sbin/mke2fs", ["-q", "-t", "ext4", d + "/kit-private.img", "16M"])
+        let bin = t.fx.dir + "/kitbin"
+        try fm.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        try """
+        #!/bin/sh
+        echo "ODY-AGENT pid=$$ args=$* domain=$ODYSSEY_DOMAIN vchan=$ODYSSEY_VCHAN test=$ODYSSEY_TEST home=$(ls -d /home) rw=$(ls -d /rw/home)"
+        /bin/busybox poweroff -f
+
+        """.write(toFile: bin + "/odyssey-agent", atomically: true, encoding: .utf8)
+        try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: bin + "/odyssey-agent")
+        desc.volumes = [VolumeDescription(role: .root, form: .image, snapshot: true, path: d + "/root.img"),
+                        VolumeDescription(role: .private, form: .image, path: d + "/kit-private.img"),
+                        VolumeDescription(role: .volatile, form: .none, path: "", sizeMiB: 32),
+                        VolumeDescription(role: .modules, form: .image, readOnly: true, path: LibvirtGuest.pool + "/default/modules.img")]
+        desc.shares = [ShareDescription(hostPath: bin, guestPath: "/.odyssey/bin", tag: "odybin")]
+        desc.initrd = LibvirtGuest.pool + "/default/initrd.img"
+        defined.add(name)
+        try DescribedDefine.define(t.vmm, DomainSpec(name: name, memoryMiB: 256, vcpus: 1), desc)
+        try t.vmm.start(name)
+        let off = t.fx.recorder.wait(timeout: 180) { $0.domain == name && $0.kind == .lifecycle && $0.message.hasPrefix("libvirt stopped") }
+        let log = t.console(name)
+        XCTAssertEqual(off?.message, "libvirt stopped: shutdown", "the guest did not power off by itself; console:\n\(log.suffix(3000))")
+        XCTAssertFalse(log.contains("odyssey-init: ERROR"), "the kit's init refused the boot:\n\(log.suffix(3000))")
+        let expected = "ODY-AGENT pid=1 args=--domain \(name) domain=\(name) vchan=virtio-serial:/dev/vport"
+        XCTAssertTrue(log.contains(expected), "no \"\(expected)\" on the console:\n\(log.suffix(3000))")
+        XCTAssertTrue(log.contains("test=1 home=/home rw=/rw/home"), "agent env or private layout missing:\n\(log.suffix(3000))")
+        XCTAssertFalse(fm.fileExists(atPath: t.runDir(name) + "/root.qcow2"), "the root snapshot layer outlived the stop")
+        try t.vmm.undefine(name)
+    }
+
     static func connects(_ path: String) -> Bool {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
