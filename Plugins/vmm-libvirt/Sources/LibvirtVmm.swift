@@ -194,25 +194,12 @@ final class LibvirtVmm: @unchecked Sendable {
 
     /// Called on the libvirt event thread.
     /// A stopped domain's per-start files go before the host hears of it, so
-    /// a host that sees Halted or Crashed finds the run directory clean. A
-    /// domain this instance has no plan for yet (defined by an earlier
-    /// odysseyd) is cleaned by a short-lived thread: libvirt calls are not
-    /// made from the event loop's own thread.
+    /// a host that sees Halted or Crashed finds the run directory clean. The
+    /// plan is in memory (defined here, or read at connect), so the event
+    /// thread makes no libvirt call; a domain without one is not ours.
     func deliverLifecycle(domain: String, event: Int32, detail: Int32) {
         guard let state = LifecycleMap.state(event: event, detail: detail) else { return }
-        if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue {
-            if let plan = cachedPlan(domain) {
-                removeRunFiles(domain, plan)
-            } else {
-                Thread.detach { [self] in
-                    var err = makeError()
-                    _ = withDomain(domain, "clean up after \(domain)", &err) { dom in
-                        if virt.virDomainIsActive(dom) == 0 { removeRunFiles(domain, plan(dom, domain)) }
-                        return ODY_OK.rawValue
-                    }
-                }
-            }
-        }
+        if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue { removeRunFiles(domain, cachedPlan(domain)) }
         host.emitLifecycle(domain: domain, state: state, detail: event,
                            message: LifecycleMap.describe(event: event, detail: detail))
     }
