@@ -82,6 +82,17 @@ final class LibvirtQemuTests: XCTestCase {
             return desc
         }
 
+        /// A spec with the description (its files made); a setup failure fails the test.
+        func spec(_ name: String) -> DomainSpec {
+            defined.add(name)
+            do {
+                return DomainSpec(name: name, memoryMiB: 256, vcpus: 1, description: try description(name).hostSpec)
+            } catch {
+                XCTFail("test setup for \(name): \(error)")
+                return DomainSpec(name: name)
+            }
+        }
+
         func define(_ name: String, flags: UInt32 = 0) throws(OdysseyError) {
             let desc: DomainDescription
             do { desc = try description(name) } catch { throw OdysseyError(.io, "test setup for \(name): \(error)") }
@@ -116,8 +127,7 @@ final class LibvirtQemuTests: XCTestCase {
 
     func testConformanceOnQemu() throws {
         let t = try tier()
-        var body = VmmConformance(backend: t.vmm, recorder: t.fx.recorder, spec: { DomainSpec(name: $0) })
-        body.defineHook = { name, flags throws(OdysseyError) in try t.define(name, flags: flags) }
+        var body = VmmConformance(backend: t.vmm, recorder: t.fx.recorder, spec: { name in t.spec(name) })
         // The first boot's console, kept before the second start (kill) overwrites it.
         let firstBoot = ConsoleCopy()
         body.waitReady = { name in

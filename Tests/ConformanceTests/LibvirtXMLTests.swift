@@ -116,6 +116,8 @@ final class LibvirtXMLTests: XCTestCase {
         XCTAssertTrue(refusal(d).contains("agent_env entry \"GREETING=hello world\"") && refusal(d).contains("space"), refusal(d))
         d = Self.vmDescription(); d.kernelopts = "init=/bin/sh\u{1}"
         XCTAssertTrue(refusal(d).contains("control character"), refusal(d))
+        d = Self.vmDescription(); d.kernelopts = "quiet odyssey.init=/bin/sh"
+        XCTAssertTrue(refusal(d).contains("odyssey.* options"), refusal(d))
         d = Self.vmDescription(); d.agentEnv = ["A=\"x"]
         XCTAssertTrue(refusal(d).contains("double quote"), refusal(d))
         XCTAssertTrue(refusal(Self.vmDescription(), name: "two words").contains("domain name"))

@@ -14,12 +14,6 @@ struct VmmConformance {
     var source: String { "vmm.\(backend.factory.name)" }
     /// A spec that `start` can boot, for a given name.
     let spec: (String) -> DomainSpec
-    /// How a domain is defined: `backend.define(spec(name))` unless a backend
-    /// needs the ABI 1.2 description (libvirt's QEMU tier; see LibvirtDescribedDefine).
-    var defineHook: ((String, UInt32) throws(OdysseyError) -> Void)?
-    func define(_ name: String, flags: UInt32 = 0) throws(OdysseyError) {
-        if let defineHook { try defineHook(name, flags) } else { try backend.define(spec(name), flags: flags) }
-    }
     /// Waits until a started domain's guest can react to a shutdown request
     /// (a real VM boots for seconds; process backends need nothing).
     var waitReady: (String) throws -> Void = { _ in }
@@ -47,7 +41,7 @@ struct VmmConformance {
     /// shutdown(wait) → Halted → undefine → gone.
     func lifecycle() throws {
         let name = prefix + "life"
-        try define(name)
+        try backend.define(spec(name))
         XCTAssertTrue(try backend.list().contains(name), "defined domain missing from list")
         let info = try backend.info(name)
         XCTAssertEqual(info.state, .halted)
@@ -92,9 +86,9 @@ struct VmmConformance {
 
     func duplicateName() throws {
         let name = prefix + "dup"
-        try define(name)
+        try backend.define(spec(name))
         defer { try? backend.undefine(name) }
-        expectError(.exists, "define of a duplicate name") { try define(name) }
+        expectError(.exists, "define of a duplicate name") { try backend.define(spec(name)) }
         // The first definition is intact.
         XCTAssertEqual(try state(name), .halted)
         XCTAssertEqual(try backend.list().filter { $0 == name }.count, 1)
@@ -105,11 +99,11 @@ struct VmmConformance {
     func unknownFlags() throws {
         let name = prefix + "flags"
         let bogus: UInt32 = 1 << 31
-        if let e = expectError(.invalid, "define with unknown flag bits", { try define(name, flags: bogus) }) {
+        if let e = expectError(.invalid, "define with unknown flag bits", { try backend.define(spec(name), flags: bogus) }) {
             XCTAssertTrue(e.message.contains("flag"), "unclear flags error: \(e)")
         }
         XCTAssertFalse(try backend.list().contains(name), "define with bad flags defined the domain anyway")
-        try define(name)
+        try backend.define(spec(name))
         defer { try? backend.undefine(name) }
         for (op, call) in [("start", { (f: UInt32) throws in try backend.start(name, flags: f) }),
                            ("kill", { (f: UInt32) throws in try backend.kill(name, flags: f) }),
@@ -148,7 +142,7 @@ struct VmmConformance {
         let names = [prefix + "a<b>&'\"c", prefix + "x</name><vcpu>9", prefix + "&amp;$(id)"]
         for name in names {
             do throws(OdysseyError) {
-                try define(name)
+                try backend.define(spec(name))
             } catch {
                 XCTAssertEqual(error.code, .invalid, "special name \(name): refused with the wrong code: \(error)")
                 continue
@@ -173,7 +167,7 @@ struct VmmConformance {
         defer { for n in defined { try? backend.undefine(n) } }
         for i in 0..<count {
             let n = prefix + "many-\(String(repeating: "x", count: 9 - String(i).count))\(i)"
-            try define(n)
+            try backend.define(spec(n))
             defined.append(n)
         }
         let bytes = defined.reduce(0) { $0 + $1.utf8.count + 1 }

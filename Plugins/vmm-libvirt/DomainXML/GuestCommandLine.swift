@@ -34,7 +34,9 @@ public enum GuestCommandLine {
         }
         words.append("console=ttyS0")
         // kernelopts are the admin's words: split at spaces, each checked the same way.
+        // An odyssey.* word there would override the contract's own (the init takes the last).
         for opt in d.kernelopts.split(separator: " ", omittingEmptySubsequences: true) {
+            if opt.hasPrefix("odyssey.") { return .failure(DomainXMLError("kernelopts word \"\(opt)\": odyssey.* options are the provider's own")) }
             if let e = add("", String(opt), "kernelopts word") { return .failure(e) }
         }
         return .success(words.joined(separator: " "))
