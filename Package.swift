@@ -17,7 +17,7 @@ func plugin(_ product: String, target: String, dependencies: [Target.Dependency]
 }
 
 let plugins: [(Product, Target)] = [
-    plugin("vmm-libvirt", target: "VmmLibvirt", dependencies: ["CLibvirt"]),
+    plugin("vmm-libvirt", target: "VmmLibvirt", dependencies: ["CLibvirt", "LibvirtDomainXML"]),
     plugin("vmm-xen", target: "VmmXen", dependencies: ["CXenlight"]),
     plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
@@ -102,7 +102,9 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI", "PluginKit"], path: "Tests/HostTests"),
-        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI"], path: "Tests/ConformanceTests"),
+        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "PluginKit", "LibvirtDomainXML"], path: "Tests/ConformanceTests"),
+        // vmm-libvirt's description -> domain XML, a target of its own so the conformance tests check it directly.
+        .target(name: "LibvirtDomainXML", dependencies: ["PluginKit"], path: "Plugins/vmm-libvirt/DomainXML"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),
     ] + plugins.map(\.1)

@@ -5,6 +5,7 @@
 import Foundation
 import Host
 import PluginABI
+import PluginKit
 import XCTest
 
 final class LibvirtConformanceTests: XCTestCase {
@@ -39,10 +40,9 @@ final class LibvirtConformanceTests: XCTestCase {
 
     func testCapabilities() throws {
         let (_, vmm) = try open()
-        let caps = vmm.factory.capabilities
-        XCTAssertEqual(caps, ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT)
-        // Deliberately not claimed: the URI may name a driver without a separate kernel.
-        XCTAssertEqual(caps & ODY_VMM_CAP_HARDWARE_VIRT, 0)
+        XCTAssertEqual(vmm.factory.capabilities, ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT
+            | ODY_VMM_CAP_HARDWARE_VIRT | ODY_VMM_CAP_BLOCK_VOLUMES | ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL | ODY_VMM_CAP_CHANNEL_VSOCK)
+        XCTAssertEqual(vmm.factory.capabilities & ODY_VMM_CAP_CHANNEL_SOCKET_DIR, 0, "a VM cannot take a host socket directory")
     }
 
     func testPredefinedTestDomainIsListedAndRunning() throws {
@@ -55,30 +55,36 @@ final class LibvirtConformanceTests: XCTestCase {
         XCTAssertEqual(i.pid, -1)
     }
 
-    /// Values with XML-special characters in params are escaped, never parsed.
-    func testParamsAreEscaped() throws {
+    /// A whole description with hostile paths goes through libvirt's own
+    /// parser as data: the domain is defined with exactly one vcpu and the
+    /// name it was given (the XML itself is checked in LibvirtXMLTests).
+    func testDescriptionWithHostilePathsIsEscaped() throws {
         let (_, vmm) = try open()
-        let name = "esc-params"
-        try vmm.define(DomainSpec(name: name, memoryMiB: 64, vcpus: 1, params: [
-            ("cmdline", "console=ttyS0 a<b && c='d' \"e\" </cmdline></os><vcpu>7</vcpu>"),
-            ("kernel", "/boot/vm linuz&<x>"),
-        ]))
+        var d = LibvirtXMLTests.vmDescription(run: "/run/o'dy\"s<s>e&y")
+        d.volumes[0].path = "/img/a'b\"c<d>e&f</source></disk><vcpu>7</vcpu>"
+        d.shares[0].hostPath = "/bin'/><filesystem type='mount'>"
+        d.kernel = ""  // the test driver boots nothing
+        let name = "esc-desc<vcpu>9<vcpu>&amp;'\"x"
+        try DescribedDefine.define(vmm, DomainSpec(name: name, memoryMiB: 64, vcpus: 1), d)
         let i = try vmm.info(name)
-        XCTAssertEqual(i.vcpus, 1, "a param value was interpreted as XML")
+        XCTAssertEqual(i.vcpus, 1, "a path or name was interpreted as XML")
+        XCTAssertEqual(i.name, name)
         try vmm.undefine(name)
     }
 
-    func testBadParamsAreRefusedClearly() throws {
+    func testBadDefinesAreRefusedClearly() throws {
         let (_, vmm) = try open()
-        if let e = expectError(.invalid, "control character in a param", {
-            try vmm.define(DomainSpec(name: "ctl", params: [("cmdline", "a\u{1}b")]))
-        }) { XCTAssertTrue(e.message.contains("cmdline"), "\(e)") }
-        if let e = expectError(.invalid, "bad domain_type", {
-            try vmm.define(DomainSpec(name: "bad-type", params: [("domain_type", "qemu' foo='bar")]))
-        }) { XCTAssertTrue(e.message.contains("domain_type"), "\(e)") }
+        if let e = expectError(.invalid, "bad shutdown_timeout param", {
+            try vmm.define(DomainSpec(name: "bad-timeout", params: [("shutdown_timeout", "soon")]))
+        }) { XCTAssertTrue(e.message.contains("shutdown_timeout"), "\(e)") }
         expectError(.invalid, "zero memory") { try vmm.define(DomainSpec(name: "nomem", memoryMiB: 0)) }
         expectError(.invalid, "control character in a name") { try vmm.define(DomainSpec(name: "a\nb")) }
-        XCTAssertFalse(try vmm.list().contains { ["ctl", "bad-type", "nomem", "a\nb"].contains($0) })
+        var d = DomainDescription()
+        d.volumes = [VolumeDescription(role: .private, form: .tree, path: "/var/lib/odyssey/domains/x/private")]
+        if let e = expectError(.invalid, "a TREE volume", {
+            try DescribedDefine.define(vmm, DomainSpec(name: "tree", memoryMiB: 64, vcpus: 1), d)
+        }) { XCTAssertTrue(e.message.contains("directory tree"), "\(e)") }
+        XCTAssertFalse(try vmm.list().contains { ["bad-timeout", "nomem", "a\nb", "tree"].contains($0) })
     }
 
     /// A uuid given at define is kept; a malformed one is libvirt's invalid.
@@ -120,17 +126,21 @@ final class LibvirtConformanceTests: XCTestCase {
         }
     }
 
+    /// The connection is made at first use (odysseyd starts while libvirtd
+    /// is down); that use fails with the command that starts libvirtd.
     func testUnreachableURIFailsCleanly() throws {
         let fx = try HostFixture(products: ["vmm-libvirt"], configBody: """
         [vmm.libvirt]
         uri = "qemu+unix:///system?socket=/nonexistent/odyssey-test.sock"
         """)
         fixtures.append(fx)
+        let vmm = try fx.backends.vmm("libvirt")
         do {
-            _ = try fx.backends.vmm("libvirt")
-            XCTFail("open succeeded against a missing socket")
+            _ = try vmm.list()
+            XCTFail("list succeeded against a missing socket")
         } catch {
             XCTAssertTrue(error.message.contains("cannot connect to libvirt"), "\(error)")
+            XCTAssertTrue(error.message.contains("scripts/libvirtd-up"), "the error must name the command: \(error)")
             XCTAssertNotNil(error.cause, "no backend code (virErrorNumber)")
         }
     }

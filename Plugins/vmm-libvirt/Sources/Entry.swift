@@ -4,18 +4,19 @@ import Glibc
 import PluginABI
 import PluginKit
 
-/// Capabilities are static per factory, so they must hold for every URI the
-/// factory can be configured with. PAUSE, LIFECYCLE_EVENTS and PERSISTENT hold
-/// for every libvirt driver (with the test driver, "persistent" means: for as
-/// long as the connection lives). HARDWARE_VIRT is deliberately NOT claimed:
-/// it is a security property, and `lxc:///` or `test:///` URIs give no
-/// separate kernel. Policy that needs a separate kernel must not trust this
-/// factory for it.
+/// Capabilities are static per factory. The factory is for libvirt's QEMU
+/// driver (qemu:///system; KVM where /dev/kvm works, TCG otherwise): a
+/// separate guest kernel (HARDWARE_VIRT), volumes as disk images
+/// (BLOCK_VOLUMES), the agent's channel over virtio-serial or vsock, and
+/// libvirt's persistent definitions. `test:///default` stays usable for the
+/// conformance suite's fast checks, but it boots nothing: it is a test
+/// double, never a configuration to trust for isolation.
 let libvirtCapabilities: UInt64 = ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT
+    | ODY_VMM_CAP_HARDWARE_VIRT | ODY_VMM_CAP_BLOCK_VOLUMES | ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL | ODY_VMM_CAP_CHANNEL_VSOCK
 
 private let entry = PluginEntry(
-    id: "vmm-libvirt", version: "0.1.0", license: "Apache-2.0",
-    description: "libvirt domains (any libvirt URI) through the libvirt C API",
+    id: "vmm-libvirt", version: "0.2.0", license: "Apache-2.0",
+    description: "libvirt/QEMU VM domains through the libvirt C API",
     factories: [VmmOps.factory("libvirt", capabilities: libvirtCapabilities, open: lvOpen)])
 
 @_cdecl("odyssey_plugin_entry")

@@ -50,7 +50,11 @@ enum LifecycleMap {
         case VIR_DOMAIN_EVENT_STARTED.rawValue, VIR_DOMAIN_EVENT_RESUMED.rawValue: return ODY_STATE_RUNNING
         case VIR_DOMAIN_EVENT_SUSPENDED.rawValue: return ODY_STATE_PAUSED
         case VIR_DOMAIN_EVENT_STOPPED.rawValue:
-            return UInt32(bitPattern: detail) == VIR_DOMAIN_EVENT_STOPPED_CRASHED.rawValue ? ODY_STATE_CRASHED : ODY_STATE_HALTED
+            // FAILED: the emulator died (e.g. QEMU killed from outside); CRASHED: the guest did.
+            switch UInt32(bitPattern: detail) {
+            case VIR_DOMAIN_EVENT_STOPPED_CRASHED.rawValue, VIR_DOMAIN_EVENT_STOPPED_FAILED.rawValue: return ODY_STATE_CRASHED
+            default: return ODY_STATE_HALTED
+            }
         case VIR_DOMAIN_EVENT_SHUTDOWN.rawValue: return ODY_STATE_HALTING
         case VIR_DOMAIN_EVENT_PMSUSPENDED.rawValue: return ODY_STATE_SUSPENDED
         case VIR_DOMAIN_EVENT_CRASHED.rawValue: return ODY_STATE_CRASHED
@@ -58,8 +62,14 @@ enum LifecycleMap {
         }
     }
 
+    /// VIR_DOMAIN_EVENT_STOPPED_* in order: how a domain went off.
+    static let stoppedDetails = ["shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from snapshot"]
+
     static func describe(event: Int32, detail: Int32) -> String {
         let e = event >= 0 && Int(event) < eventNames.count ? eventNames[Int(event)] : "event \(event)"
+        if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue, detail >= 0, Int(detail) < stoppedDetails.count {
+            return "libvirt stopped: \(stoppedDetails[Int(detail)])"
+        }
         return "libvirt \(e) (detail \(detail))"
     }
 }

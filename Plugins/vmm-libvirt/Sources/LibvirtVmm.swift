@@ -7,6 +7,7 @@ import CLibvirt
 import Glibc
 import PluginABI
 import PluginKit
+import LibvirtDomainXML
 
 final class LibvirtVmm: @unchecked Sendable {
     let host: HostServices
@@ -17,10 +18,13 @@ final class LibvirtVmm: @unchecked Sendable {
     let shutdownTimeout: Int
     private let lock = PluginLock()
     /// Serialises lookup+define so one instance never overwrites a definition it just checked.
-    private let defineLock = PluginLock()
+    let defineLock = PluginLock()
     private var conn: OpaquePointer?
     private var callbackID: Int32 = -1
     private var closed = false
+    /// Each defined domain's per-start files, by name (also in its metadata,
+    /// which is read when a domain defined by an earlier odysseyd stops).
+    private var plans: [String: StartPlan] = [:]
 
     private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int) {
         self.host = host
@@ -32,8 +36,8 @@ final class LibvirtVmm: @unchecked Sendable {
 
     // MARK: open / close
 
-    /// Reads the instance config ([vmm.libvirt]), loads libvirt if this is the
-    /// process's first instance, and connects.
+    /// Reads the instance config ([vmm.libvirt]) and loads libvirt if this is
+    /// the process's first instance; the connection comes with the first call.
     static func open(host: HostServices, err: UnsafeMutablePointer<ody_error>?) -> Result<LibvirtVmm, ReportedError> {
         let uri = host.config("uri") ?? "qemu:///system"
         guard !uri.isEmpty else { return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] uri must not be empty"))) }
@@ -44,20 +48,25 @@ final class LibvirtVmm: @unchecked Sendable {
             }
             timeout = v
         }
-        let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 } ?? (uri.hasPrefix("test:") ? "test" : "qemu")
+        let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 }
+            ?? (uri.hasPrefix("test:") ? "test" : HardwareVirt.usable ? "kvm" : "qemu")
         let virt: LibvirtAPI
         do throws(LibraryError) { virt = try LibvirtAPI.shared.get() } catch {
             return .failure(ReportedError(fail(err, ODY_E_BACKEND, error.message)))
         }
+        // The connection is opened by the first operation (and again after
+        // libvirtd restarts): odysseyd starts even while libvirtd is down.
         let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout)
-        if let rc = vmm.lock.with({ vmm.connectLocked(err) }) { return .failure(ReportedError(rc)) }
-        host.log(ODY_LOG_INFO, "connected to \(uri) (domain type \(type), shutdown timeout \(timeout) s)")
+        host.log(ODY_LOG_INFO, "libvirt at \(uri) (domain type \(type)\(type == "qemu" ? ": TCG, no usable KVM" : ""), shutdown timeout \(timeout) s)")
         return .success(vmm)
     }
 
     /// Opens the connection and registers the lifecycle callback; nil on success.
     private func connectLocked(_ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
-        guard let c = virt.virConnectOpen(uri) else { return virt.fail(err, "cannot connect to libvirt at \(uri)") }
+        guard let c = virt.virConnectOpen(uri) else {
+            let hint = uri.hasPrefix("test:") ? "" : " (is libvirtd running? start it with scripts/libvirtd-up)"
+            return virt.fail(err, "cannot connect to libvirt at \(uri)\(hint)")
+        }
         let me = Unmanaged.passRetained(self).toOpaque()
         let id = virt.virConnectDomainEventRegisterAny(c, nil, Int32(VIR_DOMAIN_EVENT_ID_LIFECYCLE.rawValue),
                                                   unsafeBitCast(lifecycleCallback, to: virConnectDomainEventGenericCallback.self),
@@ -70,7 +79,32 @@ final class LibvirtVmm: @unchecked Sendable {
         }
         conn = c
         callbackID = id
+        adoptPlansLocked(c)
         return nil
+    }
+
+    /// Reads the per-start plans of every defined domain that has one (ours,
+    /// from an earlier odysseyd too), so a stop seen by the event thread
+    /// cleans up without a libvirt call there. A VM that kept running while
+    /// odysseyd restarted is cleaned up after like one started by this instance.
+    private func adoptPlansLocked(_ c: OpaquePointer) {
+        var doms: UnsafeMutablePointer<OpaquePointer?>?
+        let n = virt.virConnectListAllDomains(c, &doms, 0)
+        guard n >= 0, let doms else { virt.virResetLastError(); return }
+        defer { free(doms) }
+        for i in 0..<Int(n) {
+            guard let d = doms[i] else { continue }
+            defer { _ = virt.virDomainFree(d) }
+            guard let np = virt.virDomainGetName(d) else { continue }
+            let name = String(cString: np)
+            guard plans[name] == nil else { continue }
+            guard let p = virt.virDomainGetMetadata(d, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), StartPlan.namespace, 0) else {
+                virt.virResetLastError()  // not one of ours
+                continue
+            }
+            defer { free(p) }
+            if let plan = StartPlan.read(metadata: String(cString: p)) { plans[name] = plan }
+        }
     }
 
     private func disconnectLocked() {
@@ -118,136 +152,29 @@ final class LibvirtVmm: @unchecked Sendable {
         }
     }
 
-    // MARK: operations
+    // MARK: per-start files
 
-    func define(_ def: DomainDefinition, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        let what = "define \(def.name)"
-        let xml: String
-        switch def.xml(defaultType: defaultDomainType) {
-        case .success(let x): xml = x
-        case .failure(let e): return fail(err, ODY_E_INVALID, "\(what): \(e.message)")
-        }
-        return withConnection(what, err) { c in
-            defineLock.with {
-                if let existing = virt.virDomainLookupByName(c, def.name) {
-                    _ = virt.virDomainFree(existing)
-                    return fail(err, ODY_E_EXISTS, "\(what): a domain of that name is already defined")
-                }
-                virt.virResetLastError()
-                guard let dom = virt.virDomainDefineXML(c, xml) else { return virt.fail(err, what) }
-                _ = virt.virDomainFree(dom)
-                return ODY_OK.rawValue
-            }
-        }
-    }
+    func rememberPlan(_ name: String, _ plan: StartPlan?) { lock.with { plans[name] = plan } }
+    func cachedPlan(_ name: String) -> StartPlan? { lock.with { plans[name] } }
 
-    func undefine(_ name: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        let what = "undefine \(name)"
-        return withDomain(name, what, err) { dom in
-            if let rc = checkState(dom, .stopped, what, err) { return rc }
-            let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
-            return virt.virDomainUndefineFlags(dom, flags) == 0 ? ODY_OK.rawValue : virt.fail(err, what)
-        }
-    }
-
-    /// Whether the domain must be running for an op: drivers differ in how
-    /// they report the wrong state (qemu: OPERATION_INVALID, test: INTERNAL_ERROR),
-    /// so it is checked first and reported the same way for every driver.
-    enum Needs { case running, stopped }
-
-    func checkState(_ dom: OpaquePointer, _ needs: Needs, _ what: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
-        switch (virt.virDomainIsActive(dom), needs) {
-        case (-1, _): return virt.fail(err, what)
-        case (1, .stopped): return fail(err, ODY_E_STATE, "\(what): domain is running")
-        case (0, .running): return fail(err, ODY_E_STATE, "\(what): domain is not running")
-        default: return nil
-        }
-    }
-
-    func simple(_ op: String, _ name: String, needs: Needs, _ err: UnsafeMutablePointer<ody_error>?,
-                _ call: (OpaquePointer) -> Int32) -> Int32 {
-        let what = "\(op) \(name)"
-        return withDomain(name, what, err) { dom in
-            if let rc = checkState(dom, needs, what, err) { return rc }
-            return call(dom) == 0 ? ODY_OK.rawValue : virt.fail(err, what)
-        }
-    }
-
-    func shutdown(_ name: String, wait: Bool, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        let what = "shutdown \(name)"
-        return withDomain(name, what, err) { dom in
-            if let rc = checkState(dom, .running, what, err) { return rc }
-            guard virt.virDomainShutdown(dom) == 0 else { return virt.fail(err, what) }
-            guard wait else { return ODY_OK.rawValue }
-            let limit = Double(domainShutdownTimeout(dom))
-            let t0 = MonotonicClock.now()
-            var interval = 0.02
-            while true {
-                var state: Int32 = 0, reason: Int32 = 0
-                if virt.virDomainGetState(dom, &state, &reason, 0) != 0 {
-                    // A transient domain disappears once it stops: that is halted too.
-                    if virt.virGetLastError()?.pointee.code == Int32(VIR_ERR_NO_DOMAIN.rawValue) { virt.virResetLastError(); return ODY_OK.rawValue }
-                    return virt.fail(err, what)
-                }
-                if UInt32(bitPattern: state) == VIR_DOMAIN_SHUTOFF.rawValue { return ODY_OK.rawValue }
-                if MonotonicClock.now() - t0 >= limit {
-                    return fail(err, ODY_E_TIMEOUT, "\(what): still \(Self.powerState(state, reason).name) after \(Int(limit)) s (kill it, or raise shutdown_timeout)")
-                }
-                MonotonicClock.sleep(seconds: interval)
-                interval = min(interval * 2, 0.25)
-            }
-        }
-    }
-
-    /// The per-domain bound from our metadata, else the instance's.
-    private func domainShutdownTimeout(_ dom: OpaquePointer) -> Int {
-        guard let p = virt.virDomainGetMetadata(dom, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), OdysseyMetadata.namespace, 0) else {
+    /// The domain's plan: cached, else read from its metadata (and cached).
+    func plan(_ dom: OpaquePointer, _ name: String) -> StartPlan? {
+        if let p = cachedPlan(name) { return p }
+        guard let p = virt.virDomainGetMetadata(dom, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), StartPlan.namespace, 0) else {
             virt.virResetLastError()
-            return shutdownTimeout
+            return nil
         }
         defer { free(p) }
-        return OdysseyMetadata.integer("shutdown-timeout", in: String(cString: p)).flatMap { $0 > 0 ? $0 : nil } ?? shutdownTimeout
+        let plan = StartPlan.read(metadata: String(cString: p))
+        if plan == nil { host.log(ODY_LOG_WARNING, "\(name): unreadable odyssey metadata; its per-start files are left alone") }
+        rememberPlan(name, plan)
+        return plan
     }
 
-    func info(_ name: String, _ out: inout ody_domain_info, _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        let what = "get_info \(name)"
-        return withDomain(name, what, err) { dom in
-            var vi = virDomainInfo()
-            guard virt.virDomainGetInfo(dom, &vi) == 0 else { return virt.fail(err, what) }
-            var reason: Int32 = 0, state: Int32 = Int32(vi.state)
-            if UInt32(vi.state) == VIR_DOMAIN_PAUSED.rawValue, virt.virDomainGetState(dom, &state, &reason, 0) != 0 {
-                return virt.fail(err, what)
-            }
-            var uuid = [CChar](repeating: 0, count: Int(VIR_UUID_STRING_BUFLEN))
-            guard virt.virDomainGetUUIDString(dom, &uuid) == 0 else { return virt.fail(err, what) }
-            out.state = Self.powerState(state, reason).rawValue
-            FixedCString.write(name, into: &out.name)
-            FixedCString.write(uuid.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, into: &out.uuid)
-            out.memory_kib = UInt64(vi.memory)
-            out.maxmem_kib = UInt64(vi.maxMem)
-            out.cputime_ns = vi.cpuTime
-            out.vcpus = UInt32(vi.nrVirtCpu)
-            out.pid = -1  // libvirt does not expose the emulator's pid through its public API
-            return ODY_OK.rawValue
-        }
-    }
-
-    func names(_ out: inout [String], _ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        withConnection("list", err) { c in
-            var doms: UnsafeMutablePointer<OpaquePointer?>?
-            let n = virt.virConnectListAllDomains(c, &doms, 0)
-            guard n >= 0, let doms else { return virt.fail(err, "list") }
-            var names: [String] = []
-            for i in 0..<Int(n) {
-                if let d = doms[i] {
-                    if let p = virt.virDomainGetName(d) { names.append(String(cString: p)) }
-                    _ = virt.virDomainFree(d)
-                }
-            }
-            free(doms)
-            out = names.sorted()
-            return ODY_OK.rawValue
-        }
+    /// Removes a stopped domain's per-start files. Safe to repeat.
+    func removeRunFiles(_ name: String, _ plan: StartPlan?) {
+        guard let plan, !plan.files.isEmpty else { return }
+        RunFiles.remove(plan)
     }
 
     // MARK: states and events
@@ -266,8 +193,13 @@ final class LibvirtVmm: @unchecked Sendable {
     }
 
     /// Called on the libvirt event thread.
+    /// A stopped domain's per-start files go before the host hears of it, so
+    /// a host that sees Halted or Crashed finds the run directory clean. The
+    /// plan is in memory (defined here, or read at connect), so the event
+    /// thread makes no libvirt call; a domain without one is not ours.
     func deliverLifecycle(domain: String, event: Int32, detail: Int32) {
         guard let state = LifecycleMap.state(event: event, detail: detail) else { return }
+        if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue { removeRunFiles(domain, cachedPlan(domain)) }
         host.emitLifecycle(domain: domain, state: state, detail: event,
                            message: LifecycleMap.describe(event: event, detail: detail))
     }

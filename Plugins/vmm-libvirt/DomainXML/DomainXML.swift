@@ -1,0 +1,153 @@
+// Domain XML from a domain's fixed fields and its provider-neutral
+// description (ABI 1.2): the description says what the domain is, this file
+// says how libvirt runs it (direct kernel boot, virtio disks found by serial,
+// 9p shares, the agent's channel, a console log, no network, no graphics).
+// Every value goes through XML.escape; values libvirt or the guest's command
+// line cannot carry are refused here with what is wrong, before any XML exists.
+import PluginKit
+
+public struct DomainXMLError: Error, Equatable {
+    public let message: String
+    public init(_ m: String) { message = m }
+}
+
+public struct DomainXML {
+    public var name: String
+    public var uuid: String
+    public var memoryMiB: UInt64
+    public var maxmemMiB: UInt64
+    public var vcpus: UInt32
+    public var description: DomainDescription
+    /// libvirt's <domain type>: "kvm" or "qemu" (TCG) boot a guest kernel; "test" (test:///) does not.
+    public var domainType: String
+    /// A per-domain shutdown bound (the admin's `shutdown_timeout` param), kept in the metadata.
+    public var shutdownTimeout: Int?
+
+    public init(name: String, uuid: String, memoryMiB: UInt64, maxmemMiB: UInt64, vcpus: UInt32,
+                description: DomainDescription, domainType: String, shutdownTimeout: Int? = nil) {
+        self.name = name; self.uuid = uuid; self.memoryMiB = memoryMiB; self.maxmemMiB = maxmemMiB
+        self.vcpus = vcpus; self.description = description; self.domainType = domainType
+        self.shutdownTimeout = shutdownTimeout
+    }
+
+    var bootsKernel: Bool { domainType == "qemu" || domainType == "kvm" }
+
+    /// The disk serial the guest's init finds a volume by (`/sys/block/vd*/serial`).
+    public static func serial(_ role: VolumeDescription.Role) -> String {
+        switch role {
+        case .root: "odyssey-root"
+        case .private: "odyssey-private"
+        case .volatile: "odyssey-volatile"
+        case .modules: "odyssey-modules"
+        }
+    }
+
+    static func roleName(_ role: VolumeDescription.Role) -> String { String(serial(role).dropFirst("odyssey-".count)) }
+
+    /// The XML and the files a start must make for it.
+    public func build() -> Result<(xml: String, plan: StartPlan), DomainXMLError> {
+        let d = description
+        let e = XML.escape
+        for (what, v) in [("name", name), ("uuid", uuid), ("kernel", d.kernel), ("initrd", d.initrd), ("kernelopts", d.kernelopts),
+                          ("label", d.label), ("run_dir", d.runDir)] + d.volumes.map({ ("volume path", $0.path) })
+            + d.shares.map({ ("share host_path", $0.hostPath) }) + [("channel path", d.channel?.path ?? ""), ("channel name", d.channel?.name ?? "")]
+        where XML.hasControl(v) {
+            return .failure(.init("\(what) contains a control character"))
+        }
+        guard !domainType.isEmpty, domainType.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) }) else {
+            return .failure(.init("domain type \"\(domainType)\" must match [a-z0-9]+ (qemu, kvm, test)"))
+        }
+        guard memoryMiB > 0 else { return .failure(.init("memory_mib must be greater than 0")) }
+        guard vcpus > 0 else { return .failure(.init("vcpus must be greater than 0")) }
+        guard memoryMiB <= UInt64.max / 1024, maxmemMiB <= UInt64.max / 1024 else { return .failure(.init("memory size overflows")) }
+        if bootsKernel && d.kernel.isEmpty {
+            return .failure(.init("no guest kernel: a \(domainType) domain boots the guest kit's kernel and initrd; "
+                + "run scripts/guest-kit (it fills /var/lib/odyssey/vm-kernels) or set the domain's kernel property"))
+        }
+        var plan = StartPlan()
+        plan.runDir = d.runDir
+        plan.shutdownTimeout = shutdownTimeout
+        var disks = ""
+        var letter = UInt8(ascii: "a")
+        for v in d.volumes.sorted(by: { $0.role.rawValue < $1.role.rawValue }) {
+            let role = Self.roleName(v.role)
+            var source = v.path, format = "raw"
+            switch v.form {
+            case .tree:
+                return .failure(.init("volume \(role) is a directory tree (\(v.path)); libvirt boots disk images (the host sends IMAGE volumes to a BLOCK_VOLUMES provider)"))
+            case .image:
+                if v.snapshot {
+                    guard d.runDir.hasPrefix("/") else { return .failure(.init("volume \(role) is a snapshot but the domain has no run_dir for its copy-on-write layer")) }
+                    source = "\(d.runDir)/\(role).qcow2"
+                    format = "qcow2"
+                    plan.snapshots.append(.init(base: v.path, file: source))
+                }
+            case .none:
+                guard d.runDir.hasPrefix("/") else { return .failure(.init("volume \(role) is made per start but the domain has no run_dir")) }
+                source = "\(d.runDir)/\(role).img"
+                plan.scratch.append(.init(file: source, sizeMiB: v.sizeMiB > 0 ? v.sizeMiB : 1024))
+            }
+            guard letter <= UInt8(ascii: "z") else { return .failure(.init("too many volumes")) }
+            disks += "    <disk type='file' device='disk'><driver name='qemu' type='\(format)'/><source file='\(e(source))'/>"
+            disks += "<target dev='vd\(Character(Unicode.Scalar(letter)))' bus='virtio'/><serial>\(Self.serial(v.role))</serial>"
+            disks += (v.readOnly ? "<readonly/>" : "") + "</disk>\n"
+            letter += 1
+        }
+        var devices = disks
+        for s in d.shares {
+            devices += "    <filesystem type='mount' accessmode='squash'><source dir='\(e(s.hostPath))'/><target dir='\(e(s.tag))'/>"
+            devices += (s.readOnly ? "<readonly/>" : "") + "</filesystem>\n"
+        }
+        if let ch = d.channel {
+            switch ch.kind {
+            case .virtioSerial:
+                guard ch.path.hasPrefix("/"), !ch.name.isEmpty else {
+                    return .failure(.init("virtio-serial channel needs an absolute socket path and a port name (got '\(ch.path)', '\(ch.name)')"))
+                }
+                plan.channelDir = String(ch.path[..<ch.path.lastIndex(of: "/")!])
+                devices += "    <channel type='unix'><source mode='bind' path='\(e(ch.path))'/><target type='virtio' name='\(e(ch.name))'/></channel>\n"
+            case .vsock:
+                guard ch.cid >= 3 else { return .failure(.init("vsock channel: cid \(ch.cid) is reserved (guests start at 3)")) }
+                devices += "    <vsock model='virtio'><cid auto='no' address='\(ch.cid)'/></vsock>\n"
+            case .socketDir, .xen:
+                return .failure(.init("channel kind \(ch.kind) cannot be wired into a libvirt domain (it takes virtio-serial or vsock)"))
+            }
+        }
+        if bootsKernel {
+            // The console to a file, so a guest that fails to boot can be read afterwards.
+            if d.runDir.hasPrefix("/") {
+                devices += "    <serial type='file'><source path='\(e(d.runDir))/console.log'/><target port='0'/></serial>\n"
+            } else {
+                devices += "    <serial type='pty'><target port='0'/></serial>\n"
+            }
+            // No balloon (memory is fixed per start); no network device (issue 16); no graphics.
+            devices += "    <memballoon model='none'/>\n"
+        }
+
+        var x = "<domain type='\(e(domainType))'>\n"
+        x += "  <name>\(e(name))</name>\n"
+        if !uuid.isEmpty { x += "  <uuid>\(e(uuid))</uuid>\n" }
+        x += "  <metadata>\n    \(plan.metadata(label: d.label, uuid: uuid))\n  </metadata>\n"
+        x += "  <memory unit='KiB'>\(max(memoryMiB, maxmemMiB) * 1024)</memory>\n"
+        x += "  <currentMemory unit='KiB'>\(memoryMiB * 1024)</currentMemory>\n"
+        x += "  <vcpu>\(vcpus)</vcpu>\n"
+        x += "  <os>\n    <type arch='x86_64'\(bootsKernel ? " machine='q35'" : "")>hvm</type>\n"
+        if bootsKernel {
+            let cmdline: String
+            switch GuestCommandLine.build(domain: name, d) {
+            case .success(let c): cmdline = c
+            case .failure(let f): return .failure(f)
+            }
+            x += "    <kernel>\(e(d.kernel))</kernel>\n"
+            if !d.initrd.isEmpty { x += "    <initrd>\(e(d.initrd))</initrd>\n" }
+            x += "    <cmdline>\(e(cmdline))</cmdline>\n"
+        }
+        x += "  </os>\n"
+        // Without ACPI a QEMU guest's `poweroff` only halts the CPU, and the power button does nothing.
+        if bootsKernel { x += "  <features><acpi/></features>\n" }
+        x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n"
+        if !devices.isEmpty { x += "  <devices>\n\(devices)  </devices>\n" }
+        x += "</domain>\n"
+        return .success((x, plan))
+    }
+}
