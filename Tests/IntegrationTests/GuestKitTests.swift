@@ -70,7 +70,7 @@ final class GuestKitTests: XCTestCase {
 
         let lines = try Self.readLines(from: socket, until: "end", process: vm, console: dir + "/console.log") { line in
             if line.hasPrefix("hello ") {
-                print(String(format: "GuestKitTests: QEMU start to the agent's first line on virtio-serial: %.2f s (TCG)",
+                print(String(format: "GuestKitTests: QEMU start to the agent's first line on virtio-serial: %.2f s (TCG, vmlinux PVH)",
                              Date().timeIntervalSince(started)))
             }
         }
@@ -107,7 +107,9 @@ final class GuestKitTests: XCTestCase {
         let entry = try Self.buildKit()
         let dir = try Self.scratch("kit-refuse")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let vm = try Self.boot(entry: entry, cmdline: "console=ttyS0 quiet panic=-1 odyssey.domain=../evil odyssey.init=/x",
+        // The compressed kernel here (vmlinux, PVH, in the other boot): both files of the kit boot.
+        let vm = try Self.boot(entry: entry, kernel: "vmlinuz",
+                               cmdline: "console=ttyS0 quiet panic=-1 odyssey.domain=../evil odyssey.init=/x",
                                disks: [], shares: [], socket: dir + "/vchan.sock", console: dir + "/console.log")
         defer { if vm.isRunning { vm.terminate() } }
         Self.waitForExit(vm, seconds: 300)
@@ -134,7 +136,7 @@ final class GuestKitTests: XCTestCase {
     static func buildKit() throws -> String {
         _ = try tool(Build.root + "/scripts/guest-kit", [])
         let entry = pool + "/default"
-        for file in ["vmlinuz", "initrd.img", "modules.img"] {
+        for file in ["vmlinuz", "vmlinux", "initrd.img", "modules.img"] {
             guard FileManager.default.fileExists(atPath: entry + "/" + file) else {
                 throw KitTestError("scripts/guest-kit left no \(entry)/\(file)")
             }
@@ -150,10 +152,10 @@ final class GuestKitTests: XCTestCase {
 
     /// QEMU as a VM provider would run it: TCG, q35, direct kernel boot, disks
     /// by serial, 9p shares, one virtio-serial port to a Unix socket it listens on.
-    static func boot(entry: String, cmdline: String, disks: [(path: String, serial: String, readOnly: Bool)],
+    static func boot(entry: String, kernel: String = "vmlinux", cmdline: String, disks: [(path: String, serial: String, readOnly: Bool)],
                      shares: [(tag: String, path: String)], socket: String, console: String) throws -> Process {
         var args = ["-accel", "tcg", "-machine", "q35", "-m", "256", "-nographic", "-nodefaults", "-no-reboot",
-                    "-serial", "file:" + console, "-kernel", entry + "/vmlinuz", "-initrd", entry + "/initrd.img",
+                    "-serial", "file:" + console, "-kernel", entry + "/" + kernel, "-initrd", entry + "/initrd.img",
                     "-append", cmdline]
         for (index, disk) in disks.enumerated() {
             args += ["-drive", "file=\(disk.path),if=none,id=disk\(index),format=raw\(disk.readOnly ? ",readonly=on" : "")",
