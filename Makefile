@@ -6,7 +6,7 @@ BUILD      := build
 DEBUG_BIN   = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build demo test bench install install-sdk clean help
+.PHONY: all deps build vm-kit demo test bench install install-sdk clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile"
 	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
 	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
+	@echo "make vm-kit       (root, where QEMU is installed) build the guest kernel pool, start libvirtd"
 
 deps:
 	@scripts/install-deps
@@ -26,10 +27,16 @@ build: deps
 	@scripts/build-addons $(DEBUG_BIN)
 	@scripts/stage-plugins $(DEBUG_BIN) $(BUILD)/plugins
 
-demo: build
+# Where QEMU is installed: the guest kernel pool VM domains boot (scripts/guest-kit,
+# a no-op once built) and libvirtd started by hand (scripts/libvirtd-up).
+vm-kit:
+	@if command -v qemu-system-x86_64 >/dev/null 2>&1; then scripts/guest-kit && scripts/libvirtd-up; \
+	else echo "make: qemu-system-x86_64 not installed: no guest kit, VM domains are skipped"; fi
+
+demo: build vm-kit
 	@scripts/demo $(DEBUG_BIN)
 
-test: build
+test: build vm-kit
 	$(SWIFT) build --build-tests
 	# Every test is XCTest; a hung test fails the run after 40 min instead of stalling CI.
 	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) timeout 2400 $(SWIFT) test --skip-build --disable-swift-testing
