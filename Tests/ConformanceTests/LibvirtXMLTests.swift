@@ -58,10 +58,11 @@ final class LibvirtXMLTests: XCTestCase {
                 + "odyssey.vchan=virtio-serial:org.odyssey.vchan.0 console=ttyS0 quiet panic=-1</cmdline>",
             "<features><acpi/></features>", "<on_poweroff>destroy</on_poweroff>", "<on_crash>destroy</on_crash>",
             // root first (vda), as a per-start qcow2 layer in the run dir
-            "<driver name='qemu' type='qcow2'/><source file='/run/odyssey/r/work/root.qcow2'/><target dev='vda' bus='virtio'/><serial>odyssey-root</serial></disk>",
+            // over the template's root.img, which libvirt must never relabel (shared by every child)
+            "<driver name='qemu' type='qcow2'/><source file='/run/odyssey/r/work/root.qcow2'/><backingStore type='file'><format type='raw'/><source file='/var/lib/odyssey/templates/debian/root.img'><seclabel model='dac' relabel='no'/></source><backingStore/></backingStore><target dev='vda' bus='virtio'/><serial>odyssey-root</serial></disk>",
             "<driver name='qemu' type='raw'/><source file='/var/lib/odyssey/domains/work/private.img'/><target dev='vdb' bus='virtio'/><serial>odyssey-private</serial></disk>",
             "<source file='/run/odyssey/r/work/volatile.img'/><target dev='vdc' bus='virtio'/><serial>odyssey-volatile</serial></disk>",
-            "<target dev='vdd' bus='virtio'/><serial>odyssey-modules</serial><readonly/></disk>",
+            "<seclabel model='dac' relabel='no'/></source><target dev='vdd' bus='virtio'/><serial>odyssey-modules</serial><readonly/></disk>",
             "<filesystem type='mount' accessmode='squash'><source dir='/usr/lib/odyssey/bin'/><target dir='odybin'/><readonly/></filesystem>",
             "<filesystem type='mount' accessmode='squash'><source dir='/etc/odyssey/rpc'/><target dir='odyrpc'/></filesystem>",
             "<channel type='unix'><source mode='bind' path='/run/odyssey/vport/work/vchan.sock'/><target type='virtio' name='org.odyssey.vchan.0'/></channel>",

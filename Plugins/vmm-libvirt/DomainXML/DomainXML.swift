@@ -88,7 +88,21 @@ public struct DomainXML {
                 plan.scratch.append(.init(file: source, sizeMiB: v.sizeMiB > 0 ? v.sizeMiB : 1024))
             }
             guard letter <= UInt8(ascii: "z") else { return .failure(.init("too many volumes")) }
-            disks += "    <disk type='file' device='disk'><driver name='qemu' type='\(format)'/><source file='\(e(source))'/>"
+            // Images other domains share (a template's root.img behind every
+            // child's qcow2, the kit's modules.img) are never relabelled:
+            // libvirt would chown them to QEMU's user and not give them back,
+            // so any domain's QEMU could then write another domain's root.
+            // QEMU reads them through their own mode (RunFiles makes sure).
+            let keep = "<seclabel model='dac' relabel='no'/>"
+            let src: String
+            if v.snapshot {
+                src = "<source file='\(e(source))'/><backingStore type='file'><format type='raw'/><source file='\(e(v.path))'>\(keep)</source><backingStore/></backingStore>"
+            } else if v.readOnly {
+                src = "<source file='\(e(source))'>\(keep)</source>"
+            } else {
+                src = "<source file='\(e(source))'/>"
+            }
+            disks += "    <disk type='file' device='disk'><driver name='qemu' type='\(format)'/>\(src)"
             disks += "<target dev='vd\(Character(Unicode.Scalar(letter)))' bus='virtio'/><serial>\(Self.serial(v.role))</serial>"
             disks += (v.readOnly ? "<readonly/>" : "") + "</disk>\n"
             letter += 1

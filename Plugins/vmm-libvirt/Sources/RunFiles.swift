@@ -22,6 +22,7 @@ enum RunFiles {
                 guard access(s.base, R_OK) == 0 else {
                     throw Failure(message: "snapshot base \(s.base): \(String(cString: strerror(errno)))")
                 }
+                try readableByQemu(s.base)
                 try run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", s.base, s.file])
             }
             for s in plan.scratch {
@@ -57,6 +58,22 @@ enum RunFiles {
         guard st.st_mode & S_IXOTH == 0 else { return }
         guard chmod(path, (st.st_mode & 0o7777) | S_IXOTH) == 0 else {
             throw Failure(message: "run_dir \(path): cannot let QEMU's user through (chmod o+x): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A snapshot's base is never relabelled (DomainXML: other domains
+    /// share it), so QEMU's user reads it through its mode: a base others
+    /// cannot read (a disposable template's private, 0600) is given to
+    /// QEMU's group read-only (0640). Nothing to do where QEMU runs as root
+    /// (no libvirt-qemu group).
+    private static func readableByQemu(_ path: String) throws(Failure) {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw Failure(message: "snapshot base \(path): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IROTH == 0, let g = getgrnam("libvirt-qemu") else { return }
+        let gid = g.pointee.gr_gid
+        if st.st_gid == gid && st.st_mode & S_IRGRP != 0 { return }
+        guard chown(path, st.st_uid, gid) == 0, chmod(path, (st.st_mode & 0o7777 & ~S_IWGRP) | S_IRGRP) == 0 else {
+            throw Failure(message: "snapshot base \(path): cannot let QEMU's group read it: \(String(cString: strerror(errno)))")
         }
     }
 

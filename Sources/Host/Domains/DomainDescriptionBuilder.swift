@@ -53,7 +53,10 @@ struct DomainDescriptionBuilder {
             throw OdysseyError(.invalid, "\(name): kernel '\(k)' is not a name in the kernel pool \(kernelDir)")
         }
         let dir = Path.join(kernelDir, entry)
-        let kernel = Path.join(dir, "vmlinuz"), initrd = Path.join(dir, "initrd.img")
+        // The uncompressed vmlinux (PVH entry) where the kit made one: under
+        // TCG the guest decompressing vmlinuz costs seconds of every boot.
+        let kernel = Sys.exists(Path.join(dir, "vmlinux")) ? Path.join(dir, "vmlinux") : Path.join(dir, "vmlinuz")
+        let initrd = Path.join(dir, "initrd.img")
         guard Sys.exists(kernel), Sys.exists(initrd) else {
             let have = (try? Sys.listDirectory(kernelDir))?.sorted().joined(separator: ", ") ?? ""
             throw OdysseyError(.notFound, "\(name) boots a kernel of its own, and the kernel pool \(kernelDir) has no '\(entry)' "
