@@ -80,6 +80,9 @@ let package = Package(
         // its C shim holds what Swift cannot call (CMSG_*, ioctl, accept4, dup3).
         .target(name: "CVchanSocket", path: "Plugins/vchan-socket/CShim"),
         .target(name: "VchanSocketCore", dependencies: ["CVchanSocket"], path: "Plugins/vchan-socket/Core"),
+        // Many byte streams over one (a virtio-serial port, a vsock connection),
+        // each a local socketpair; Glibc only: the static agent links it.
+        .target(name: "StreamMux", dependencies: ["CVchanSocket"], path: "Sources/StreamMux"),
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
