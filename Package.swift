@@ -21,6 +21,7 @@ let plugins: [(Product, Target)] = [
     plugin("vmm-xen", target: "VmmXen", dependencies: ["CXenlight"]),
     plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
+    plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
 ]
 
 let package = Package(
@@ -83,6 +84,10 @@ let package = Package(
         // Many byte streams over one (a virtio-serial port, a vsock connection),
         // each a local socketpair; Glibc only: the static agent links it.
         .target(name: "StreamMux", dependencies: ["CVchanSocket"], path: "Sources/StreamMux"),
+        // The host side shared by the multiplexed vchans (virtio-serial, vsock):
+        // libvchan channels over mux listeners, one session per domain, the ops slots.
+        .target(name: "MuxVchanCore", dependencies: ["PluginABI", "PluginKit", "StreamMux", "CVchanSocket"],
+                path: "Plugins/vchan-virtio-serial/Core"),
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),

@@ -209,7 +209,7 @@ public final class MuxListener: @unchecked Sendable {
     /// The host's socketpair end: the channel's descriptor from the start.
     public let fd: Int32
     let muxEnd: Int32
-    unowned let session: MuxSession
+    let session: MuxSession
     var stateLocked: State = .waiting
 
     init(session: MuxSession, port: UInt32, fd: Int32, muxEnd: Int32) {
