@@ -91,7 +91,7 @@ let package = Package(
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
-        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim"],
+        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim", "StreamMux"],
                           path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // ody-call: qrexec-client-vm for domains, fully static like the agent.
         .executableTarget(name: "ody-call", dependencies: ["Qrexec", "VchanSocketCore"],
