@@ -191,7 +191,7 @@ extension MuxSession {
                 f.withUnsafeBytes { iov.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress! + off), iov_len: $0.count - off)) }
             }
             // The arrays in `keep` stay alive (and unmoved) across writev.
-            let n = withExtendedLifetime(keep) { writev(tfd, iov, Int32(iov.count)) }
+            let n = withExtendedLifetime(keep) { writeOut(&iov) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN { return }
@@ -205,6 +205,22 @@ extension MuxSession {
                 if left >= rest { left -= rest; outq.removeFirst(); outHead = 0 } else { outHead += left; left = 0 }
             }
         }
+    }
+
+    /// sendmsg with MSG_NOSIGNAL (a peer that went away must not kill the
+    /// process with SIGPIPE); writev on a port, which is not a socket.
+    func writeOut(_ iov: inout [iovec]) -> Int {
+        if !transportIsNotSocket {
+            var msg = msghdr()
+            let n = iov.withUnsafeMutableBufferPointer { b -> Int in
+                msg.msg_iov = b.baseAddress
+                msg.msg_iovlen = b.count
+                return sendmsg(tfd, &msg, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n >= 0 || errno != ENOTSOCK { return n }
+            transportIsNotSocket = true
+        }
+        return writev(tfd, iov, Int32(iov.count))
     }
 
     // MARK: streams

@@ -60,6 +60,7 @@ public final class MuxSession: @unchecked Sendable {
     var outHead = 0
     var outBytes = 0
     var tfd: Int32 = -1
+    var transportIsNotSocket = false
     var announced = false
     var myNonce: UInt64 = 0
     var peerNonce: UInt64?

@@ -92,7 +92,7 @@ public enum LocalSocket {
     }
 
     /// recvmsg of up to `max` bytes into `buf`, with descriptors (close-on-exec).
-    static func receive(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ max: Int, fds: inout [Int32]) -> Int {
+    public static func receive(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ max: Int, fds: inout [Int32]) -> Int {
         var got = [Int32](repeating: -1, count: 16)
         var n: Int32 = 0
         let r = got.withUnsafeMutableBufferPointer { vs_recv_fds(fd, buf, max, $0.baseAddress, 16, &n, Int32(MSG_DONTWAIT)) }
@@ -101,9 +101,49 @@ public enum LocalSocket {
     }
 
     /// sendmsg with `fds` attached; returns bytes sent or -1.
-    static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, fds: [Int32]) -> Int {
+    public static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, fds: [Int32]) -> Int {
         fds.withUnsafeBufferPointer { f in
             vs_send_fds(fd, bytes.baseAddress, bytes.count, f.baseAddress, Int32(f.count), Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
         }
+    }
+}
+
+/// The far side of a listening Unix socket: each accepted connection in turn
+/// is the transport. It plays QEMU's guest side in tests (QEMU listens on
+/// the chardev socket; whatever the host sends on a connection reaches the
+/// guest's port, and a new host connection continues on the same port).
+public final class AcceptingTransport: MuxTransport, @unchecked Sendable {
+    public let listenFD: Int32
+    public let label: String
+    /// Takes ownership of a listening socket (made non-blocking here).
+    public init(listenFD: Int32, label: String) {
+        self.listenFD = listenFD; self.label = label
+        LocalSocket.setNonBlocking(listenFD)
+    }
+    deinit { close(listenFD) }
+    public var hangupIsPeerAbsence: Bool { false }
+    public var reconnects: Bool { true }
+    public func connect() -> Int32? {
+        let fd = accept(listenFD, nil, nil)
+        if fd < 0 { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
+    }
+
+    /// A listening Unix socket at `path` (a stale file is replaced).
+    public static func listen(path: String) throws(MuxError) -> Int32 {
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw .invalid("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw .sys("socket") }
+        unlink(path)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if rc != 0 || Glibc.listen(fd, 4) != 0 { let e = MuxError.sys("bind/listen \(path)"); close(fd); throw e }
+        return fd
     }
 }
