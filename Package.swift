@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI"], path: "Tests/HostTests"),
-        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "StreamMux", "CVchanSocket"], path: "Tests/ConformanceTests"),
+        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "StreamMux", "CVchanSocket", "VchanSocketCore"], path: "Tests/ConformanceTests"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),
     ] + plugins.map(\.1)
