@@ -21,6 +21,7 @@ let plugins: [(Product, Target)] = [
     plugin("vmm-xen", target: "VmmXen", dependencies: ["CXenlight"]),
     plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
+    plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
 ]
 
 let package = Package(
@@ -80,10 +81,17 @@ let package = Package(
         // its C shim holds what Swift cannot call (CMSG_*, ioctl, accept4, dup3).
         .target(name: "CVchanSocket", path: "Plugins/vchan-socket/CShim"),
         .target(name: "VchanSocketCore", dependencies: ["CVchanSocket"], path: "Plugins/vchan-socket/Core"),
+        // Many byte streams over one (a virtio-serial port, a vsock connection),
+        // each a local socketpair; Glibc only: the static agent links it.
+        .target(name: "StreamMux", dependencies: ["CVchanSocket"], path: "Sources/StreamMux"),
+        // The host side shared by the multiplexed vchans (virtio-serial, vsock):
+        // libvchan channels over mux listeners, one session per domain, the ops slots.
+        .target(name: "MuxVchanCore", dependencies: ["PluginABI", "PluginKit", "StreamMux", "CVchanSocket"],
+                path: "Plugins/vchan-virtio-serial/Core"),
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
-        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim"],
+        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim", "StreamMux"],
                           path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // ody-call: qrexec-client-vm for domains, fully static like the agent.
         .executableTarget(name: "ody-call", dependencies: ["Qrexec", "VchanSocketCore"],
@@ -102,7 +110,8 @@ let package = Package(
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI", "PluginKit"], path: "Tests/HostTests"),
-        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "PluginKit", "LibvirtDomainXML"], path: "Tests/ConformanceTests"),
+        .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "PluginKit", "LibvirtDomainXML", "StreamMux", "CVchanSocket", "VchanSocketCore"],
+                    path: "Tests/ConformanceTests"),
         // vmm-libvirt's description -> domain XML, a target of its own so the conformance tests check it directly.
         .target(name: "LibvirtDomainXML", dependencies: ["PluginKit"], path: "Plugins/vmm-libvirt/DomainXML"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),

@@ -32,6 +32,8 @@ struct AgentConfig: Sendable {
     var domain: String
     var socketDir: String
     var initMode: Bool
+    /// How channels to the host are made (socket directory or a mux; Dialer.swift).
+    var dialer: ChannelDialer
     /// Where services are looked up (Services.defaultDirectories).
     var rpcDirs: [String] = Services.defaultDirectories
     /// The local socket `ody-call` connects to (LocalCall.defaultSocketPath).
@@ -42,16 +44,15 @@ enum Control {
     /// Connects, serves until the channel ends, and reconnects: the host may
     /// restart and listen again (it re-adopts running domains).
     static func run(_ cfg: AgentConfig) -> Never {
-        let path = ChannelLayout.clientPath(base: cfg.socketDir, local: cfg.domain, remote: ChannelLayout.adminDomain,
-                                            port: 512)
+        let path = cfg.dialer.describe(cfg.domain, port: 512)
         while true {
             let ch: SocketChannel
             do {
                 // Fast for two seconds (the host listens before it starts the
                 // domain, so the first try normally succeeds), then gently:
                 // a host restarting may take a while to listen again.
-                do { ch = try SocketChannel.connect(path: path, timeoutNs: 2_000_000_000) } catch .timeout {
-                    ch = try SocketChannel.connect(path: path, timeoutNs: nil, maxBackoffNs: 200_000_000)
+                do { ch = try cfg.dialer.dial(domain: cfg.domain, port: 512, timeoutNs: 2_000_000_000) } catch .timeout {
+                    ch = try cfg.dialer.dial(domain: cfg.domain, port: 512, timeoutNs: nil, maxBackoffNs: 200_000_000)
                 }
             } catch {
                 Log.say("control channel \(path): \(error); retrying")

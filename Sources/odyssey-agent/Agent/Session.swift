@@ -25,9 +25,8 @@ enum Session {
         if let passedFD {
             ch = SocketChannel.adopt(connectedFD: passedFD)
         } else if p.connectDomain == 0 {
-            let path = ChannelLayout.clientPath(base: cfg.socketDir, local: cfg.domain, remote: ChannelLayout.adminDomain, port: p.connectPort)
-            do { ch = try SocketChannel.connect(path: path, timeoutNs: connectTimeoutNs) } catch {
-                Log.say("data channel \(path): \(error)")
+            do { ch = try cfg.dialer.dial(domain: cfg.domain, port: p.connectPort, timeoutNs: connectTimeoutNs) } catch {
+                Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: p.connectPort)): \(error)")
                 return
             }
         } else {

@@ -37,8 +37,15 @@ enum Supervisor {
             Log.say("invalid domain name \"\(domain)\" (set --domain or ODYSSEY_DOMAIN)")
             exit(2)
         }
-        let cfg = AgentConfig(domain: domain, socketDir: env("VCHAN_SOCKET_DIR") ?? ChannelLayout.defaultDirectory,
-                              initMode: getpid() == 1 && !noInit,
+        let socketDir = env("VCHAN_SOCKET_DIR") ?? ChannelLayout.defaultDirectory
+        let dialer: ChannelDialer
+        switch ChannelDialer.from(environment: env("ODYSSEY_VCHAN"), socketDir: socketDir) {
+        case .success(let d): dialer = d
+        case .failure(let e):
+            Log.say("\(e)")
+            exit(2)
+        }
+        let cfg = AgentConfig(domain: domain, socketDir: socketDir, initMode: getpid() == 1 && !noInit, dialer: dialer,
                               rpcDirs: Services.directories(fromEnvironment: env(Services.directoriesVariable)),
                               localSocket: env(LocalCall.socketPathVariable) ?? LocalCall.defaultSocketPath)
 

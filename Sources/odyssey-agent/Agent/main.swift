@@ -16,6 +16,8 @@
 //   --no-init       run as an ordinary process even as PID 1 (also
 //                   ODYSSEY_AGENT_NO_INIT=1); implied when not PID 1
 //   $VCHAN_SOCKET_DIR  the channel directory (default /run/odyssey/vchan)
+//   $ODYSSEY_VCHAN  a VM's channel instead: virtio-serial:/dev/vportNpM or
+//                   vsock:CID:PORT (the StreamMux multiplexer; Dialer.swift)
 //   $ODYSSEY_RPC_DIRS  service directories, colon-separated (default
 //                      /usr/local/etc/qubes-rpc:/etc/qubes-rpc:/etc/odyssey/rpc:
 //                      /.odyssey/addons/rpc)
