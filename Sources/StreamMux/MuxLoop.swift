@@ -158,6 +158,9 @@ extension MuxSession {
     }
 
     func emitFrame(_ bytes: [UInt8]) {
+        if trace, let h = bytes.withUnsafeBytes({ FrameReader.parseHeader($0) }) {
+            log("mux \(role) >> \(h.type) stream \(h.stream) len \(h.length) aux \(h.aux)")
+        }
         outq.append(bytes)
         outBytes += bytes.count
     }

@@ -40,6 +40,8 @@ public final class MuxSession: @unchecked Sendable {
     public let transport: MuxTransport
     public let limits: Limits
     let log: @Sendable (String) -> Void
+    /// ODYSSEY_MUX_TRACE=1: one log line per frame each way (debugging).
+    let trace = getenv("ODYSSEY_MUX_TRACE").map { String(cString: $0) == "1" } ?? false
 
     // Shared with API callers, under `monitor`.
     let monitor = MuxMonitor()
