@@ -22,6 +22,7 @@ let plugins: [(Product, Target)] = [
     plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
     plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
+    plugin("vchan-vsock", target: "VchanVsock", dependencies: ["MuxVchanCore", "StreamMux"]),
 ]
 
 let package = Package(

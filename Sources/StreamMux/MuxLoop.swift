@@ -48,7 +48,8 @@ extension MuxSession {
     /// Tries to connect the transport; true when there is one.
     func connectTransport() -> Bool {
         let now = MuxMonitor.nowNs()
-        guard now >= nextConnectNs else { return false }
+        let kick = monitor.locked { defer { kicked = false }; return kicked }
+        guard now >= nextConnectNs || kick else { return false }
         guard let fd = transport.connect() else {
             if !transport.reconnects { monitor.locked { stopped = true }; return false }
             nextConnectNs = now + backoffNs
