@@ -89,9 +89,7 @@ extension MuxSession {
             settle(h.stream, .accepted)
         } else {
             streams[h.stream] = nil
-            let port: UInt32 = monitor.locked { dials[h.stream]?.port ?? 0 }
             settle(h.stream, .refused)
-            _ = port
             s.closeLocal()
             publishCount()
         }

@@ -394,7 +394,7 @@ extension MuxSession {
             return r
         }
         for l in ls { close(l.muxEnd) }
-        _ = ds
+        _ = ds   // their callers close their ends; sent dials' mux ends were streams
         for (_, d) in inb { close(d.muxEnd) }
         monitor.locked { exited = true; monitor.broadcast() }
     }
