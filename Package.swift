@@ -22,6 +22,7 @@ let plugins: [(Product, Target)] = [
     plugin("vmm-native", target: "VmmNative", dependencies: ["CVmmNative"]),
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
     plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
+    plugin("vchan-vsock", target: "VchanVsock", dependencies: ["MuxVchanCore", "StreamMux"]),
 ]
 
 let package = Package(
@@ -99,6 +100,10 @@ let package = Package(
         // Not SwiftPM targets: odyssey-addon-run (Sources/odyssey-addon-run)
         // and the add-ons (Plugins/addons) run inside domains with libc
         // alone, so scripts/build-addons builds them with cc (it says why).
+        // The mux over AF_VSOCK, run only inside a TCG guest with vsock_loopback
+        // (VchanMuxVsockGuestTests boots it); static like the agent.
+        .executableTarget(name: "odyssey-mux-vsock-check", dependencies: ["StreamMux"], path: "Tests/MuxVsockCheck",
+                          linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(name: "AddonTests", dependencies: ["Host", "PluginABI"], path: "Tests/AddonTests"),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),

@@ -57,6 +57,12 @@ func startDetachedThread(_ body: @escaping () -> Void) -> Bool {
     defer { pthread_attr_destroy(&attr) }
     let rc = pthread_create(&tid, &attr, { raw in
         let b = Unmanaged<ThreadBox>.fromOpaque(raw!).takeRetainedValue()
+        // The loop never handles signals: a process that takes them with
+        // sigwait on one thread (the agent's SIGCHLD reaper) must not have
+        // them delivered here instead, whenever this thread was started.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, nil)
         b.body()
         return nil
     }, box)

@@ -12,6 +12,7 @@ extension MuxSession {
 
     func handle(_ f: Frame) throws(MuxError) {
         let h = f.header
+        if trace { log("mux \(role) << \(h.type) stream \(h.stream) len \(h.length) aux \(h.aux)") }
         if h.type == .hello { return hello(f) }
         guard peerNonce != nil else { throw .violation("\(h.type) before HELLO") }
         switch h.type {
@@ -88,9 +89,7 @@ extension MuxSession {
             settle(h.stream, .accepted)
         } else {
             streams[h.stream] = nil
-            let port: UInt32 = monitor.locked { dials[h.stream]?.port ?? 0 }
             settle(h.stream, .refused)
-            _ = port
             s.closeLocal()
             publishCount()
         }

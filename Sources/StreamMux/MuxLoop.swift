@@ -48,7 +48,8 @@ extension MuxSession {
     /// Tries to connect the transport; true when there is one.
     func connectTransport() -> Bool {
         let now = MuxMonitor.nowNs()
-        guard now >= nextConnectNs else { return false }
+        let kick = monitor.locked { defer { kicked = false }; return kicked }
+        guard now >= nextConnectNs || kick else { return false }
         guard let fd = transport.connect() else {
             if !transport.reconnects { monitor.locked { stopped = true }; return false }
             nextConnectNs = now + backoffNs
@@ -158,6 +159,9 @@ extension MuxSession {
     }
 
     func emitFrame(_ bytes: [UInt8]) {
+        if trace, let h = bytes.withUnsafeBytes({ FrameReader.parseHeader($0) }) {
+            log("mux \(role) >> \(h.type) stream \(h.stream) len \(h.length) aux \(h.aux)")
+        }
         outq.append(bytes)
         outBytes += bytes.count
     }
@@ -390,7 +394,7 @@ extension MuxSession {
             return r
         }
         for l in ls { close(l.muxEnd) }
-        _ = ds
+        _ = ds   // their callers close their ends; sent dials' mux ends were streams
         for (_, d) in inb { close(d.muxEnd) }
         monitor.locked { exited = true; monitor.broadcast() }
     }

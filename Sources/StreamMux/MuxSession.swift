@@ -40,6 +40,8 @@ public final class MuxSession: @unchecked Sendable {
     public let transport: MuxTransport
     public let limits: Limits
     let log: @Sendable (String) -> Void
+    /// ODYSSEY_MUX_TRACE=1: one log line per frame each way (debugging).
+    let trace = getenv("ODYSSEY_MUX_TRACE").map { String(cString: $0) == "1" } ?? false
 
     // Shared with API callers, under `monitor`.
     let monitor = MuxMonitor()
@@ -48,6 +50,7 @@ public final class MuxSession: @unchecked Sendable {
     var inbox: [(UInt32, PendingDial)] = []   // dials to OPEN
     var nextLocalID: UInt32
     var stopped = false
+    var kicked = false
     var exited = false
     var syncedShared = false
     var statsShared = Stats()
@@ -123,6 +126,13 @@ public final class MuxSession: @unchecked Sendable {
         monitor.locked { stopped = true }
         poke()
         if wait { monitor.locked { while !exited { _ = monitor.wait(untilNs: nil) } } }
+    }
+
+    /// The transport may have a descriptor now (a vsock connection was
+    /// handed over): try it at once instead of after the backoff.
+    public func transportReady() {
+        monitor.locked { kicked = true }
+        poke()
     }
 
     func poke() {

@@ -150,3 +150,23 @@ final class VchanMuxConformanceTests: XCTestCase {
         XCTAssertEqual(IO.readAll(c), [], "\(name): the host's close reaches the client")
     }
 }
+
+final class VchanVsockTests: XCTestCase {
+    /// Where there is no /dev/vhost-vsock (this machine), the backend refuses
+    /// to open, before any AF_VSOCK socket exists, and says what to use.
+    /// (The mux over real vsock runs only inside a guest with vsock_loopback.)
+    func testOpenRefusesWithoutVhostVsock() throws {
+        guard access("/dev/vhost-vsock", F_OK) != 0 else {
+            print("VchanVsockTests: /dev/vhost-vsock exists here; the refusal is not checked (and vsock is not opened by tests)")
+            return
+        }
+        let f = try HostFixture(products: ["vchan-vsock"], configBody: """
+            [vchan]
+            default = "vsock"
+            [vchan.vsock]
+            state_dir = "@DIR@/vsock"
+            """)
+        let e = expectError(.unsupported, "open without vhost-vsock") { _ = try f.backends.vchan("vsock") }
+        XCTAssertTrue(e?.message.contains("virtio-serial") == true, "\(e?.message ?? "")")
+    }
+}

@@ -68,10 +68,21 @@ func vsOpen(_ args: UnsafePointer<ody_instance_args>?, _ out: UnsafeMutablePoint
     let sessions = MuxSessions(log: { host.log(ODY_LOG_WARNING, $0) }) { domain throws(MuxError) in
         UnixSocketTransport(path: join(join(dir, domain), "vchan.sock"))
     }
-    let backend = MuxVchanBackend(host: host, factory: "virtio-serial", sessions: sessions) { domain in
-        if let e = ensureDirectory(dir, mode: 0o700) { return .failure(e) }
+    // QEMU creates the socket itself: when libvirt runs it as a dedicated
+    // user, that user must own the domain's directory (and traverse the base).
+    var owner: (uid: uid_t, gid: gid_t)? = nil
+    if let o = host.config("qemu_owner"), !o.isEmpty {
+        let f = o.split(separator: ":")
+        guard f.count == 2, let u = UInt32(f[0]), let g = UInt32(f[1]) else {
+            return fail(err, ODY_E_INVALID, "[vchan.virtio-serial] qemu_owner must be UID:GID (numbers), got \"\(o)\"")
+        }
+        owner = (u, g)
+    }
+    let backend = MuxVchanBackend(host: host, factory: "virtio-serial", sessions: sessions) { [owner] domain in
+        if let e = ensureDirectory(dir, mode: owner == nil ? 0o700 : 0o711) { return .failure(e) }
         let d = join(dir, domain)
         if let e = ensureDirectory(d, mode: 0o700) { return .failure(e) }
+        if let owner, chown(d, owner.uid, owner.gid) != 0 { return .failure(.io("chown \(d)", errno: errno)) }
         let path = join(d, "vchan.sock")
         guard path.utf8.count < 108 else { return .failure(.invalid("describe_domain: socket path longer than 107 bytes: \(path)")) }
         return .success(ChannelDescription(kind: .virtioSerial, path: path, name: portName))
