@@ -72,7 +72,7 @@ extension MuxSession {
         let l: MuxListener? = streams.count >= limits.maxStreams ? nil : monitor.locked {
             guard let l = listeners[h.aux], l.stateLocked == .waiting else { return nil }
             listeners[h.aux] = nil
-            l.stateLocked = .connected
+            l.connectLocked()
             monitor.broadcast()
             return l
         }

@@ -387,7 +387,7 @@ extension MuxSession {
         streams = [:]
         let (ls, ds, inb): ([MuxListener], [PendingDial], [(UInt32, PendingDial)]) = monitor.locked {
             let r = (Array(listeners.values), Array(dials.values), inbox + unsentDials)
-            for l in listeners.values where l.stateLocked == .waiting { l.stateLocked = .disconnected }
+            for l in listeners.values where l.stateLocked == .waiting { l.abandonLocked() }
             for d in dials.values where d.result == nil { d.result = .reset("the session stopped") }
             listeners = [:]; dials = [:]; inbox = []
             syncedShared = false

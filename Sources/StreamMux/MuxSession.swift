@@ -19,6 +19,7 @@
 // or too many streams tears this session down (logged); the process goes on.
 #if canImport(Glibc)
 import Glibc
+import CVchanSocket
 #endif
 
 public final class MuxSession: @unchecked Sendable {
@@ -147,13 +148,20 @@ public final class MuxSession: @unchecked Sendable {
         guard port >= 1 && port <= 65535 else { throw .invalid("mux listen: invalid port \(port)") }
         let (hostEnd, muxEnd) = try LocalSocket.pair()
         LocalSocket.setNonBlocking(muxEnd)
-        let l = MuxListener(session: self, port: port, fd: hostEnd, muxEnd: muxEnd)
+        var p: [Int32] = [-1, -1]
+        guard pipe(&p) == 0 else { close(hostEnd); close(muxEnd); throw .io("mux listen: pipe", errno: errno) }
+        _ = fcntl(p[0], F_SETFD, FD_CLOEXEC); _ = fcntl(p[1], F_SETFD, FD_CLOEXEC)
+        let l = MuxListener(session: self, port: port, fd: p[0], wake: p[1], hostEnd: hostEnd, muxEnd: muxEnd)
         let taken: Bool = monitor.locked {
             if stopped || listeners[port] != nil { return true }
             listeners[port] = l
             return false
         }
-        if taken { close(hostEnd); close(muxEnd); throw .invalid("mux listen: port \(port) already has a listener (or the session stopped)") }
+        if taken {
+            monitor.locked { l.abandonLocked() }
+            close(p[0]); close(muxEnd)
+            throw .invalid("mux listen: port \(port) already has a listener (or the session stopped)")
+        }
         return l
     }
 
@@ -161,9 +169,12 @@ public final class MuxSession: @unchecked Sendable {
     /// stays the caller's to close).
     func unlisten(_ l: MuxListener) {
         let drop: Bool = monitor.locked {
+            // Connected but never looked at: the socket end the caller never
+            // took must close too, or the stream would never see its EOF.
+            if l.stateLocked == .connected { l.releaseUnsettledLocked(); return false }
             guard listeners[l.port] === l, l.stateLocked == .waiting else { return false }
             listeners[l.port] = nil
-            l.stateLocked = .disconnected
+            l.abandonLocked()
             monitor.broadcast()
             return true
         }
@@ -217,17 +228,60 @@ public final class MuxSession: @unchecked Sendable {
 public final class MuxListener: @unchecked Sendable {
     public enum State: Sendable, Equatable { case waiting, connected, disconnected }
     public let port: UInt32
-    /// The host's socketpair end: the channel's descriptor from the start.
+    /// The channel's descriptor from the start (libvchan semantics, as
+    /// vchan-socket's listening socket): until the guest connects it is the
+    /// read end of a pipe, which becomes readable when it does; the first
+    /// look at the state after that (in the caller's thread) dup3()s the
+    /// host's socketpair end onto the same number. So a caller polling it
+    /// wakes on the connection, not a timeout later. The swap is never made
+    /// by the mux thread: a poll asleep on the pipe when its number changes
+    /// would not be woken by the socket (Linux registers waiters on the
+    /// first pass only); once the pipe is readable no poll sleeps on it.
     public let fd: Int32
     let muxEnd: Int32
+    /// The host's socketpair end and the pipe's write end, until settled.
+    private var hostEnd: Int32
+    private var wake: Int32
     let session: MuxSession
     var stateLocked: State = .waiting
 
-    init(session: MuxSession, port: UInt32, fd: Int32, muxEnd: Int32) {
-        self.session = session; self.port = port; self.fd = fd; self.muxEnd = muxEnd
+    init(session: MuxSession, port: UInt32, fd: Int32, wake: Int32, hostEnd: Int32, muxEnd: Int32) {
+        self.session = session; self.port = port; self.fd = fd; self.wake = wake; self.hostEnd = hostEnd; self.muxEnd = muxEnd
     }
 
-    public var state: State { session.monitor.locked { stateLocked } }
+    /// The guest connected (mux thread, under the session's monitor): the
+    /// pipe becomes readable.
+    func connectLocked() {
+        stateLocked = .connected
+        var b: UInt8 = 1
+        _ = Glibc.write(wake, &b, 1)
+    }
+
+    /// Connected: the socket takes the descriptor's number (caller's thread,
+    /// under the monitor; once).
+    private func settleLocked() {
+        guard stateLocked == .connected, hostEnd >= 0 else { return }
+        _ = vs_dup3_cloexec(hostEnd, fd)
+        Glibc.close(hostEnd); Glibc.close(wake)
+        hostEnd = -1; wake = -1
+    }
+
+    /// The caller is closing a channel it never looked at after the connect.
+    func releaseUnsettledLocked() {
+        if hostEnd >= 0 { Glibc.close(hostEnd); hostEnd = -1 }
+        if wake >= 0 { Glibc.close(wake); wake = -1 }
+    }
+
+    /// Nobody will connect (withdrawn, session stopped): the pipe's write end
+    /// closes, so a poller wakes and finds the channel disconnected.
+    func abandonLocked() {
+        stateLocked = .disconnected
+        if hostEnd >= 0 { Glibc.close(hostEnd); hostEnd = -1 }
+        if wake >= 0 { Glibc.close(wake); wake = -1 }
+    }
+
+    /// The state; once connected, `fd` is the socket from this call on.
+    public var state: State { session.monitor.locked { settleLocked(); return stateLocked } }
 
     /// Blocks until the guest connected (true) or the listener was withdrawn,
     /// the session stopped, or `timeoutNs` passed (false).
@@ -235,6 +289,7 @@ public final class MuxListener: @unchecked Sendable {
         let deadline = timeoutNs.map { MuxMonitor.nowNs() + $0 }
         return session.monitor.locked {
             while stateLocked == .waiting && !session.stopped { if !session.monitor.wait(untilNs: deadline) { break } }
+            settleLocked()
             return stateLocked == .connected
         }
     }

@@ -180,7 +180,12 @@ final class AgentMuxTests: XCTestCase {
         let g = DispatchGroup()
         for i in 0..<6 {
             g.enter()
-            Thread.detachNewThread { results.add((try? f.run(link, "echo \(i)"))?.1 == "\(i)\n"); g.leave() }
+            Thread.detachNewThread {
+                do { let r = try f.run(link, "echo \(i)"); results.add(r.1 == "\(i)\n"); if r.1 != "\(i)\n" { print("session \(i): \(r)") } } catch {
+                    print("session \(i): \(error)"); results.add(false)
+                }
+                g.leave()
+            }
         }
         XCTAssertEqual(g.wait(timeout: .now() + 120), .success)
         XCTAssertEqual(results.trues, 6)
