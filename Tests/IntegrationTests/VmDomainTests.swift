@@ -68,6 +68,13 @@ final class VmDomainTests: XCTestCase {
         try "#!/bin/sh\nread line\necho \"$(hostname) got '$line' from $QREXEC_REMOTE_DOMAIN\"\n"
             .write(toFile: rootfs + "/etc/qubes-rpc/test.Echo", atomically: true, encoding: .utf8)
         chmod(rootfs + "/etc/qubes-rpc/test.Echo", 0o755)
+        // The add-ons' runner is a C program linked against glibc (it runs in
+        // every domain's own libc): the busybox root gets the two files it needs.
+        for lib in ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"] {
+            try FileManager.default.createDirectory(atPath: rootfs + (lib as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: lib)).map {
+                $0.hasPrefix("/") ? $0 : (lib as NSString).deletingLastPathComponent + "/" + $0 } ?? lib, toPath: rootfs + lib)
+        }
         for applet in ["uname", "cut", "sha256sum", "stat"] {
             try? FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
         }
