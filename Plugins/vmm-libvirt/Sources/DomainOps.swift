@@ -46,6 +46,7 @@ extension LibvirtVmm {
             let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
             guard virt.virDomainUndefineFlags(dom, flags) == 0 else { return virt.fail(err, what) }
             rememberPlan(name, nil)
+            reported.forget(name)
             return ODY_OK.rawValue
         }
     }
