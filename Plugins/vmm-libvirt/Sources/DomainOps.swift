@@ -33,6 +33,7 @@ extension LibvirtVmm {
                 guard let dom = virt.virDomainDefineXML(conn, built.xml) else { return virt.fail(err, what) }
                 _ = virt.virDomainFree(dom)
                 rememberPlan(c.name, built.plan)
+                reported.record(c.name, ODY_STATE_HALTED)  // so the watch reports its first start
                 return ODY_OK.rawValue
             }
         }

@@ -218,7 +218,7 @@ final class LibvirtVmm: @unchecked Sendable {
     /// thread makes no libvirt call; a domain without one is not ours.
     func deliverLifecycle(domain: String, event: Int32, detail: Int32) {
         guard let state = LifecycleMap.state(event: event, detail: detail) else { return }
-        reported.recordEvent(domain, state)
+        reported.record(domain, state)
         if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue { removeRunFiles(domain, cachedPlan(domain)) }
         host.emitLifecycle(domain: domain, state: state, detail: event,
                            message: LifecycleMap.describe(event: event, detail: detail))

@@ -32,8 +32,8 @@ final class ReportedStates: @unchecked Sendable {
         }
     }
 
-    /// An event's state: always reported, and remembered so the watch does not repeat it.
-    func recordEvent(_ name: String, _ state: ody_power_state) { lock.with { last[name] = state } }
+    /// A state reported by an event (or known, e.g. a new definition): remembered so the watch does not repeat it.
+    func record(_ name: String, _ state: ody_power_state) { lock.with { last[name] = state } }
 
     func forget(_ name: String) { _ = lock.with { last.removeValue(forKey: name) } }
 
