@@ -151,7 +151,8 @@ final class LibvirtQemuTests: XCTestCase {
         let halted = t.fx.recorder.all.first {
             $0.domain == name && $0.kind == .lifecycle && $0.state == .halted && $0.message.hasPrefix("libvirt stopped")
         }
-        XCTAssertEqual(halted?.message, "libvirt stopped: shutdown", "shutdown(wait) did not end in a guest poweroff")
+        XCTAssertTrue(halted?.message.hasPrefix("libvirt stopped: shutdown") == true,
+                      "shutdown(wait) did not end in a guest poweroff: \(halted?.message ?? "no Halted event")")
         let leftovers = ["root.qcow2", "volatile.img"].filter { FileManager.default.fileExists(atPath: t.runDir(name) + "/" + $0) }
         XCTAssertEqual(leftovers, [], "per-start files left after stop")
     }
@@ -281,7 +282,8 @@ final class LibvirtQemuTests: XCTestCase {
         try t.vmm.start(name)
         let off = t.fx.recorder.wait(timeout: 180) { $0.domain == name && $0.kind == .lifecycle && $0.message.hasPrefix("libvirt stopped") }
         let log = t.console(name)
-        XCTAssertEqual(off?.message, "libvirt stopped: shutdown", "the guest did not power off by itself; console:\n\(log.suffix(3000))")
+        XCTAssertTrue(off?.message.hasPrefix("libvirt stopped: shutdown") == true,
+                      "the guest did not power off by itself (\(off?.message ?? "no stop event")); console:\n\(log.suffix(3000))")
         XCTAssertFalse(log.contains("odyssey-init: ERROR"), "the kit's init refused the boot:\n\(log.suffix(3000))")
         let expected = "ODY-AGENT pid=1 args=--domain \(name) domain=\(name) vchan=virtio-serial:/dev/vport"
         XCTAssertTrue(log.contains(expected), "no \"\(expected)\" on the console:\n\(log.suffix(3000))")

@@ -118,7 +118,16 @@ final class LibvirtVmm: @unchecked Sendable {
                 continue
             }
             defer { free(p) }
-            if let plan = StartPlan.read(metadata: String(cString: p)) { plans[name] = plan }
+            guard let plan = StartPlan.read(metadata: String(cString: p)) else { continue }
+            plans[name] = plan
+            // The watch's baseline: a change after this moment is reported
+            // even if it happens before the watch's first look.
+            var state: Int32 = 0, reason: Int32 = 0
+            if virt.virDomainGetState(d, &state, &reason, 0) == 0 {
+                reported.record(name, StateWatch.state(state, reason))
+            } else {
+                virt.virResetLastError()
+            }
         }
     }
 

@@ -17,18 +17,18 @@ final class ReportedStates: @unchecked Sendable {
     private let lock = PluginLock()
     private var last: [String: ody_power_state] = [:]
 
-    /// Records `state`; true if the watch should report it: the domain went
-    /// on or off (or between running and paused) since the last report. A
-    /// domain seen for the first time is only recorded: the host reads its
-    /// state with get_info when it adopts it.
+    /// Records `state`; true if the watch should report it: it differs from
+    /// the last report. Not reported: a domain still starting (its Running
+    /// follows), one that still reads on after Halting was reported (a
+    /// shutdown in progress), and a domain seen for the first time (recorded
+    /// only; domains present at connect are recorded then, see `seed`).
     func claimPolled(_ name: String, _ state: ody_power_state) -> Bool {
         lock.with {
+            if state == ODY_STATE_TRANSIENT { return false }
             guard let prev = last[name] else { last[name] = state; return false }
-            let flips: Set<UInt32> = [ODY_STATE_RUNNING.rawValue, ODY_STATE_PAUSED.rawValue]
-            let report = Self.isOn(prev) != Self.isOn(state)
-                || (prev != state && flips.contains(prev.rawValue) && flips.contains(state.rawValue))
-            if report { last[name] = state }
-            return report
+            if prev == state || prev == ODY_STATE_HALTING && Self.isOn(state) { return false }
+            last[name] = state
+            return true
         }
     }
 
