@@ -126,6 +126,20 @@ final class LibvirtConformanceTests: XCTestCase {
         }
     }
 
+    func testStatePollIntervalConfigIsChecked() throws {
+        for bad in ["often", "-1", "7200"] {
+            let fx = try HostFixture(products: ["vmm-libvirt"], configBody: """
+            [vmm.libvirt]
+            uri = "test:///default"
+            state_poll_interval = "\(bad)"
+            """)
+            fixtures.append(fx)
+            if let e = expectError(.invalid, "state_poll_interval \(bad)", { _ = try fx.backends.vmm("libvirt") }) {
+                XCTAssertTrue(e.message.contains("state_poll_interval") && e.message.contains("0 (no state watch)"), "\(e)")
+            }
+        }
+    }
+
     /// The connection is made at first use (odysseyd starts while libvirtd
     /// is down); that use fails with the command that starts libvirtd.
     func testUnreachableURIFailsCleanly() throws {

@@ -33,6 +33,7 @@ extension LibvirtVmm {
                 guard let dom = virt.virDomainDefineXML(conn, built.xml) else { return virt.fail(err, what) }
                 _ = virt.virDomainFree(dom)
                 rememberPlan(c.name, built.plan)
+                reported.record(c.name, ODY_STATE_HALTED)  // so the watch reports its first start
                 return ODY_OK.rawValue
             }
         }
@@ -46,6 +47,7 @@ extension LibvirtVmm {
             let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
             guard virt.virDomainUndefineFlags(dom, flags) == 0 else { return virt.fail(err, what) }
             rememberPlan(name, nil)
+            reported.forget(name)
             return ODY_OK.rawValue
         }
     }

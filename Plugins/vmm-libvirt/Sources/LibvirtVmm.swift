@@ -16,6 +16,10 @@ final class LibvirtVmm: @unchecked Sendable {
     let uri: String
     let defaultDomainType: String
     let shutdownTimeout: Int
+    /// Seconds between the state watch's looks (StateWatch.swift); 0: no watch.
+    let stateWatchInterval: Double
+    /// The state each domain was last reported in, by an event or the watch.
+    let reported = ReportedStates()
     private let lock = PluginLock()
     /// Serialises lookup+define so one instance never overwrites a definition it just checked.
     let defineLock = PluginLock()
@@ -26,12 +30,14 @@ final class LibvirtVmm: @unchecked Sendable {
     /// which is read when a domain defined by an earlier odysseyd stops).
     private var plans: [String: StartPlan] = [:]
 
-    private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int) {
+    private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int,
+                 stateWatchInterval: Double) {
         self.host = host
         self.virt = virt
         self.uri = uri
         self.defaultDomainType = defaultDomainType
         self.shutdownTimeout = shutdownTimeout
+        self.stateWatchInterval = stateWatchInterval
     }
 
     // MARK: open / close
@@ -48,6 +54,13 @@ final class LibvirtVmm: @unchecked Sendable {
             }
             timeout = v
         }
+        var watch = 2.0
+        if let t = host.config("state_poll_interval") {
+            guard let v = Double(t), v >= 0, v <= 3600 else {
+                return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] state_poll_interval \"\(t)\" must be seconds from 0 (no state watch) to 3600")))
+            }
+            watch = v
+        }
         let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 }
             ?? (uri.hasPrefix("test:") ? "test" : HardwareVirt.usable ? "kvm" : "qemu")
         let virt: LibvirtAPI
@@ -56,7 +69,9 @@ final class LibvirtVmm: @unchecked Sendable {
         }
         // The connection is opened by the first operation (and again after
         // libvirtd restarts): odysseyd starts even while libvirtd is down.
-        let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout)
+        let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout,
+                             stateWatchInterval: watch)
+        if watch > 0 { StateWatch.start(vmm, interval: watch) }
         host.log(ODY_LOG_INFO, "libvirt at \(uri) (domain type \(type)\(type == "qemu" ? ": TCG, no usable KVM" : ""), shutdown timeout \(timeout) s)")
         return .success(vmm)
     }
@@ -103,7 +118,16 @@ final class LibvirtVmm: @unchecked Sendable {
                 continue
             }
             defer { free(p) }
-            if let plan = StartPlan.read(metadata: String(cString: p)) { plans[name] = plan }
+            guard let plan = StartPlan.read(metadata: String(cString: p)) else { continue }
+            plans[name] = plan
+            // The watch's baseline: a change after this moment is reported
+            // even if it happens before the watch's first look.
+            var state: Int32 = 0, reason: Int32 = 0
+            if virt.virDomainGetState(d, &state, &reason, 0) == 0 {
+                reported.record(name, StateWatch.state(state, reason))
+            } else {
+                virt.virResetLastError()
+            }
         }
     }
 
@@ -115,6 +139,10 @@ final class LibvirtVmm: @unchecked Sendable {
         conn = nil
         callbackID = -1
     }
+
+    var isClosed: Bool { lock.with { closed } }
+    /// Whether an operation has connected (the watch does not connect first).
+    var isConnected: Bool { lock.with { conn != nil } }
 
     func close() {
         lock.with {
@@ -199,6 +227,7 @@ final class LibvirtVmm: @unchecked Sendable {
     /// thread makes no libvirt call; a domain without one is not ours.
     func deliverLifecycle(domain: String, event: Int32, detail: Int32) {
         guard let state = LifecycleMap.state(event: event, detail: detail) else { return }
+        reported.record(domain, state)
         if UInt32(bitPattern: event) == VIR_DOMAIN_EVENT_STOPPED.rawValue { removeRunFiles(domain, cachedPlan(domain)) }
         host.emitLifecycle(domain: domain, state: state, detail: event,
                            message: LifecycleMap.describe(event: event, detail: detail))
