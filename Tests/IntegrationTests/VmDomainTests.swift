@@ -34,6 +34,7 @@ final class VmDomainTests: XCTestCase {
         dp?.tearDown()
         // A VM outlives its daemon by design: make sure none of ours is left.
         if !vm.isEmpty {
+            // (disposables are named dispNNNN by the host; the daemon's tearDown killed them)
             for n in [vm, vm + "-dvm"] {
                 _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "destroy", n])
                 _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "undefine", n])
@@ -170,6 +171,41 @@ final class VmDomainTests: XCTestCase {
         } else {
             XCTFail("no QEMU pid for \(vm): \(pidText)")
         }
+
+        // `ody prefs D vmm native`: the same domain, the same private volume,
+        // now in namespaces at its next start; nothing rebuilt.
+        XCTAssertEqual(try dp.ody(["prefs", vm, "vmm", "native"]).0, 0)
+        r = try dp.ody(["start", vm])
+        XCTAssertEqual(r.0, 0, r.1)
+        XCTAssertEqual(try run(vm, "cat /home/user/note").1, "kept\n", "the private volume written by the VM, read natively")
+        XCTAssertEqual(try run(vm, "uname -r").1.trimmingCharacters(in: .whitespacesAndNewlines), host)
+        XCTAssertEqual(try dp.ody(["kill", vm]).0, 0)
+    }
+
+    func testDisposablesFromAVmDisposableTemplate() throws {
+        try makeDaemon()
+        let dvm = vm + "-dvm"
+        var r = try dp.ody(["create", dvm, "--class", "AppVM", "--template", "tpl", "--label", "red",
+                            "--prop", "vmm=libvirt", "--prop", "template_for_dispvms=True"])
+        XCTAssertEqual(r.0, 0, r.1)
+        // A fresh disposable: a VM booted for one command, destroyed after it.
+        r = try dp.ody(["run", "-p", "@dispvm:\(dvm)", "--", "echo \"in $(hostname): $(uname -r)\""])
+        XCTAssertEqual(r.0, 0, r.1)
+        XCTAssertTrue(r.1.hasPrefix("in disp"), r.1)
+        XCTAssertFalse(try dp.ody(["ls"]).1.contains("disp"), "the disposable is gone after its command")
+        // Preloaded: one started and paused in advance, handed out on the next call.
+        XCTAssertEqual(try dp.ody(["features", dvm, "preload-dispvm-max", "1"]).0, 0)
+        var preloaded = false
+        for _ in 0..<90 {
+            if try dp.ody(["ls"]).1.split(separator: "\n").contains(where: { $0.hasPrefix("disp") && $0.contains("Paused") }) { preloaded = true; break }
+            sleep(1)
+        }
+        XCTAssertTrue(preloaded, "no preloaded VM disposable appeared:\n\(try dp.ody(["ls"]).1)\n\(dp.log.suffix(1500))")
+        let t0 = Date()
+        r = try dp.ody(["run", "-p", "@dispvm:\(dvm)", "--", "echo preloaded in $(hostname)"])
+        XCTAssertEqual(r.0, 0, r.1)
+        print("VM tier: preloaded VM disposable answered in \(String(format: "%.2f", Date().timeIntervalSince(t0))) s")
+        XCTAssertEqual(try dp.ody(["features", dvm, "preload-dispvm-max", "0"]).0, 0)
     }
 
     func testAGuestThatDoesNotSayHelloInTimeFailsItsStart() throws {
