@@ -128,9 +128,12 @@ extension MuxSession {
             }
             publishCount()
         }
-        guard s.local >= 0 else {
-            // Our user is gone; the bytes are dropped (CLOSE is on its way).
+        guard s.local >= 0, !s.localReaderGone else {
+            // Our user is gone (CLOSE is on its way) or reads no more: the
+            // bytes are dropped; while the stream lives they are credited
+            // back, so the peer is not held up.
             for e in ends { close(e) }
+            if s.local >= 0 { consumed(s, count) }
             return
         }
         let bytes = Array(f.payload[start...])

@@ -287,8 +287,11 @@ extension MuxSession {
         if s.local < 0 { return }
         if rev & Int16(POLLIN) != 0 || (rev & Int16(POLLHUP | POLLERR) != 0 && canRead(s)) { readLocal(s, &scratch) }
         if s.local < 0 { return }
-        if rev & Int16(POLLHUP | POLLERR) != 0 && (s.localEOF || rev & Int16(POLLERR) != 0) {
+        if rev & Int16(POLLHUP | POLLERR) != 0 && s.localEOF {
             // Our user closed its end (or both directions are done): the stream ends.
+            // An error (ECONNRESET: it closed with our bytes unread) while
+            // its own bytes wait for credit is not the end yet: readLocal
+            // meets the error after reading them.
             abort(s)
         }
     }
@@ -347,31 +350,54 @@ extension MuxSession {
 
     /// Writes what the peer sent to the local user, returning credit.
     func deliver(_ s: MuxStream) {
+        if s.localReaderGone { finishIfDone(s); return }
         let (n, st) = s.flushToLocal()
-        if n > 0 {
-            s.deliveredUncredited += n
-            if s.deliveredUncredited >= MuxProtocol.initialWindow / 4 && !s.sentClose && !s.peerClosed {
-                emit(.credit, s.id, aux: UInt32(s.deliveredUncredited))
-                s.recvOutstanding -= s.deliveredUncredited
-                s.deliveredUncredited = 0
+        consumed(s, n)
+        switch st {
+        case .gone: abort(s); return
+        case .readerGone: return localReaderGone(s)
+        case .blocked: break
+        case .drained:
+            if s.peerEOF && !s.shutWrDone {
+                s.shutWrDone = true
+                shutdown(s.local, Int32(SHUT_WR))
             }
+            if s.peerClosed { s.closeLocal() }
         }
-        if st == .gone { abort(s); return }
-        if st == .drained && s.peerEOF && !s.shutWrDone {
-            s.shutWrDone = true
-            shutdown(s.local, Int32(SHUT_WR))
-        }
-        if st == .drained && s.peerClosed { s.closeLocal() }
         finishIfDone(s)
     }
 
-    /// Both directions ended and everything was delivered: CLOSE.
-    func finishIfDone(_ s: MuxStream) {
-        if s.localEOF && s.peerEOF && s.shutWrDone && s.toLocalBytes == 0 && !s.sentClose {
-            s.closeLocal()
-            s.sentClose = true
-            emit(.close, s.id)
+    /// `n` bytes of the peer's left the stream (delivered, or dropped for a
+    /// reader that is gone): the peer gets that credit back, a quarter
+    /// window at a time.
+    func consumed(_ s: MuxStream, _ n: Int) {
+        guard n > 0 else { return }
+        s.deliveredUncredited += n
+        if s.deliveredUncredited >= MuxProtocol.initialWindow / 4 && !s.sentClose && !s.peerClosed {
+            emit(.credit, s.id, aux: UInt32(s.deliveredUncredited))
+            s.recvOutstanding -= s.deliveredUncredited
+            s.deliveredUncredited = 0
         }
+    }
+
+    /// Sending to the local user failed with EPIPE: it closed (or shut its
+    /// reading side). That is not the end of the stream: whatever it wrote
+    /// before closing (a command's exit code is the last thing an agent
+    /// session writes) may still be unread in our end, and closing now would
+    /// throw it away. So only the peer's bytes are dropped, now and later;
+    /// our end is read to EOF as usual, and then the stream closes.
+    func localReaderGone(_ s: MuxStream) {
+        s.localReaderGone = true
+        consumed(s, s.dropToLocal())
+        if s.peerClosed { s.closeLocal(); return }   // nobody to send the rest to
+        finishIfDone(s)
+    }
+
+    /// Our user's bytes were all read (EOF) and the peer's were all
+    /// delivered (or have nobody to go to): CLOSE.
+    func finishIfDone(_ s: MuxStream) {
+        guard s.localEOF, !s.sentClose else { return }
+        if s.localReaderGone || (s.peerEOF && s.shutWrDone && s.toLocalBytes == 0) { abort(s) }
     }
 
     func reap() {

@@ -26,6 +26,11 @@ final class MuxStream {
     /// The peer sent EOF; shutdown(SHUT_WR) once toLocal is drained.
     var peerEOF = false
     var shutWrDone = false
+    /// The local user reads no more (it closed, or shut its reading side:
+    /// EPIPE). What it wrote before that may still be unread in our end, so
+    /// the stream lives on until that is read to EOF; the peer's bytes are
+    /// dropped (and credited back) meanwhile.
+    var localReaderGone = false
     var sentClose = false
     var peerClosed = false
 
@@ -40,12 +45,23 @@ final class MuxStream {
 
     func closeLocal() {
         if local >= 0 { close(local); local = -1 }
+        _ = dropToLocal()
+    }
+
+    /// Forgets the bytes (and descriptors) queued for the local reader;
+    /// returns how many bytes that was.
+    func dropToLocal() -> Int {
+        let n = toLocalBytes
         for c in toLocal { for f in c.fds { close(f) } }
         toLocal = []
         toLocalBytes = 0
+        return n
     }
 
-    enum Flush { case drained, blocked, gone }
+    /// `readerGone`: the local user will read no more (EPIPE, ECONNRESET),
+    /// but our end may still hold what it wrote; `gone`: the socket is
+    /// closed or failed otherwise.
+    enum Flush { case drained, blocked, readerGone, gone }
 
     /// Writes queued bytes to the local reader; returns how many were
     /// delivered and whether the reader is still there.
@@ -76,6 +92,7 @@ final class MuxStream {
             let e = errno
             if e == EINTR { continue }
             if e == EAGAIN { return (delivered, .blocked) }
+            if e == EPIPE || e == ECONNRESET { return (delivered, .readerGone) }
             return (delivered, .gone)
         }
         return (delivered, local >= 0 ? .drained : .gone)

@@ -111,6 +111,51 @@ final class VchanMuxEngineTests: XCTestCase {
         XCTAssertEqual(IO.readExactly(sg, 1000), [UInt8](repeating: 7, count: 1000), "the slow stream still delivers when read")
     }
 
+    /// The agent's data stream, pinned: a command's last bytes (its exit
+    /// code) are written and the socket closed while they still wait in the
+    /// mux's end (here: no credit left), and then a DATA frame arrives for
+    /// that stream (the caller's stdin EOF). Sending it to the closed user
+    /// fails with EPIPE; that must not throw the unread bytes away: the
+    /// other side still reads every byte, then EOF.
+    func testLastBytesOfAClosedWriterSurviveDataArrivingForIt() throws {
+        let m = try MuxPair()
+        let (h, g) = try m.connect(port: 520)
+        defer { close(h) }
+        // The guest writes until the stream stalls: the host reads nothing,
+        // so the guest's credit runs out with bytes left unread in its mux's end.
+        let data = IO.pattern(4 << 20, seed: 21)
+        LocalSocket.setNonBlocking(g)
+        var sent = 0, refusals = 0
+        while refusals < 10 && sent < data.count {
+            let n = data.withUnsafeBytes { send(g, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { refusals += 1; _ = poll(nil, 0, 20); continue }
+            refusals = 0
+            sent += n
+        }
+        XCTAssertLessThan(sent, data.count, "the stream stalled")
+        XCTAssertGreaterThan(Self.unread(g), 0, "bytes wait unread in the guest mux's end")
+        close(g)
+        // The host's bytes for the closed guest user. Once the host mux took
+        // them (h's queue is empty), a new stream is a barrier: the guest
+        // handles the DATA frame before the ACCEPT that completes its dial.
+        try IO.writeAll(h, Array("stdin EOF".utf8))
+        let deadline = Date().addingTimeInterval(30)
+        while Self.unread(h) > 0 && Date() < deadline { _ = poll(nil, 0, 1) }
+        XCTAssertEqual(Self.unread(h), 0, "the host mux read the host's bytes")
+        let (bh, bg) = try m.connect(port: 521)
+        close(bh); close(bg)
+        let got = IO.readAll(h)
+        XCTAssertEqual(got.count, sent, "every byte the guest wrote before closing reaches the host")
+        XCTAssertTrue(got == Array(data[0..<sent]), "in order")
+        XCTAssertEqual(m.host.stats.violations + m.guest.stats.violations, 0)
+    }
+
+    /// Bytes sent on `fd` that its peer has not read yet (SIOCOUTQ).
+    static func unread(_ fd: Int32) -> Int {
+        var n: Int32 = 0
+        return vs_ioctl_int(fd, vs_siocoutq(), &n) == 0 ? Int(n) : -1
+    }
+
     func testDescriptorPassedWithBytesBecomesAStream() throws {
         let m = try MuxPair()
         let (h, g) = try m.connect(port: 512)

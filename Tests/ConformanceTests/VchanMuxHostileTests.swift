@@ -167,6 +167,8 @@ final class VchanMuxHostileTests: XCTestCase {
         defer { close(l2.fd) }
         let s = try guest.dial(port: 600, timeoutNs: 60_000_000_000)
         defer { close(s) }
+        // The listener's fd is the socket only after a look at its state (MuxListener.fd).
+        XCTAssertTrue(l2.waitConnected(timeoutNs: 60_000_000_000))
         try IO.writeAll(s, Array("alive".utf8))
         XCTAssertEqual(IO.readExactly(l2.fd, 5), Array("alive".utf8))
     }
