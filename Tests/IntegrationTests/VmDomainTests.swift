@@ -60,6 +60,7 @@ final class VmDomainTests: XCTestCase {
             kernel_dir = "\(pool)"
             [vmm.libvirt]
             uri = "qemu:///system"
+            owner = "test-\(vm)"
             [vchan.virtio-serial]
             """)
         // (the socket_dir default /run/odyssey/vport is per domain name; names are unique here)
@@ -192,7 +193,13 @@ final class VmDomainTests: XCTestCase {
         r = try dp.ody(["run", "-p", "@dispvm:\(dvm)", "--", "echo \"in $(hostname): $(uname -r)\""])
         XCTAssertEqual(r.0, 0, r.1)
         XCTAssertTrue(r.1.hasPrefix("in disp"), r.1)
-        XCTAssertFalse(try dp.ody(["ls"]).1.contains("disp"), "the disposable is gone after its command")
+        var gone = false
+        for _ in 0..<60 {   // destroyed after its command (the host does not make the caller wait for it)
+            if !(try dp.ody(["ls"]).1.contains("disp")) { gone = true; break }
+            usleep(250_000)
+        }
+        let after = try dp.ody(["ls"]).1
+        XCTAssertTrue(gone, "the disposable is gone after its command: \(after)")
         // Preloaded: one started and paused in advance, handed out on the next call.
         XCTAssertEqual(try dp.ody(["features", dvm, "preload-dispvm-max", "1"]).0, 0)
         var preloaded = false
@@ -200,7 +207,8 @@ final class VmDomainTests: XCTestCase {
             if try dp.ody(["ls"]).1.split(separator: "\n").contains(where: { $0.hasPrefix("disp") && $0.contains("Paused") }) { preloaded = true; break }
             sleep(1)
         }
-        XCTAssertTrue(preloaded, "no preloaded VM disposable appeared:\n\(try dp.ody(["ls"]).1)\n\(dp.log.suffix(1500))")
+        let listing = try dp.ody(["ls"]).1
+        XCTAssertTrue(preloaded, "no preloaded VM disposable appeared:\n\(listing)\n\(dp.log.suffix(1500))")
         let t0 = Date()
         r = try dp.ody(["run", "-p", "@dispvm:\(dvm)", "--", "echo preloaded in $(hostname)"])
         XCTAssertEqual(r.0, 0, r.1)

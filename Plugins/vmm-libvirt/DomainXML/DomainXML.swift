@@ -22,12 +22,14 @@ public struct DomainXML {
     public var domainType: String
     /// A per-domain shutdown bound (the admin's `shutdown_timeout` param), kept in the metadata.
     public var shutdownTimeout: Int?
+    /// The defining odysseyd's `[vmm.libvirt] owner`, kept in the metadata.
+    public var owner: String
 
     public init(name: String, uuid: String, memoryMiB: UInt64, maxmemMiB: UInt64, vcpus: UInt32,
-                description: DomainDescription, domainType: String, shutdownTimeout: Int? = nil) {
+                description: DomainDescription, domainType: String, shutdownTimeout: Int? = nil, owner: String = "") {
         self.name = name; self.uuid = uuid; self.memoryMiB = memoryMiB; self.maxmemMiB = maxmemMiB
         self.vcpus = vcpus; self.description = description; self.domainType = domainType
-        self.shutdownTimeout = shutdownTimeout
+        self.shutdownTimeout = shutdownTimeout; self.owner = owner
     }
 
     var bootsKernel: Bool { domainType == "qemu" || domainType == "kvm" }
@@ -65,6 +67,7 @@ public struct DomainXML {
                 + "run scripts/guest-kit (it fills /var/lib/odyssey/vm-kernels) or set the domain's kernel property"))
         }
         var plan = StartPlan()
+        plan.owner = owner
         plan.runDir = d.runDir
         plan.shutdownTimeout = shutdownTimeout
         var disks = ""

@@ -16,6 +16,10 @@ public struct StartPlan: Equatable, Sendable {
         public init(file: String, sizeMiB: UInt64) { self.file = file; self.sizeMiB = sizeMiB }
     }
     public var runDir = ""
+    /// Which odysseyd defined the domain (`[vmm.libvirt] owner`): one
+    /// libvirtd may serve other VMs and other odysseyd instances, and an
+    /// instance lists, adopts, kills and undefines only its own.
+    public var owner = ""
     public var snapshots: [Snapshot] = []
     public var scratch: [Scratch] = []
     /// Made 0700 if missing: libvirt binds the channel socket in it.
@@ -37,6 +41,7 @@ public struct StartPlan: Equatable, Sendable {
         var x = "<\(Self.prefix):domain xmlns:\(Self.prefix)='\(e(Self.namespace))'>"
         if !label.isEmpty { x += "<label>\(e(label))</label>" }
         if !uuid.isEmpty { x += "<uuid>\(e(uuid))</uuid>" }
+        if !owner.isEmpty { x += "<owner>\(e(owner))</owner>" }
         if !runDir.isEmpty { x += "<run-dir>\(e(runDir))</run-dir>" }
         for s in snapshots { x += "<snapshot><base>\(e(s.base))</base><file>\(e(s.file))</file></snapshot>" }
         for s in scratch { x += "<scratch><file>\(e(s.file))</file><size-mib>\(s.sizeMiB)</size-mib></scratch>" }
@@ -48,6 +53,7 @@ public struct StartPlan: Equatable, Sendable {
     /// Reads a plan back from the metadata element libvirt hands out; nil if it is not ours or malformed.
     public static func read(metadata xml: String) -> StartPlan? {
         var p = StartPlan()
+        p.owner = XML.text(of: "owner", in: xml) ?? ""
         p.runDir = XML.text(of: "run-dir", in: xml) ?? ""
         p.channelDir = XML.text(of: "channel-dir", in: xml) ?? ""
         p.shutdownTimeout = XML.text(of: "shutdown-timeout", in: xml).flatMap { Int($0) }

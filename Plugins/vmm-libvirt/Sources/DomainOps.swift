@@ -17,7 +17,7 @@ extension LibvirtVmm {
         }
         let builder = DomainXML(name: c.name, uuid: c.uuid, memoryMiB: c.memoryMiB, maxmemMiB: c.maxmemMiB, vcpus: c.vcpus,
                                 description: c.description ?? DomainDescription(), domainType: defaultDomainType,
-                                shutdownTimeout: timeout)
+                                shutdownTimeout: timeout, owner: owner)
         let built: (xml: String, plan: StartPlan)
         switch builder.build() {
         case .success(let b): built = b
@@ -42,6 +42,7 @@ extension LibvirtVmm {
     func undefine(_ name: String, _ err: ErrorPointer) -> Int32 {
         let what = "undefine \(name)"
         return withDomain(name, what, err) { dom in
+            if let rc = refuseOthers(dom, name, what, err) { return rc }
             if let rc = checkState(dom, .stopped, what, err) { return rc }
             removeRunFiles(name, plan(dom, name))
             let flags = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE.rawValue | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA.rawValue
@@ -57,6 +58,7 @@ extension LibvirtVmm {
     func start(_ name: String, _ err: ErrorPointer) -> Int32 {
         let what = "start \(name)"
         return withDomain(name, what, err) { dom in
+            if let rc = refuseOthers(dom, name, what, err) { return rc }
             if let rc = checkState(dom, .stopped, what, err) { return rc }
             let plan = plan(dom, name) ?? StartPlan()
             do throws(RunFiles.Failure) { try RunFiles.prepare(plan) } catch {
@@ -75,6 +77,7 @@ extension LibvirtVmm {
     func kill(_ name: String, _ err: ErrorPointer) -> Int32 {
         let what = "kill \(name)"
         return withDomain(name, what, err) { dom in
+            if let rc = refuseOthers(dom, name, what, err) { return rc }
             if let rc = checkState(dom, .running, what, err) { return rc }
             guard virt.virDomainDestroy(dom) == 0 else { return virt.fail(err, what) }
             removeRunFiles(name, plan(dom, name))
@@ -176,6 +179,15 @@ extension LibvirtVmm {
         return pid
     }
 
+    /// A domain this instance did not define (another odysseyd's, or no
+    /// Odyssey domain at all) is never started, killed or undefined here.
+    func refuseOthers(_ dom: OpaquePointer, _ name: String, _ what: String, _ err: ErrorPointer) -> Int32? {
+        let theirs = plan(dom, name)?.owner
+        guard theirs != owner else { return nil }
+        return fail(err, ODY_E_PERMISSION, "\(what): the libvirt domain \(name) is not this odysseyd's "
+                    + (theirs.map { "(owner \"\($0)\", ours \"\(owner)\")" } ?? "(no Odyssey metadata)"))
+    }
+
     func names(_ out: inout [String], _ err: ErrorPointer) -> Int32 {
         withConnection("list", err) { c in
             var doms: UnsafeMutablePointer<OpaquePointer?>?
@@ -184,7 +196,12 @@ extension LibvirtVmm {
             var names: [String] = []
             for i in 0..<Int(n) {
                 if let d = doms[i] {
-                    if let p = virt.virDomainGetName(d) { names.append(String(cString: p)) }
+                    // Only this odysseyd's domains: other VMs on the same
+                    // libvirtd are never listed, so never adopted or killed.
+                    if let p = virt.virDomainGetName(d) {
+                        let name = String(cString: p)
+                        if plan(d, name)?.owner == owner { names.append(name) }
+                    }
                     _ = virt.virDomainFree(d)
                 }
             }

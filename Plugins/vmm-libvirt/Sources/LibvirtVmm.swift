@@ -16,6 +16,9 @@ final class LibvirtVmm: @unchecked Sendable {
     let uri: String
     let defaultDomainType: String
     let shutdownTimeout: Int
+    /// `[vmm.libvirt] owner`: the name this odysseyd's domains carry in their
+    /// metadata; everything else on the libvirtd is left alone.
+    let owner: String
     /// Seconds between the state watch's looks (StateWatch.swift); 0: no watch.
     let stateWatchInterval: Double
     /// The state each domain was last reported in, by an event or the watch.
@@ -31,7 +34,8 @@ final class LibvirtVmm: @unchecked Sendable {
     private var plans: [String: StartPlan] = [:]
 
     private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int,
-                 stateWatchInterval: Double) {
+                 stateWatchInterval: Double, owner: String) {
+        self.owner = owner
         self.host = host
         self.virt = virt
         self.uri = uri
@@ -61,6 +65,11 @@ final class LibvirtVmm: @unchecked Sendable {
             }
             watch = v
         }
+        let owner = host.config("owner") ?? "odyssey"
+        guard !owner.isEmpty, owner.utf8.count <= 64,
+              owner.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x61 && $0 <= 0x7a) || $0 == 0x2d || $0 == 0x5f || $0 == 0x2e }) else {
+            return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] owner \"\(owner)\" must be 1-64 of [A-Za-z0-9._-]")))
+        }
         let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 }
             ?? (uri.hasPrefix("test:") ? "test" : HardwareVirt.usable ? "kvm" : "qemu")
         let virt: LibvirtAPI
@@ -70,7 +79,7 @@ final class LibvirtVmm: @unchecked Sendable {
         // The connection is opened by the first operation (and again after
         // libvirtd restarts): odysseyd starts even while libvirtd is down.
         let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout,
-                             stateWatchInterval: watch)
+                             stateWatchInterval: watch, owner: owner)
         if watch > 0 { StateWatch.start(vmm, interval: watch) }
         host.log(ODY_LOG_INFO, "libvirt at \(uri) (domain type \(type)\(type == "qemu" ? ": TCG, no usable KVM" : ""), shutdown timeout \(timeout) s)")
         return .success(vmm)
@@ -118,7 +127,7 @@ final class LibvirtVmm: @unchecked Sendable {
                 continue
             }
             defer { free(p) }
-            guard let plan = StartPlan.read(metadata: String(cString: p)) else { continue }
+            guard let plan = StartPlan.read(metadata: String(cString: p)), plan.owner == owner else { continue }
             plans[name] = plan
             // The watch's baseline: a change after this moment is reported
             // even if it happens before the watch's first look.
