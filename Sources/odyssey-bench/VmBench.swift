@@ -71,6 +71,10 @@ func vmBenchmarks(_ env: BenchEnv) -> [BenchRow] {
     d.ody(["kill", vms[0]])
     rows += vmStartBar(d, vm: vms[0], repoRoot: env.repoRoot)
     rows += vmMemoryBar(d, vms: vms)
+    if rows.contains(where: { !$0.passed }) {   // what the daemon said, for a bar that failed
+        let log = (try? String(contentsOfFile: d.dir + "/odysseyd.log", encoding: .utf8)) ?? ""
+        print("vm bench: odysseyd's log (warnings and errors), last lines:\n" + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
+    }
     return rows
 }
 
@@ -82,8 +86,11 @@ func vmStartBar(_ d: BenchDaemon, vm: String, repoRoot: String) -> [BenchRow] {
     // Interleaved, so both see the same load on this shared machine.
     for _ in 0..<runs {
         let (s, t) = d.ody(["start", vm])
-        if s == 0 { starts.append(t) } else { errors.append("ody start: \(d.errorTail)") }
-        d.ody(["kill", vm])
+        // Counted only if the agent answers (a start that returned at once
+        // because the daemon still thought the VM ran would be no start).
+        if s == 0, d.ody(["run", vm, "-p", "--", "true"]).0 == 0 { starts.append(t) }
+        else { errors.append("ody start (status \(s), \(fmt(t)) ms), or a command after it, failed: \(d.errorTail)") }
+        if d.ody(["kill", vm]).0 != 0 { errors.append("ody kill \(vm) failed: \(d.errorTail)") }
         let b = runTool(repoRoot + "/scripts/guest-kit", ["--baseline-boot"])
         if let secs = parseBaselineSeconds(b.output) { boots.append(secs * 1000) } else { errors.append("baseline: \(b.output.suffix(300))") }
     }
