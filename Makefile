@@ -14,7 +14,7 @@ help:
 	@echo "make demo         install deps, build, run the guided tour"
 	@echo "make test         install deps, build, run every test"
 	@echo "make bench        release build, print the benchmark table (bars vs baselines)"
-	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile"
+	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile vm"
 	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
 	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
 	@echo "make vm-kit       (root, where QEMU is installed) build the guest kernel pool, start libvirtd"
@@ -41,7 +41,7 @@ test: build vm-kit
 	# Every test is XCTest; a hung test fails the run after 40 min instead of stalling CI.
 	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) timeout 2400 $(SWIFT) test --skip-build --disable-swift-testing
 
-bench: deps
+bench: deps vm-kit
 	$(SWIFT) build -c release
 	@scripts/build-addons $(RELEASE_BIN)
 	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release

@@ -1,6 +1,6 @@
 // odyssey-bench [GROUP...]: `make bench` prints one table of every bar, each
 // beside a baseline measured in the same run. Exits 1 if a bar is missed.
-// Groups: host policy admin domains broker addons hostile (default: all).
+// Groups: host policy admin domains broker addons hostile vm (default: all).
 import Foundation
 
 let args = CommandLine.arguments
@@ -16,6 +16,7 @@ let groups: [(String, (BenchEnv) -> [BenchRow])] = [
     ("broker", brokerBenchmarks),
     ("addons", addonBenchmarks),
     ("hostile", hostileBenchmarks),
+    ("vm", vmBenchmarks),
 ]
 let wanted = Set(args.dropFirst())
 if let unknown = wanted.first(where: { w in !groups.contains { $0.0 == w } }) {
