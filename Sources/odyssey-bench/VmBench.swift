@@ -37,6 +37,7 @@ func vmBenchmarks(_ env: BenchEnv) -> [BenchRow] {
     let sections = """
     [vmm.libvirt]
     uri = "qemu:///system"
+    owner = "bench-\(getpid())"
     [vchan.virtio-serial]
     """
     guard let d = BenchDaemon(env, name: "vm", topConfig: top, extraConfig: sections) else { return failed("odysseyd did not start") }
