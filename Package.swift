@@ -87,7 +87,7 @@ let package = Package(
         .target(name: "StreamMux", dependencies: ["CVchanSocket"], path: "Sources/StreamMux"),
         // The host side shared by the multiplexed vchans (virtio-serial, vsock):
         // libvchan channels over mux listeners, one session per domain, the ops slots.
-        .target(name: "MuxVchanCore", dependencies: ["PluginABI", "PluginKit", "StreamMux", "CVchanSocket"],
+        .target(name: "MuxVchanCore", dependencies: ["PluginABI", "PluginKit", "StreamMux", "CVchanSocket", "VchanSocketCore"],
                 path: "Plugins/vchan-virtio-serial/Core"),
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.

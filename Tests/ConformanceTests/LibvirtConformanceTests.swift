@@ -45,9 +45,18 @@ final class LibvirtConformanceTests: XCTestCase {
         XCTAssertEqual(vmm.factory.capabilities & ODY_VMM_CAP_CHANNEL_SOCKET_DIR, 0, "a VM cannot take a host socket directory")
     }
 
-    func testPredefinedTestDomainIsListedAndRunning() throws {
+    /// libvirt's own "test" domain stands for a VM someone else runs on the
+    /// same libvirtd: never listed (so never adopted or killed at a daemon
+    /// start), never killed or undefined; still readable.
+    func testADomainThatIsNotOursIsLeftAlone() throws {
         let (_, vmm) = try open()
-        XCTAssertTrue(try vmm.list().contains("test"))
+        XCTAssertFalse(try vmm.list().contains("test"), "a domain without our owner in its metadata was listed")
+        for (what, op) in [("kill", { try vmm.kill("test") }), ("undefine", { try vmm.undefine("test") })] as [(String, () throws -> Void)] {
+            do { try op(); XCTFail("\(what) of a domain that is not ours succeeded") } catch let e as OdysseyError {
+                XCTAssertEqual(e.code, .permission, "\(what): \(e)")
+                XCTAssertTrue(e.message.contains("not this odysseyd's"), e.message)
+            }
+        }
         let i = try vmm.info("test")
         XCTAssertEqual(i.state, .running)
         XCTAssertEqual(i.uuid.count, 36)

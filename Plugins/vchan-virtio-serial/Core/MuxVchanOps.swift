@@ -7,6 +7,7 @@ import Glibc
 import PluginABI
 import PluginKit
 import StreamMux
+import VchanSocketCore
 
 /// One opened instance of a multiplexed vchan factory.
 public final class MuxVchanBackend: @unchecked Sendable {
@@ -65,14 +66,8 @@ public enum MuxVchanOps {
         return fail(err, rc, "\(op): unknown flag bits 0x\(String(flags, radix: 16))")
     }
 
-    /// Qubes domain names ([A-Za-z][A-Za-z0-9_.-]{0,30}): they become path components.
-    public static func isValidDomainName(_ name: String) -> Bool {
-        let b = Array(name.utf8)
-        guard let first = b.first, b.count <= 31 else { return false }
-        func alpha(_ c: UInt8) -> Bool { (c >= 65 && c <= 90) || (c >= 97 && c <= 122) }
-        guard alpha(first) else { return false }
-        return b.allSatisfy { alpha($0) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 46 || $0 == 45 }
-    }
+    /// Qubes domain names: they become path components (one rule, vchan-socket's).
+    public static func isValidDomainName(_ name: String) -> Bool { ChannelLayout.isValidDomainName(name) }
 
     static let closeBackend: @convention(c) (OpaquePointer?, UInt32) -> Void = { backend, _ in
         Handle.get(backend, as: MuxVchanBackend.self)?.sessions.stopAll()

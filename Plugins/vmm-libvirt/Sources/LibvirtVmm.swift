@@ -204,7 +204,8 @@ final class LibvirtVmm: @unchecked Sendable {
         defer { free(p) }
         let plan = StartPlan.read(metadata: String(cString: p))
         if plan == nil { host.log(ODY_LOG_WARNING, "\(name): unreadable odyssey metadata; its per-start files are left alone") }
-        rememberPlan(name, plan)
+        // Only our own domains are remembered (the state watch follows those).
+        if plan?.owner == owner { rememberPlan(name, plan) }
         return plan
     }
 
