@@ -9,8 +9,10 @@ import Foundation
 import XCTest
 
 final class GuestKitTests: XCTestCase {
-    /// Where the kit lives: the default pool, shared with `make demo`/`make test`.
-    static let pool = "/var/lib/odyssey/vm-kernels"
+    /// Where the kit lives: the default pool, shared with `make demo`/`make test`,
+    /// unless ODYSSEY_GUEST_KIT_POOL names another (a kit under test, built apart).
+    static let pool = ProcessInfo.processInfo.environment["ODYSSEY_GUEST_KIT_POOL"] ?? "/var/lib/odyssey/vm-kernels"
+    static let kitArguments = ["--prefix", pool]
     static let portName = "org.odyssey.vchan.0"
 
     override func setUpWithError() throws {
@@ -57,7 +59,7 @@ final class GuestKitTests: XCTestCase {
 
         let socket = dir + "/vchan.sock"
         let cmdline = "console=ttyS0 quiet panic=-1 odyssey.domain=kitvm odyssey.init=/.odyssey/bin/odyssey-agent "
-            + "odyssey.env=ODYSSEY_DEFAULT_USER=user odyssey.share=odybin:/.odyssey/bin:ro "
+            + "odyssey.trace=1 odyssey.env=ODYSSEY_DEFAULT_USER=user odyssey.share=odybin:/.odyssey/bin:ro "
             + "odyssey.vchan=virtio-serial:\(Self.portName)"
         let disks: [(String, String, Bool)] = [
             (dir + "/root.img", "odyssey-root", false), (dir + "/private.img", "odyssey-private", false),
@@ -93,7 +95,9 @@ final class GuestKitTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("mount / ext4 rw,") }, "root is read-write: \(lines)")
         XCTAssertTrue(lines.contains("swaps 1"), "volatile is swap: \(lines)")
         XCTAssertTrue(lines.contains { $0.hasPrefix("modules 6.1.0-") }, "the kit's modules tree: \(lines)")
-        XCTAssertTrue(console.contains("odyssey-init: exec /.odyssey/bin/odyssey-agent"), console)
+        XCTAssertTrue(console.range(of: #"odyssey-init: exec /.odyssey/bin/odyssey-agent \(uptime \d+\.\d+ s\)"#, options: .regularExpression) != nil, console)
+        XCTAssertTrue(console.contains("odyssey-init: t="), "odyssey.trace=1 stamps the steps: \(console)")
+        XCTAssertFalse(console.contains("vsock.ko"), "the vsock stack is loaded only for a vsock channel: \(console)")
         XCTAssertFalse(console.contains("odyssey-init: ERROR"), console)
 
         // The init made /rw/home on the private image itself (Qubes layout), and it outlives the boot.
@@ -122,7 +126,7 @@ final class GuestKitTests: XCTestCase {
     /// `--help` teaches, a wrong argument is refused, and a rerun on a complete pool does nothing.
     func testGuestKitIsIdempotentAndExplainsItself() throws {
         _ = try Self.buildKit()
-        let rerun = try Self.tool(Build.root + "/scripts/guest-kit", [])
+        let rerun = try Self.tool(Build.root + "/scripts/guest-kit", Self.kitArguments)
         XCTAssertTrue(rerun.contains("nothing to do"), rerun)
         XCTAssertTrue(try Self.tool(Build.root + "/scripts/guest-kit", ["--help"]).contains("--prefix DIR"))
         XCTAssertThrowsError(try Self.tool(Build.root + "/scripts/guest-kit", ["--bogus"])) { error in
@@ -134,7 +138,7 @@ final class GuestKitTests: XCTestCase {
 
     /// Runs scripts/guest-kit (a no-op when the pool is complete); the default entry.
     static func buildKit() throws -> String {
-        _ = try tool(Build.root + "/scripts/guest-kit", [])
+        _ = try tool(Build.root + "/scripts/guest-kit", kitArguments)
         let entry = pool + "/default"
         for file in ["vmlinuz", "vmlinux", "initrd.img", "modules.img"] {
             guard FileManager.default.fileExists(atPath: entry + "/" + file) else {
