@@ -68,6 +68,7 @@ final class LibvirtXMLTests: XCTestCase {
             "<channel type='unix'><source mode='bind' path='/run/odyssey/vport/work/vchan.sock'/><target type='virtio' name='org.odyssey.vchan.0'/></channel>",
             "<serial type='file'><source path='/run/odyssey/r/work/console.log'/>",
             "<label>red</label>",
+            "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>",
         ] {
             XCTAssertTrue(x.contains(part), "missing \(part) in\n\(x)")
         }

@@ -139,6 +139,9 @@ public struct DomainXML {
             }
             // No balloon (memory is fixed per start); no network device (issue 16); no graphics.
             devices += "    <memballoon model='none'/>\n"
+            // Entropy from the host: a TCG guest has no RDRAND, and its first
+            // read of randomness (the agent's) otherwise waits about a second.
+            devices += "    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\n"
         }
 
         var x = "<domain type='\(e(domainType))'>\n"
