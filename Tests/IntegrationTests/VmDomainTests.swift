@@ -34,8 +34,11 @@ final class VmDomainTests: XCTestCase {
         dp?.tearDown()
         // A VM outlives its daemon by design: make sure none of ours is left.
         if !vm.isEmpty {
-            // (disposables are named dispNNNN by the host; the daemon's tearDown killed them)
-            for n in [vm, vm + "-dvm"] {
+            // Every libvirt domain this test's daemon defined carries its owner
+            // (disposables included, named dispNNNN by the host): none is left.
+            let names = ((try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--all", "--name"]))?.1 ?? "").split(separator: "\n")
+            for n in names.map(String.init) where !n.isEmpty {
+                guard let xml = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "dumpxml", n]).1, xml.contains("<owner>test-\(vm)</owner>") else { continue }
                 _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "destroy", n])
                 _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "undefine", n])
             }

@@ -43,6 +43,9 @@ enum RunFiles {
     /// Removes the plan's files (not the console log: a failed boot is read from it).
     static func remove(_ plan: StartPlan) {
         for f in plan.files { unlink(f) }
+        // The channel's directory goes too once libvirt removed its socket
+        // (rmdir of a non-empty directory fails, and is left for the next stop).
+        if !plan.channelDir.isEmpty { rmdir(plan.channelDir) }
     }
 
     /// True if any of the plan's files exists (tests and logs).
