@@ -190,22 +190,13 @@ extension LibvirtVmm {
 
     func names(_ out: inout [String], _ err: ErrorPointer) -> Int32 {
         withConnection("list", err) { c in
-            var doms: UnsafeMutablePointer<OpaquePointer?>?
-            let n = virt.virConnectListAllDomains(c, &doms, 0)
-            guard n >= 0, let doms else { return virt.fail(err, "list") }
             var names: [String] = []
-            for i in 0..<Int(n) {
-                if let d = doms[i] {
-                    // Only this odysseyd's domains: other VMs on the same
-                    // libvirtd are never listed, so never adopted or killed.
-                    if let p = virt.virDomainGetName(d) {
-                        let name = String(cString: p)
-                        if plan(d, name)?.owner == owner { names.append(name) }
-                    }
-                    _ = virt.virDomainFree(d)
-                }
+            // Only this odysseyd's domains: other VMs on the same libvirtd
+            // are never listed, so never adopted or killed.
+            let listed = virt.forEachDomain(c) { d, name in
+                if plan(d, name)?.owner == owner { names.append(name) }
             }
-            free(doms)
+            guard listed else { return virt.fail(err, "list") }
             out = names.sorted()
             return ODY_OK.rawValue
         }

@@ -5,6 +5,7 @@
 // Every libvirt call goes through this table; its types are the headers'
 // own (shim.h), so a changed signature is a compile error, not a crash.
 import CLibvirt
+import Glibc
 import PluginKit
 
 final class LibvirtAPI: @unchecked Sendable {
@@ -79,5 +80,22 @@ final class LibvirtAPI: @unchecked Sendable {
         let api = try LibvirtAPI(SharedLibrary.open(soname, package: "libvirt"))
         try LibvirtRuntime.start(api)
         return api
+    }
+}
+
+extension LibvirtAPI {
+    /// Every defined domain of `conn` with its name; each handle is freed
+    /// after `body`. False if libvirt could not list them (its error is kept).
+    func forEachDomain(_ conn: OpaquePointer, _ body: (OpaquePointer, String) -> Void) -> Bool {
+        var doms: UnsafeMutablePointer<OpaquePointer?>?
+        let n = virConnectListAllDomains(conn, &doms, 0)
+        guard n >= 0, let doms else { return false }
+        defer { free(doms) }
+        for i in 0..<Int(n) {
+            guard let d = doms[i] else { continue }
+            defer { _ = virDomainFree(d) }
+            if let np = virDomainGetName(d) { body(d, String(cString: np)) }
+        }
+        return true
     }
 }

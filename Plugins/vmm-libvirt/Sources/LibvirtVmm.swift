@@ -112,22 +112,14 @@ final class LibvirtVmm: @unchecked Sendable {
     /// cleans up without a libvirt call there. A VM that kept running while
     /// odysseyd restarted is cleaned up after like one started by this instance.
     private func adoptPlansLocked(_ c: OpaquePointer) {
-        var doms: UnsafeMutablePointer<OpaquePointer?>?
-        let n = virt.virConnectListAllDomains(c, &doms, 0)
-        guard n >= 0, let doms else { virt.virResetLastError(); return }
-        defer { free(doms) }
-        for i in 0..<Int(n) {
-            guard let d = doms[i] else { continue }
-            defer { _ = virt.virDomainFree(d) }
-            guard let np = virt.virDomainGetName(d) else { continue }
-            let name = String(cString: np)
-            guard plans[name] == nil else { continue }
+        let listed = virt.forEachDomain(c) { d, name in
+            guard plans[name] == nil else { return }
             guard let p = virt.virDomainGetMetadata(d, Int32(VIR_DOMAIN_METADATA_ELEMENT.rawValue), StartPlan.namespace, 0) else {
                 virt.virResetLastError()  // not one of ours
-                continue
+                return
             }
             defer { free(p) }
-            guard let plan = StartPlan.read(metadata: String(cString: p)), plan.owner == owner else { continue }
+            guard let plan = StartPlan.read(metadata: String(cString: p)), plan.owner == owner else { return }
             plans[name] = plan
             // The watch's baseline: a change after this moment is reported
             // even if it happens before the watch's first look.
@@ -138,6 +130,7 @@ final class LibvirtVmm: @unchecked Sendable {
                 virt.virResetLastError()
             }
         }
+        if !listed { virt.virResetLastError() }
     }
 
     private func disconnectLocked() {

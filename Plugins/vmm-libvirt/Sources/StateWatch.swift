@@ -100,20 +100,13 @@ extension LibvirtVmm {
         guard isConnected else { return true }  // nothing of ours to watch before the first operation
         var seen: [(String, Int32, Int32)] = []
         _ = withConnection("state watch", nil) { c in
-            var doms: UnsafeMutablePointer<OpaquePointer?>?
-            let n = virt.virConnectListAllDomains(c, &doms, 0)
-            guard n >= 0, let doms else { virt.virResetLastError(); return ODY_E_BACKEND.rawValue }
-            defer { free(doms) }
-            for i in 0..<Int(n) {
-                guard let d = doms[i] else { continue }
-                defer { _ = virt.virDomainFree(d) }
-                guard let np = virt.virDomainGetName(d) else { continue }
-                let name = String(cString: np)
-                guard cachedPlan(name) != nil else { continue }  // not ours
+            let listed = virt.forEachDomain(c) { d, name in
+                guard cachedPlan(name) != nil else { return }  // not ours
                 var state: Int32 = 0, reason: Int32 = 0
-                guard virt.virDomainGetState(d, &state, &reason, 0) == 0 else { virt.virResetLastError(); continue }
+                guard virt.virDomainGetState(d, &state, &reason, 0) == 0 else { virt.virResetLastError(); return }
                 seen.append((name, state, reason))
             }
+            guard listed else { virt.virResetLastError(); return ODY_E_BACKEND.rawValue }
             return ODY_OK.rawValue
         }
         for (name, state, reason) in seen {
