@@ -62,6 +62,7 @@ extension LibvirtVmm {
             if let rc = checkState(dom, .stopped, what, err) { return rc }
             let plan = plan(dom, name) ?? StartPlan()
             do throws(RunFiles.Failure) { try RunFiles.prepare(plan) } catch {
+                host.log(ODY_LOG_ERROR, "\(what): \(error.message)")  // whole; the error's message is bounded
                 return fail(err, ODY_E_IO, "\(what): \(error.message)")
             }
             guard virt.virDomainCreate(dom) == 0 else {

@@ -44,8 +44,10 @@ enum LifecycleMap {
     /// nil: the event says nothing about the power state (e.g. a redefinition).
     static func state(event: Int32, detail: Int32) -> ody_power_state? {
         switch UInt32(bitPattern: event) {
-        case VIR_DOMAIN_EVENT_DEFINED.rawValue:
-            return UInt32(bitPattern: detail) == VIR_DOMAIN_EVENT_DEFINED_ADDED.rawValue ? ODY_STATE_HALTED : nil
+        // A new definition is no power change: reported as Halted, it read
+        // as "stopped" to the host (a disposable defined and started in one
+        // go was destroyed mid-start; Admin API clients saw domain-shutdown).
+        case VIR_DOMAIN_EVENT_DEFINED.rawValue: return nil
         case VIR_DOMAIN_EVENT_UNDEFINED.rawValue: return ODY_STATE_NA
         case VIR_DOMAIN_EVENT_STARTED.rawValue, VIR_DOMAIN_EVENT_RESUMED.rawValue: return ODY_STATE_RUNNING
         case VIR_DOMAIN_EVENT_SUSPENDED.rawValue: return ODY_STATE_PAUSED

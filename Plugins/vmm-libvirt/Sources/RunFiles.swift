@@ -133,7 +133,9 @@ enum RunFiles {
         let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
         guard exited && code == 0 else {
             let text = String(decoding: output, as: UTF8.self).split(separator: "\n").joined(separator: "; ")
-            throw Failure(message: "\(argv.joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(text)")
+            // What it said first: the ABI's error message is bounded, and its
+            // stderr names the file (the whole argv would crowd it out).
+            throw Failure(message: "\(argv.prefix(2).joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(text)")
         }
     }
 }

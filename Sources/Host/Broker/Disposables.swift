@@ -35,6 +35,10 @@ public final class Disposables: @unchecked Sendable {
     private var closed = false
     /// Being destroyed now (a Halted event for them is ours, not news).
     private var destroying: Set<String> = []
+    /// Being started now: a stop reported meanwhile (a provider's view of a
+    /// definition, or a start that fails) is the start's to handle; it
+    /// destroys the disposable itself if the start fails.
+    private var starting: Set<String> = []
     /// The domain each handed-out disposable was made for, and how many each
     /// domain holds (counted from admission, so racing calls cannot both
     /// pass the cap). The admin domain's own (`ody run --dispvm`) have none.
@@ -180,7 +184,7 @@ public final class Disposables: @unchecked Sendable {
     /// A domain stopped (by the call's end, `ody kill`, a crash): if it is a
     /// disposable (ours, or any DispVM with auto_cleanup), remove it.
     public func domainHalted(_ name: String) {
-        let (ours, busy) = monitor.withLock { (owned.contains(name), destroying.contains(name)) }
+        let (ours, busy) = monitor.withLock { (owned.contains(name), destroying.contains(name) || starting.contains(name)) }
         if busy { return }
         if !ours {
             let snap = store.snapshot()
@@ -283,8 +287,9 @@ public final class Disposables: @unchecked Sendable {
             throw error
         }
         let name = info.name
-        monitor.withLock { _ = owned.insert(name); making -= 1 }
+        monitor.withLock { _ = owned.insert(name); _ = starting.insert(name); making -= 1 }
         do throws(OdysseyError) {
+            defer { monitor.withLock { _ = starting.remove(name) } }
             try mapped { () throws(DomainError) in
                 if preload { try store.setFeature("internal", of: name, to: "1") }
                 try volumes.createVolumes(name, klass: .dispVM)
