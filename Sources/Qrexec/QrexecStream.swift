@@ -28,7 +28,14 @@ public struct QrexecStream: Sendable {
     /// Sends our HELLO, reads and checks the peer's, and returns the negotiated version.
     @discardableResult
     public mutating func handshake() throws(QrexecError) -> UInt32 {
-        try send(.hello(PeerInfo(version: ours)))
+        try sendHello()
+        return try receiveHello()
+    }
+
+    /// The two halves of `handshake`, for a side with work to do in between.
+    public func sendHello() throws(QrexecError) { try send(.hello(PeerInfo(version: ours))) }
+
+    public mutating func receiveHello() throws(QrexecError) -> UInt32 {
         let m = try receive()
         guard case .hello = m, let v = version else { throw .helloExpected(got: m.type) }
         return v

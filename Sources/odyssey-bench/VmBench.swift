@@ -85,6 +85,13 @@ func vmStartBar(_ d: BenchDaemon, vm: String, repoRoot: String) -> [BenchRow] {
     let runs = 3
     var starts: [Double] = [], boots: [Double] = [], errors: [String] = []
     var startUptimes: [Double] = [], bootUptimes: [Double] = []   // the guest's clock at the line / at ready
+    // The baseline boots the same machine: the domain's vCPUs and the RAM its
+    // VM gets (max of memory and maxmem, as vmm-libvirt gives it).
+    func pref(_ p: String) -> Int? { Int(runOdy(d, ["prefs", vm, p]).output.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    guard let vcpus = pref("vcpus"), let memory = pref("memory"), let maxmem = pref("maxmem") else {
+        return [BenchRow(name: "ody start VM: cannot read the domain's vcpus/memory/maxmem", unit: "-", median: .nan, bar: "-", passed: false)]
+    }
+    let shape = ["--vcpus", "\(vcpus)", "--memory", "\(max(memory, maxmem))"]
     // Interleaved, so both see the same load on this shared machine.
     for _ in 0..<runs {
         let (s, t) = d.ody(["start", vm])
@@ -100,7 +107,7 @@ func vmStartBar(_ d: BenchDaemon, vm: String, repoRoot: String) -> [BenchRow] {
             errors.append("ody start (status \(s), \(fmt(t)) ms), or a command after it, failed: \(d.errorTail) \(up.output.suffix(200))")
         }
         if d.ody(["kill", vm]).0 != 0 { errors.append("ody kill \(vm) failed: \(d.errorTail)") }
-        let b = runTool(repoRoot + "/scripts/guest-kit", ["--baseline-boot"])
+        let b = runTool(repoRoot + "/scripts/guest-kit", ["--baseline-boot"] + shape)
         if let (secs, uptime) = parseBaselineBoot(b.output) {
             boots.append(secs * 1000)
             if let u = uptime { bootUptimes.append(u * 1000) }
@@ -112,7 +119,7 @@ func vmStartBar(_ d: BenchDaemon, vm: String, repoRoot: String) -> [BenchRow] {
     let m = median(starts), base = median(boots)
     return [BenchRow(name: "ody start VM (to agent ready; \(starts.count)/\(runs) runs)", unit: "ms", median: m,
                      bar: "<= 1.15x boot", passed: starts.count == runs && boots.count == runs && m <= 1.15 * base,
-                     baseline: "libvirt boot to a virtio-serial line \(fmt(base)) ms, \(boots.count) runs",
+                     baseline: "libvirt boot of the same kernel, initrd, \(vcpus) vCPUs and \(max(memory, maxmem)) MiB to a virtio-serial line \(fmt(base)) ms, \(boots.count) runs",
                      ratio: String(format: "%.2fx", m / base)),
             BenchRow(name: "  of which the guest's boot (its uptime at ready)", unit: "ms", median: median(startUptimes),
                      bar: "(breakdown)", passed: true,

@@ -155,6 +155,39 @@ final class AgentTests: XCTestCase {
         XCTAssertEqual(try f.run(l, "echo still-alive").out, "still-alive\n")
     }
 
+    /// The command starts beside the caller's HELLO (Session.run); a caller
+    /// that connects and never says HELLO gets the agent's HELLO and nothing
+    /// else, and its command is killed when the agent stops waiting (10 s).
+    func testCallerWithoutHelloGetsTheCommandKilled() throws {
+        let f = try AgentFixture()
+        let l = try f.readyDomain("work")
+        let started = f.dir + "/started-no-hello", pidFile = f.dir + "/pid-no-hello"
+        let s = try l.exec(user: AgentFixture.user, command: "echo $$ > \(pidFile); echo > \(started); echo out; exec sleep 60")
+        try s.waitConnected()
+        let fd = try s.dataFD()
+        var seen = false
+        for _ in 0..<400 where !seen { usleep(25_000); seen = FileManager.default.fileExists(atPath: started) }
+        XCTAssertTrue(seen, "the command did not start before the caller's HELLO")
+        let pid = try XCTUnwrap(Int32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // What the agent sent: its HELLO only (12 bytes), then, after the wait, the end of the channel.
+        var got: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&p, 1, 500) > 0 else { continue }
+            let n = read(fd, &buf, buf.count)
+            if n <= 0 { break }
+            got += buf[0..<n]
+        }
+        XCTAssertEqual(got.count, MsgHeader.size + 4, "the agent sent more than its HELLO to a caller that never said HELLO: \(got)")
+        var gone = false
+        for _ in 0..<200 where !gone { gone = kill(pid, 0) != 0 && errno == ESRCH; if !gone { usleep(25_000) } }
+        XCTAssertTrue(gone, "the command (pid \(pid)) still runs after its caller never said HELLO")
+        s.close()
+        XCTAssertEqual(try f.run(l, "echo still-alive").out, "still-alive\n")
+    }
+
     func testExecRefusedBeforeReadyAndBadUserNames() throws {
         let f = try AgentFixture()
         let l = try f.link("work")

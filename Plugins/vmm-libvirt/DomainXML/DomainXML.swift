@@ -70,6 +70,7 @@ public struct DomainXML {
         plan.owner = owner
         plan.runDir = d.runDir
         plan.shutdownTimeout = shutdownTimeout
+        var slots = PCISlots(enabled: bootsKernel)
         var disks = ""
         var letter = UInt8(ascii: "a")
         for v in d.volumes.sorted(by: { $0.role.rawValue < $1.role.rawValue }) {
@@ -107,13 +108,13 @@ public struct DomainXML {
             }
             disks += "    <disk type='file' device='disk'><driver name='qemu' type='\(format)'/>\(src)"
             disks += "<target dev='vd\(Character(Unicode.Scalar(letter)))' bus='virtio'/><serial>\(Self.serial(v.role))</serial>"
-            disks += (v.readOnly ? "<readonly/>" : "") + "</disk>\n"
+            disks += (v.readOnly ? "<readonly/>" : "") + slots.next() + "</disk>\n"
             letter += 1
         }
         var devices = disks
         for s in d.shares {
             devices += "    <filesystem type='mount' accessmode='squash'><source dir='\(e(s.hostPath))'/><target dir='\(e(s.tag))'/>"
-            devices += (s.readOnly ? "<readonly/>" : "") + "</filesystem>\n"
+            devices += (s.readOnly ? "<readonly/>" : "") + slots.next() + "</filesystem>\n"
         }
         if let ch = d.channel {
             switch ch.kind {
@@ -122,10 +123,11 @@ public struct DomainXML {
                     return .failure(.init("virtio-serial channel needs an absolute socket path and a port name (got '\(ch.path)', '\(ch.name)')"))
                 }
                 plan.channelDir = String(ch.path[..<ch.path.lastIndex(of: "/")!])
+                devices += "    <controller type='virtio-serial' index='0'>\(slots.next())</controller>\n"
                 devices += "    <channel type='unix'><source mode='bind' path='\(e(ch.path))'/><target type='virtio' name='\(e(ch.name))'/></channel>\n"
             case .vsock:
                 guard ch.cid >= 3 else { return .failure(.init("vsock channel: cid \(ch.cid) is reserved (guests start at 3)")) }
-                devices += "    <vsock model='virtio'><cid auto='no' address='\(ch.cid)'/></vsock>\n"
+                devices += "    <vsock model='virtio'><cid auto='no' address='\(ch.cid)'/>\(slots.next())</vsock>\n"
             case .socketDir, .xen:
                 return .failure(.init("channel kind \(ch.kind) cannot be wired into a libvirt domain (it takes virtio-serial or vsock)"))
             }
@@ -141,7 +143,10 @@ public struct DomainXML {
             devices += "    <memballoon model='none'/>\n"
             // Entropy from the host: a TCG guest has no RDRAND, and its first
             // read of randomness (the agent's) otherwise waits about a second.
-            devices += "    <rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>\n"
+            devices += "    <rng model='virtio'><backend model='random'>/dev/urandom</backend>\(slots.next())</rng>\n"
+            // No USB: libvirt would add an xHCI controller the guest probes at every boot.
+            devices += "    <controller type='usb' model='none'/>\n"
+            guard !slots.overflowed else { return .failure(.init("too many devices for one PCI bus (\(PCISlots.capacity) slots)")) }
         }
 
         var x = "<domain type='\(e(domainType))'>\n"
@@ -169,5 +174,28 @@ public struct DomainXML {
         if !devices.isEmpty { x += "  <devices>\n\(devices)  </devices>\n" }
         x += "</domain>\n"
         return .success((x, plan))
+    }
+}
+
+/// PCI addresses on q35's root bus (pcie.0) for a booted guest's virtio
+/// devices, as integrated endpoints. Left to itself, libvirt puts each behind
+/// a pcie-root-port of its own: ten bridges the guest kernel enumerates and
+/// configures at every boot, about a second under TCG. Slot 0 is the host
+/// bridge and 0x1f the ICH9 functions; 1 is left for a display.
+struct PCISlots {
+    static let first: UInt8 = 2, last: UInt8 = 0x1e
+    static var capacity: Int { Int(last - first) + 1 }
+    let enabled: Bool
+    private var slot = PCISlots.first
+    private(set) var overflowed = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// The next device's <address/> ("" where libvirt places devices, e.g. the test driver).
+    mutating func next() -> String {
+        guard enabled else { return "" }
+        guard slot <= Self.last else { overflowed = true; return "" }
+        defer { slot += 1 }
+        return "<address type='pci' domain='0x0000' bus='0x00' slot='0x\(String(slot, radix: 16))' function='0x0'/>"
     }
 }

@@ -36,7 +36,8 @@ public enum GuestCommandLine {
         // kernelopts are the admin's words: split at spaces, each checked the same way.
         // An odyssey.* word there would override the contract's own (the init takes the last).
         for opt in d.kernelopts.split(separator: " ", omittingEmptySubsequences: true) {
-            if opt.hasPrefix("odyssey.") { return .failure(DomainXMLError("kernelopts word \"\(opt)\": odyssey.* options are the provider's own")) }
+            // But the boot trace, which only prints timestamps (docs/guest-kit.md).
+            if opt.hasPrefix("odyssey."), opt != "odyssey.trace=1" { return .failure(DomainXMLError("kernelopts word \"\(opt)\": odyssey.* options are the provider's own")) }
             if let e = add("", String(opt), "kernelopts word") { return .failure(e) }
         }
         return .success(words.joined(separator: " "))

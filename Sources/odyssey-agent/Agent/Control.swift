@@ -59,6 +59,7 @@ enum Control {
                 sleepMs(100)
                 continue
             }
+            Log.mark("control channel connected")
             let why = serve(ch, cfg)
             ControlWriter.shared.detach()
             ch.close()
@@ -78,6 +79,7 @@ enum Control {
         let fd = ch.fd
         ControlWriter.shared.attach(fd)
         do { try ControlWriter.shared.send(.hello(PeerInfo(version: QrexecVersion.current))) } catch { return "sending MSG_HELLO: \(error)" }
+        Log.mark("MSG_HELLO sent")
         var version: UInt32?
         while true {
             var fds: [Int32] = []
@@ -90,6 +92,7 @@ enum Control {
                 if error.isProtocolViolation { Log.say("malformed message from the host: \(error)") }
                 return "\(error)"
             }
+            if Log.tracing, version == nil || m.type == .hello { Log.mark("first message from the host") }
             dispatch(m, fds: fds, cfg)
         }
     }

@@ -32,6 +32,26 @@ final class Reaper: @unchecked Sendable {
     }
 
     /// The status of an exited registered pid (nil while it runs); forgets it.
+    /// Reaps `pid` now if it has exited (its session saw its pidfd become
+    /// readable: no wait for SIGCHLD to reach the signal thread and the note
+    /// to come back). Its status, or nil while it runs.
+    func reapNow(_ pid: pid_t) -> Int32? {
+        lock.locked {
+            var status: Int32 = 0
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid {
+                waiting[pid] = nil
+                groups.remove(pid)
+                return status
+            }
+            // Reaped meanwhile by reapAll: its status waits here.
+            guard let s = statuses.removeValue(forKey: pid) else { return nil }
+            waiting[pid] = nil
+            groups.remove(pid)
+            return s
+        }
+    }
+
     func take(_ pid: pid_t) -> Int32? {
         lock.locked {
             guard let s = statuses.removeValue(forKey: pid) else { return nil }

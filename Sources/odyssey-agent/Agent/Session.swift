@@ -37,34 +37,52 @@ enum Session {
         defer { ch.close() }
         let fd = ch.fd
         var stream = QrexecStream(fd: fd, incoming: .clientToService)
-        // A caller that never says HELLO must not hold this thread forever.
-        var hp = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while poll(&hp, 1, 10_000) < 0 && errno == EINTR {}
-        guard hp.revents != 0 else {
-            Log.say("data channel port \(p.connectPort): no MSG_HELLO from the caller within 10 s; dropped")
+        // Our HELLO at once; the caller's is read when needed (awaitHello).
+        do { try stream.sendHello() } catch {
+            Log.say("data channel port \(p.connectPort): sending MSG_HELLO: \(error)")
             return
         }
-        let version: UInt32
-        do { version = try stream.handshake() } catch {
-            Log.say("data channel port \(p.connectPort): handshake failed: \(error)")
-            return
-        }
-        func failWith(_ status: Int32, _ message: String) { fail(stream, status, message) }
+        let port = p.connectPort
         let user: String, command: [UInt8]
         do { (user, command) = try Names.splitUserCommand(p.cmdline) } catch {
-            return failWith(qrexecFailure, "\(error)")
+            guard awaitHello(&stream, port: port) != nil else { return }
+            return fail(stream, qrexecFailure, "\(error)")
         }
         if ServiceCommand.isServiceCall(command) {
+            guard let version = awaitHello(&stream, port: port) else { return }
             return Services.run(command, user: user, justExec: justExec, stream: stream, fd: fd, version: version, cfg)
         }
-        guard let entry = Users.lookup(user) else { return failWith(qrexecFailure, "no user \"\(user)\" in /etc/passwd") }
+        let entry = Users.lookup(user)
         let setIDs = geteuid() == 0
-        if !setIDs && entry.uid != geteuid() {
-            return failWith(qrexecFailure, "cannot run as \(user): the agent does not run as root")
+        guard let entry, setIDs || entry.uid == geteuid() else {
+            guard awaitHello(&stream, port: port) != nil else { return }
+            return fail(stream, qrexecFailure, entry == nil ? "no user \"\(user)\" in /etc/passwd"
+                                                            : "cannot run as \(user): the agent does not run as root")
         }
+        // The command the host asked for starts now, beside the caller's
+        // HELLO still in flight: under TCG that hides most of a round trip
+        // of the VM's channel. runChild reads the HELLO before any of the
+        // command's output or status is sent, and kills the command if it
+        // never comes.
         let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
         runChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, setIDs, justExec: justExec, notRunnable: 127,
-                 stream: stream, fd: fd, version: version)
+                 stream: &stream, fd: fd, version: nil, port: port)
+    }
+
+    /// Waits (at most 10 s: a caller that never says HELLO must not hold
+    /// this thread forever) for the caller's HELLO; the negotiated version,
+    /// or nil (logged) when it did not come or was not a HELLO.
+    static func awaitHello(_ stream: inout QrexecStream, port: UInt32) -> UInt32? {
+        var hp = pollfd(fd: stream.readFD, events: Int16(POLLIN), revents: 0)
+        while poll(&hp, 1, 10_000) < 0 && errno == EINTR {}
+        guard hp.revents != 0 else {
+            Log.say("data channel port \(port): no MSG_HELLO from the caller within 10 s; dropped")
+            return nil
+        }
+        do { return try stream.receiveHello() } catch {
+            Log.say("data channel port \(port): handshake failed: \(error)")
+            return nil
+        }
     }
 
     /// Tells the caller why nothing runs: a line on its stderr, then `status`.
@@ -87,8 +105,11 @@ enum Session {
     /// when exec says ENOEXEC: a script without `#!`, which a shell would run
     /// with /bin/sh) with its stdio on the data channel, and sends its exit
     /// status. `notRunnable`: the status when none can be started.
+    /// `version` nil: the caller's HELLO is still to be read (the command
+    /// starts first, see run); a JUST_EXEC command still waits for it.
     static func runChild(_ programs: [(path: String, argv: [[UInt8]])], env: [[UInt8]], _ entry: UserEntry, _ setIDs: Bool,
-                         justExec: Bool, notRunnable: Int32, stream: QrexecStream, fd: Int32, version: UInt32) {
+                         justExec: Bool, notRunnable: Int32, stream: inout QrexecStream, fd: Int32, version known: UInt32?,
+                         port: UInt32 = 0) {
         func start(stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SpawnError> {
             var last = SpawnError(code: ENOENT)
             for (i, prog) in programs.enumerated() {
@@ -102,6 +123,13 @@ enum Session {
             return .failure(last)
         }
         let name = programs.first?.path ?? "?"
+        var version: UInt32
+        if let known { version = known } else if justExec || programs.isEmpty {
+            guard let v = awaitHello(&stream, port: port) else { return }
+            version = v
+        } else {
+            version = 0   // read below, once the command runs
+        }
         if justExec {
             let null = open("/dev/null", O_RDWR | O_CLOEXEC)
             defer { if null >= 0 { close(null) } }
@@ -122,12 +150,27 @@ enum Session {
         switch start(stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
         case .failure(let e):
             for f in inPipe + outPipe + errPipe + note { close(f) }
+            if known == nil { guard awaitHello(&stream, port: port) != nil else { return } }
             return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(e.code)))")
         case .success(let p): pid = p
         }
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         Reaper.shared.register(pid, notifyFD: note[1])
-        var io = PumpState(stdinW: inPipe[1], stdoutR: outPipe[0], stderrR: errPipe[0], noteR: note[0], pid: pid)
+        if known == nil {
+            guard let v = awaitHello(&stream, port: port) else {
+                // No caller: the command goes, and is reaped before the thread ends.
+                kill(-pid, SIGKILL)
+                var b: UInt8 = 0
+                while read(note[0], &b, 1) < 0 && errno == EINTR {}
+                Reaper.shared.forget(pid)
+                for f in [inPipe[1], outPipe[0], errPipe[0], note[0], note[1]] { close(f) }
+                return
+            }
+            version = v
+        }
+        var io = PumpState(stdinW: inPipe[1], stdoutR: outPipe[0], stderrR: errPipe[0], noteR: note[0],
+                           pidFD: agent_pidfd_open(pid), pid: pid)
+        defer { if io.pidFD >= 0 { close(io.pidFD) } }
         _ = fcntl(inPipe[1], F_SETFL, fcntl(inPipe[1], F_GETFL) | O_NONBLOCK)
         pump(fd: fd, version: version, &io)
         if io.exitStatus == nil { Reaper.shared.forget(pid) }
@@ -157,6 +200,8 @@ enum Session {
         var stdoutR: Int32
         var stderrR: Int32
         var noteR: Int32
+        /// The command's pidfd (-1: none; the note alone tells its end).
+        var pidFD: Int32 = -1
         /// The command's process group; 0 for a socket service (no process:
         /// stdinW and stdoutR are the service's socket, exitStatus preset).
         var pid: pid_t
@@ -304,6 +349,8 @@ enum Session {
             if s.stdoutR >= 0 && mayQueue { idx.stdout = fds.count; fds.append(pollfd(fd: s.stdoutR, events: Int16(POLLIN), revents: 0)) }
             if s.stderrR >= 0 && mayQueue { idx.stderr = fds.count; fds.append(pollfd(fd: s.stderrR, events: Int16(POLLIN), revents: 0)) }
             if s.exitStatus == nil { idx.note = fds.count; fds.append(pollfd(fd: s.noteR, events: Int16(POLLIN), revents: 0)) }
+            var pidIdx = -1
+            if s.exitStatus == nil && s.pidFD >= 0 { pidIdx = fds.count; fds.append(pollfd(fd: s.pidFD, events: Int16(POLLIN), revents: 0)) }
             let rc = poll(&fds, nfds_t(fds.count), -1)
             if rc < 0 { if errno == EINTR { continue }; hangUp(); continue }
 
@@ -337,7 +384,24 @@ enum Session {
                 _ = Glibc.read(s.noteR, &b, 1)
                 if let st = Reaper.shared.take(s.pid) { s.exitStatus = st }
             }
-            if !out.isEmpty || stdoutSender.owed > 0 { flushOut() }
+            if pidIdx >= 0 && s.exitStatus == nil && fds[pidIdx].revents != 0 {
+                if let st = Reaper.shared.reapNow(s.pid) { s.exitStatus = st } else {
+                    close(s.pidFD); s.pidFD = -1   // readable, yet no status: leave it to the note (never spin)
+                }
+                // Its pipes close as it exits: take their EOFs in this turn
+                // too, so the EOFs and the status leave in one write.
+                // (A grandchild may still hold them open: only what is ready now.)
+                func readyNow(_ fd: Int32) -> Bool {
+                    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    return poll(&p, 1, 0) > 0 && p.revents != 0
+                }
+                if s.stdoutR >= 0 && mayQueue && readyNow(s.stdoutR) {
+                    if spliceOut && !callerGone { spliceStdout() } else { copyOutput(.dataStdout) }
+                }
+                if s.stderrR >= 0 && mayQueue && stdoutSender.owed == 0 && readyNow(s.stderrR) { copyOutput(.dataStderr) }
+            }
+            let finished = s.stdoutR < 0 && s.stderrR < 0 && s.exitStatus != nil && stdoutSender.owed == 0
+            if !finished && (!out.isEmpty || stdoutSender.owed > 0) { flushOut() }   // else sent with the status below
         }
         guard !callerGone, let st = s.exitStatus else { return }
         out.append(.exitCode(DataStream.exitStatus(waitStatus: st)))

@@ -20,6 +20,7 @@ enum Supervisor {
     static let handledSignals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2]
 
     static func main() -> Never {
+        Log.mark("agent started")
         var domain = env("ODYSSEY_DOMAIN") ?? ""
         var noInit = env("ODYSSEY_AGENT_NO_INIT") == "1"
         var args = CommandLine.arguments.dropFirst()
@@ -67,6 +68,7 @@ enum Supervisor {
         pthread_sigmask(SIG_BLOCK, &handled, nil)
 
         if cfg.initMode { Home.ensure(for: env("ODYSSEY_DEFAULT_USER") ?? "user") }
+        Log.mark("home ready")
         guard startThread({ signalLoop(cfg) }) else { Log.say("cannot start the signal thread"); exit(1) }
         LocalCalls.shared.start(path: cfg.localSocket)
         Control.run(cfg)

@@ -9,6 +9,22 @@ enum Log {
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
     }
+
+    /// ODYSSEY_BOOT_TRACE=1 (the guest kit's init sets it for odyssey.trace=1):
+    /// the guest's uptime at each step of the agent's start, beside the
+    /// init's own marks, to see where a VM's boot time goes.
+    static let tracing = getenv("ODYSSEY_BOOT_TRACE").map { String(cString: $0) == "1" } ?? false
+
+    static func mark(_ what: @autoclosure () -> String) {
+        guard tracing else { return }
+        let fd = open("/proc/uptime", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var b = [UInt8](repeating: 0, count: 64)
+        let n = read(fd, &b, b.count)
+        let up = n > 0 ? String(decoding: b[0..<n], as: UTF8.self).split(separator: " ").first.map(String.init) ?? "?" : "?"
+        say("t=\(up) \(what())")
+    }
 }
 
 /// A detached pthread running `body`.

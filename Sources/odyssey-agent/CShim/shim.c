@@ -81,3 +81,13 @@ pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
 }
 
 int agent_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int agent_pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}

@@ -25,4 +25,9 @@ pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
 /* pipe2(O_CLOEXEC): behind _GNU_SOURCE. */
 int agent_pipe_cloexec(int fds[2]);
 
+/* pidfd_open(pid, 0), close-on-exec (Linux 5.3; glibc 2.36 has no wrapper
+ * and syscall() is variadic, which Swift cannot call): readable once the
+ * child exits. -1 with errno where the kernel lacks it. */
+int agent_pidfd_open(pid_t pid);
+
 #endif
