@@ -59,20 +59,23 @@ final class LibvirtXMLTests: XCTestCase {
             "<features><acpi/></features>", "<on_poweroff>destroy</on_poweroff>", "<on_crash>destroy</on_crash>",
             // root first (vda), as a per-start qcow2 layer in the run dir
             // over the template's root.img, which libvirt must never relabel (shared by every child)
-            "<driver name='qemu' type='qcow2'/><source file='/run/odyssey/r/work/root.qcow2'/><backingStore type='file'><format type='raw'/><source file='/var/lib/odyssey/templates/debian/root.img'><seclabel model='dac' relabel='no'/></source><backingStore/></backingStore><target dev='vda' bus='virtio'/><serial>odyssey-root</serial></disk>",
-            "<driver name='qemu' type='raw'/><source file='/var/lib/odyssey/domains/work/private.img'/><target dev='vdb' bus='virtio'/><serial>odyssey-private</serial></disk>",
-            "<source file='/run/odyssey/r/work/volatile.img'/><target dev='vdc' bus='virtio'/><serial>odyssey-volatile</serial></disk>",
-            "<seclabel model='dac' relabel='no'/></source><target dev='vdd' bus='virtio'/><serial>odyssey-modules</serial><readonly/></disk>",
-            "<filesystem type='mount' accessmode='squash'><source dir='/usr/lib/odyssey/bin'/><target dir='odybin'/><readonly/></filesystem>",
-            "<filesystem type='mount' accessmode='squash'><source dir='/etc/odyssey/rpc'/><target dir='odyrpc'/></filesystem>",
+            "<driver name='qemu' type='qcow2'/><source file='/run/odyssey/r/work/root.qcow2'/><backingStore type='file'><format type='raw'/><source file='/var/lib/odyssey/templates/debian/root.img'><seclabel model='dac' relabel='no'/></source><backingStore/></backingStore><target dev='vda' bus='virtio'/><serial>odyssey-root</serial><address type='pci' domain='0x0000' bus='0x00' slot='0x2' function='0x0'/></disk>",
+            "<driver name='qemu' type='raw'/><source file='/var/lib/odyssey/domains/work/private.img'/><target dev='vdb' bus='virtio'/><serial>odyssey-private</serial><address type='pci' domain='0x0000' bus='0x00' slot='0x3' function='0x0'/></disk>",
+            "<source file='/run/odyssey/r/work/volatile.img'/><target dev='vdc' bus='virtio'/><serial>odyssey-volatile</serial><address type='pci' domain='0x0000' bus='0x00' slot='0x4' function='0x0'/></disk>",
+            "<seclabel model='dac' relabel='no'/></source><target dev='vdd' bus='virtio'/><serial>odyssey-modules</serial><readonly/><address type='pci' domain='0x0000' bus='0x00' slot='0x5' function='0x0'/></disk>",
+            "<filesystem type='mount' accessmode='squash'><source dir='/usr/lib/odyssey/bin'/><target dir='odybin'/><readonly/><address type='pci' domain='0x0000' bus='0x00' slot='0x6' function='0x0'/></filesystem>",
+            "<filesystem type='mount' accessmode='squash'><source dir='/etc/odyssey/rpc'/><target dir='odyrpc'/><address type='pci' domain='0x0000' bus='0x00' slot='0x7' function='0x0'/></filesystem>",
+            "<controller type='virtio-serial' index='0'><address type='pci' domain='0x0000' bus='0x00' slot='0x8' function='0x0'/></controller>",
             "<channel type='unix'><source mode='bind' path='/run/odyssey/vport/work/vchan.sock'/><target type='virtio' name='org.odyssey.vchan.0'/></channel>",
             "<serial type='file'><source path='/run/odyssey/r/work/console.log'/>",
             "<label>red</label>",
-            "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>",
+            "<rng model='virtio'><backend model='random'>/dev/urandom</backend><address type='pci' domain='0x0000' bus='0x00' slot='0x9' function='0x0'/></rng>",
+            // every device on q35's root bus (no pcie-root-port per device) and no USB controller
+            "<controller type='usb' model='none'/>",
         ] {
             XCTAssertTrue(x.contains(part), "missing \(part) in\n\(x)")
         }
-        for absent in ["<interface", "<graphics", "<video"] { XCTAssertFalse(x.contains(absent), "\(absent) in a VM domain") }
+        for absent in ["<interface", "<graphics", "<video", "pcie-root-port", "<seclabel type='static'"] { XCTAssertFalse(x.contains(absent), "\(absent) in a VM domain") }
         XCTAssertEqual(plan.snapshots, [.init(base: "/var/lib/odyssey/templates/debian/root.img", file: "/run/odyssey/r/work/root.qcow2")])
         XCTAssertEqual(plan.scratch, [.init(file: "/run/odyssey/r/work/volatile.img", sizeMiB: 512)])
         XCTAssertEqual(plan.channelDir, "/run/odyssey/vport/work")
@@ -81,12 +84,34 @@ final class LibvirtXMLTests: XCTestCase {
         XCTAssertEqual(StartPlan.read(metadata: meta), plan)
     }
 
+    /// Each VM's QEMU runs as its own uid (QemuUsers.swift): a static DAC
+    /// label in the XML, the lowest uid of the range no domain holds.
+    func testQemuRunsAsTheDomainsOwnUid() throws {
+        var b = DomainXML(name: "work", uuid: "11111111-2222-3333-4444-555555555555", memoryMiB: 400, maxmemMiB: 800, vcpus: 2,
+                          description: Self.vmDescription(), domainType: "qemu")
+        b.qemuUser = (900_003, 995)
+        guard case .success(let (x, _)) = b.build() else { return XCTFail("no XML") }
+        XCTAssertTrue(x.contains("<seclabel type='static' model='dac' relabel='yes'><label>+900003:+995</label></seclabel>"), x)
+        // The test driver boots nothing: no label.
+        b.domainType = "test"
+        guard case .success(let (t, _)) = b.build() else { return XCTFail("no XML") }
+        XCTAssertFalse(t.contains("<seclabel type='static'"))
+
+        // What libvirt hands back for a running domain labels QEMU and its images; both count once.
+        let live = "<domain><seclabel type='static' model='dac' relabel='yes'>\n<label>+900001:+995</label>\n"
+            + "<imagelabel>+900001:+995</imagelabel></seclabel><label>+900007:+995</label><label>+12:+995</label><label>+</label></domain>"
+        XCTAssertEqual(QemuUsers.labelled(in: live, start: 900_000), [900_001, 900_007])
+        XCTAssertEqual(QemuUsers.pick(start: 900_000, taken: [900_000, 900_001, 900_007]), 900_002)
+        XCTAssertEqual(QemuUsers.pick(start: 900_000, taken: []), 900_000)
+        XCTAssertNil(QemuUsers.pick(start: 900_000, taken: Set((0..<QemuUsers.count).map { 900_000 + $0 })))
+    }
+
     func testVsockChannelAndKVM() throws {
         var d = Self.vmDescription()
         d.channel = ChannelDescription(kind: .vsock, cid: 7)
         let (x, _) = try xml(d, type: "kvm")
         XCTAssertTrue(x.contains("<domain type='kvm'>"))
-        XCTAssertTrue(x.contains("<vsock model='virtio'><cid auto='no' address='7'/></vsock>"), x)
+        XCTAssertTrue(x.contains("<vsock model='virtio'><cid auto='no' address='7'/><address type='pci' domain='0x0000' bus='0x00' slot='0x8' function='0x0'/></vsock>"), x)
         XCTAssertTrue(x.contains("odyssey.vchan=vsock:1024 "), x)
         XCTAssertFalse(x.contains("<channel"))
         d.channel = ChannelDescription(kind: .vsock, name: "512", cid: 7)

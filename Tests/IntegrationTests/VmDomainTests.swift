@@ -111,6 +111,18 @@ final class VmDomainTests: XCTestCase {
         print("VM tier: \(vm) start to agent ready \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
         guard r.0 == 0 else { return }
 
+        // Its QEMU runs as a uid of its own (vmm-libvirt's qemu_uid_start range), and
+        // its private image is that uid's alone while it runs: another VM's QEMU cannot open it.
+        let qemuUid = Self.qemuUid(of: vm)
+        XCTAssertNotNil(qemuUid, "no QEMU process for \(vm)")
+        if let u = qemuUid {
+            XCTAssertTrue((900_000..<965_536).contains(u), "QEMU of \(vm) runs as uid \(u), not one of its own")
+            var st = stat()
+            XCTAssertEqual(stat(dp.dir + "/state/domains/\(vm)/private.img", &st), 0)
+            XCTAssertEqual(st.st_uid, u)
+            XCTAssertEqual(st.st_mode & 0o077, 0, "the private image is open to others")
+        }
+
         // Its own kernel: uname -r differs from the host's (and from nat's, which is the host's).
         let host = try sh("/bin/uname", ["-r"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
         r = try run(vm, "uname -r")
@@ -188,6 +200,18 @@ final class VmDomainTests: XCTestCase {
         XCTAssertTrue(listed.1.split(separator: "\n").contains("user"), "the VM's /rw/home/user, seen natively: \(listed.1)")
         XCTAssertEqual(try run(vm, "uname -r").1.trimmingCharacters(in: .whitespacesAndNewlines), host)
         XCTAssertEqual(try dp.ody(["kill", vm]).0, 0)
+    }
+
+    /// The uid of the QEMU process running libvirt domain `name` (its command line says guest=NAME,).
+    static func qemuUid(of name: String) -> uid_t? {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for pid in entries where pid.allSatisfy(\.isNumber) {
+            guard let cmd = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                  String(decoding: cmd, as: UTF8.self).contains("guest=\(name),") else { continue }
+            var st = stat()
+            if stat("/proc/\(pid)", &st) == 0 { return st.st_uid }
+        }
+        return nil
     }
 
     func testDisposablesFromAVmDisposableTemplate() throws {

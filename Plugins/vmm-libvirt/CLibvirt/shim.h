@@ -37,5 +37,6 @@ ODY_VIR_FN(virDomainGetState)
 ODY_VIR_FN(virDomainGetName)
 ODY_VIR_FN(virDomainGetUUIDString)
 ODY_VIR_FN(virDomainGetMetadata)
+ODY_VIR_FN(virDomainGetXMLDesc)
 #undef ODY_VIR_FN
 #endif

@@ -24,6 +24,10 @@ public struct DomainXML {
     public var shutdownTimeout: Int?
     /// The defining odysseyd's `[vmm.libvirt] owner`, kept in the metadata.
     public var owner: String
+    /// The uid:gid this domain's QEMU runs as (a static DAC label; libvirt
+    /// then gives the domain's own images to that uid): nil leaves it to
+    /// libvirt's configured user. See QemuUsers.swift.
+    public var qemuUser: (uid: UInt32, gid: UInt32)?
 
     public init(name: String, uuid: String, memoryMiB: UInt64, maxmemMiB: UInt64, vcpus: UInt32,
                 description: DomainDescription, domainType: String, shutdownTimeout: Int? = nil, owner: String = "") {
@@ -172,6 +176,9 @@ public struct DomainXML {
         if bootsKernel { x += "  <features><acpi/></features>\n" }
         x += "  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n"
         if !devices.isEmpty { x += "  <devices>\n\(devices)  </devices>\n" }
+        if bootsKernel, let u = qemuUser {
+            x += "  <seclabel type='static' model='dac' relabel='yes'><label>+\(u.uid):+\(u.gid)</label></seclabel>\n"
+        }
         x += "</domain>\n"
         return .success((x, plan))
     }

@@ -15,14 +15,10 @@ extension LibvirtVmm {
             guard let v = Int(t), v > 0 else { return fail(err, ODY_E_INVALID, "\(what): param shutdown_timeout \"\(t)\" must be a positive number of seconds") }
             timeout = v
         }
-        let builder = DomainXML(name: c.name, uuid: c.uuid, memoryMiB: c.memoryMiB, maxmemMiB: c.maxmemMiB, vcpus: c.vcpus,
+        var builder = DomainXML(name: c.name, uuid: c.uuid, memoryMiB: c.memoryMiB, maxmemMiB: c.maxmemMiB, vcpus: c.vcpus,
                                 description: c.description ?? DomainDescription(), domainType: defaultDomainType,
                                 shutdownTimeout: timeout, owner: owner)
-        let built: (xml: String, plan: StartPlan)
-        switch builder.build() {
-        case .success(let b): built = b
-        case .failure(let e): return fail(err, ODY_E_INVALID, "\(what): \(e.message)")
-        }
+        if case .failure(let e) = builder.build() { return fail(err, ODY_E_INVALID, "\(what): \(e.message)") }
         return withConnection(what, err) { conn in
             defineLock.with {
                 if let existing = virt.virDomainLookupByName(conn, c.name) {
@@ -30,6 +26,18 @@ extension LibvirtVmm {
                     return fail(err, ODY_E_EXISTS, "\(what): a domain of that name is already defined")
                 }
                 virt.virResetLastError()
+                // Under the define lock: two defines never pick the same uid.
+                if let start = qemuUidStart, let gid = qemuGid {
+                    guard let uid = freeQemuUid(conn, start: start) else {
+                        return fail(err, ODY_E_AGAIN, "\(what): every QEMU uid of [vmm.libvirt] qemu_uid_start \(start) (+\(QemuUsers.count)) is taken")
+                    }
+                    builder.qemuUser = (uid, gid)
+                }
+                let built: (xml: String, plan: StartPlan)
+                switch builder.build() {
+                case .success(let b): built = b
+                case .failure(let e): return fail(err, ODY_E_INVALID, "\(what): \(e.message)")
+                }
                 guard let dom = virt.virDomainDefineXML(conn, built.xml) else { return virt.fail(err, what) }
                 _ = virt.virDomainFree(dom)
                 rememberPlan(c.name, built.plan)
@@ -37,6 +45,17 @@ extension LibvirtVmm {
                 return ODY_OK.rawValue
             }
         }
+    }
+
+    /// The lowest uid of the range no domain on this libvirtd labels its QEMU with.
+    private func freeQemuUid(_ conn: OpaquePointer, start: UInt32) -> UInt32? {
+        var taken = Set<UInt32>()
+        _ = virt.forEachDomain(conn) { d, _ in
+            guard let x = virt.virDomainGetXMLDesc(d, 0) else { virt.virResetLastError(); return }
+            defer { free(x) }
+            taken.formUnion(QemuUsers.labelled(in: String(cString: x), start: start))
+        }
+        return QemuUsers.pick(start: start, taken: taken)
     }
 
     func undefine(_ name: String, _ err: ErrorPointer) -> Int32 {

@@ -40,6 +40,7 @@ final class LibvirtAPI: @unchecked Sendable {
     let virDomainGetName: ody_virDomainGetName_fn
     let virDomainGetUUIDString: ody_virDomainGetUUIDString_fn
     let virDomainGetMetadata: ody_virDomainGetMetadata_fn
+    let virDomainGetXMLDesc: ody_virDomainGetXMLDesc_fn
 
     /// Resolves every call; the first missing symbol is the error.
     init(_ lib: SharedLibrary) throws(LibraryError) {
@@ -72,6 +73,7 @@ final class LibvirtAPI: @unchecked Sendable {
         virDomainGetName = try lib.function("virDomainGetName")
         virDomainGetUUIDString = try lib.function("virDomainGetUUIDString")
         virDomainGetMetadata = try lib.function("virDomainGetMetadata")
+        virDomainGetXMLDesc = try lib.function("virDomainGetXMLDesc")
     }
 
     /// The process-wide libvirt: opened, resolved, initialised and its event

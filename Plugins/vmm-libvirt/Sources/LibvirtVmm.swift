@@ -21,6 +21,10 @@ final class LibvirtVmm: @unchecked Sendable {
     let owner: String
     /// Seconds between the state watch's looks (StateWatch.swift); 0: no watch.
     let stateWatchInterval: Double
+    /// First uid of the per-domain QEMU users (QemuUsers.swift) and their
+    /// group (libvirt-qemu's); nil: QEMU runs as libvirt's configured user.
+    let qemuUidStart: UInt32?
+    let qemuGid: UInt32?
     /// The state each domain was last reported in, by an event or the watch.
     let reported = ReportedStates()
     private let lock = PluginLock()
@@ -34,8 +38,10 @@ final class LibvirtVmm: @unchecked Sendable {
     private var plans: [String: StartPlan] = [:]
 
     private init(host: HostServices, virt: LibvirtAPI, uri: String, defaultDomainType: String, shutdownTimeout: Int,
-                 stateWatchInterval: Double, owner: String) {
+                 stateWatchInterval: Double, owner: String, qemuUidStart: UInt32?, qemuGid: UInt32?) {
         self.owner = owner
+        self.qemuUidStart = qemuUidStart
+        self.qemuGid = qemuGid
         self.host = host
         self.virt = virt
         self.uri = uri
@@ -72,6 +78,25 @@ final class LibvirtVmm: @unchecked Sendable {
         }
         let type = host.config("domain_type").flatMap { $0.isEmpty ? nil : $0 }
             ?? (uri.hasPrefix("test:") ? "test" : HardwareVirt.usable ? "kvm" : "qemu")
+        // Per-domain QEMU uids, in libvirt-qemu's group (the images VMs
+        // share are readable by it); without that group (QEMU as root),
+        // there is no confined QEMU to give uids to.
+        var uidStart: UInt32? = 900_000
+        if let t = host.config("qemu_uid_start") {
+            guard let v = UInt32(t), v == 0 || (v >= 1000 && UInt64(v) + UInt64(QemuUsers.count) < UInt64(UInt32.max)) else {
+                return .failure(ReportedError(fail(err, ODY_E_INVALID, "[vmm.libvirt] qemu_uid_start \"\(t)\" must be 0 (off) or a uid from 1000 with room for \(QemuUsers.count) after it")))
+            }
+            uidStart = v == 0 ? nil : v
+        }
+        var qemuGid: UInt32?
+        if uidStart != nil, type != "test" {
+            if let g = getgrnam("libvirt-qemu") { qemuGid = g.pointee.gr_gid } else {
+                host.log(ODY_LOG_INFO, "no libvirt-qemu group (QEMU runs as libvirt's configured user): VMs get no QEMU uid of their own")
+                uidStart = nil
+            }
+        } else {
+            uidStart = nil
+        }
         let virt: LibvirtAPI
         do throws(LibraryError) { virt = try LibvirtAPI.shared.get() } catch {
             return .failure(ReportedError(fail(err, ODY_E_BACKEND, error.message)))
@@ -79,7 +104,7 @@ final class LibvirtVmm: @unchecked Sendable {
         // The connection is opened by the first operation (and again after
         // libvirtd restarts): odysseyd starts even while libvirtd is down.
         let vmm = LibvirtVmm(host: host, virt: virt, uri: uri, defaultDomainType: type, shutdownTimeout: timeout,
-                             stateWatchInterval: watch, owner: owner)
+                             stateWatchInterval: watch, owner: owner, qemuUidStart: uidStart, qemuGid: qemuGid)
         if watch > 0 { StateWatch.start(vmm, interval: watch) }
         host.log(ODY_LOG_INFO, "libvirt at \(uri) (domain type \(type)\(type == "qemu" ? ": TCG, no usable KVM" : ""), shutdown timeout \(timeout) s)")
         return .success(vmm)
