@@ -119,4 +119,31 @@ final class PrivateOwnershipTests: NativeTestCase {
         XCTAssertEqual(owner(p + "/rootfile"), "\(base + 7):\(base + 7)")
         XCTAssertEqual(host.logs.filter { $0.contains("old:") && $0.contains("shifted") }.count, 1)
     }
+
+    /// A disposable's private is a tmpfs holding a copy of its template's
+    /// volume (VolumeManager.makeSnapshotPrivate, `cp -a`: owners kept). A
+    /// template volume still under the old convention carries the template's
+    /// base, not the disposable's: the shift takes the base from the top
+    /// directory's owner, and tmpfs takes the idmapped mount too.
+    func testDisposableSnapshotOfAnOldTemplateVolumeIsShifted() throws {
+        let p = privateDir("disp"), templateBase: UInt32 = 4_000_000
+        try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        XCTAssertEqual(mount("tmpfs", p, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=8m"), 0)
+        defer { umount2(p, MNT_DETACH) }
+        try FileManager.default.createDirectory(atPath: p + "/home/user", withIntermediateDirectories: true)
+        try "from the template\n".write(toFile: p + "/home/user/f", atomically: true, encoding: .utf8)
+        for (path, id) in [(p + "/home/user/f", templateBase + 1000), (p + "/home/user", templateBase + 1000),
+                           (p + "/home", templateBase), (p, templateBase)] {
+            XCTAssertEqual(lchown(path, id, id), 0)
+        }
+        let r = try runScript("disp", """
+        echo "inside=$(stat -c %U:%u:%g /home/user/f)" > /rw/result
+        su -s /bin/sh user -c 'echo mine >> /home/user/f' && echo user_write=ok >> /rw/result || echo user_write=denied >> /rw/result
+        """, extra: ["uid_base": "\(base)"])
+        XCTAssertEqual(r["inside"], "user:1000:1000", "\(r)")
+        XCTAssertEqual(r["user_write"], "ok")
+        XCTAssertEqual(owner(p + "/home/user/f"), "1000:1000")
+        XCTAssertEqual(owner(p), "0:0")
+        XCTAssertTrue(host.logs.contains { $0.contains("uid base \(templateBase) (this domain's is \(base))") }, "\(host.logs)")
+    }
 }
