@@ -129,7 +129,7 @@ final class PrivateOwnershipTests: NativeTestCase {
         let p = privateDir("disp"), templateBase: UInt32 = 4_000_000
         try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
         XCTAssertEqual(mount("tmpfs", p, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755,size=8m"), 0)
-        defer { umount2(p, MNT_DETACH) }
+        defer { umount2(p, Int32(MNT_DETACH)) }
         try FileManager.default.createDirectory(atPath: p + "/home/user", withIntermediateDirectories: true)
         try "from the template\n".write(toFile: p + "/home/user/f", atomically: true, encoding: .utf8)
         for (path, id) in [(p + "/home/user/f", templateBase + 1000), (p + "/home/user", templateBase + 1000),
