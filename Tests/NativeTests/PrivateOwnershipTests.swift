@@ -77,6 +77,7 @@ final class PrivateOwnershipTests: NativeTestCase {
         XCTAssertEqual(lchown(deep + "/leaf", base + 1000, base + 1000), 0)
         XCTAssertEqual(lchown(p + "/home/user/tool", base + 1000, base + 1000), 0)
         XCTAssertEqual(chmod(p + "/home/user/tool", 0o4755), 0)
+        XCTAssertEqual(link(p + "/home/user/tool", p + "/home/user/d0/tool-link"), 0, "a hard link: seen twice, shifted once")
         XCTAssertEqual(lchown(p + "/hostlink", base + 1000, base + 1000), 0)
         XCTAssertEqual(lchown(p + "/foreign", 500_000, 500_000), 0)
         XCTAssertEqual(lchown(p + "/home", base, base), 0)
@@ -104,6 +105,7 @@ final class PrivateOwnershipTests: NativeTestCase {
         XCTAssertEqual(stat(p + "/home/user/tool", &st), 0)
         XCTAssertEqual(st.st_mode & 0o7777, 0o4755, "set-user-ID kept across the chown")
         XCTAssertEqual(owner(p + "/home/user/tool"), "1000:1000")
+        XCTAssertEqual(owner(p + "/home/user/d0/tool-link"), "1000:1000")
         XCTAssertEqual(owner(p + "/home/user/d0/new"), "1000:1000")
         let logs = host.logs.filter { $0.contains("old:") }
         XCTAssertEqual(logs.filter { $0.contains("shifted to the guest's own ids") }.count, 1, "\(logs)")

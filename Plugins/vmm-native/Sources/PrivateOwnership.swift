@@ -57,7 +57,10 @@ enum PrivateOwnership {
         }
         // Not a directory: the jailer refuses it with its own message.
         guard (top.st_mode & S_IFMT) == S_IFDIR, top.st_uid >= guestIds else { return Outcome() }
-        let shift = Shift(uidBase: top.st_uid, gidBase: top.st_gid >= guestIds ? top.st_gid : top.st_uid, count: count)
+        // The range never reaches down to the ids it produces, so an entry
+        // seen twice (a hard link) or a walk redone is never shifted twice.
+        let gidBase = top.st_gid >= guestIds ? top.st_gid : top.st_uid
+        let shift = Shift(uidBase: top.st_uid, gidBase: gidBase, count: min(count, top.st_uid, gidBase))
         var out = Outcome(base: top.st_uid)
         let root = try Sys.check("open private_dir \(dir)") { open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) }
         var cur = root
