@@ -204,16 +204,24 @@ static int make_userns(const struct domain *d) {
     return fd;
 }
 
-/* Attaches root_dir at `target` through an idmapped mount: files owned by uid
- * k on disk appear owned by k inside the domain (uid_base+k on the host), so
- * a template owned by root stays root's on disk yet is root's in the domain. */
-static void idmapped_bind(const struct domain *d, const char *target, int readonly) {
-    int tree = open_tree(AT_FDCWD, d->root_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0) die(errno, "open_tree root_dir", "%s", d->root_dir);
+/* A detached idmapped copy of the directory `path` (relative to dirfd; ""
+ * for dirfd itself): files owned by uid k on disk appear owned by k inside the
+ * domain (uid_base+k on the host), and what the domain's uid k writes is k on
+ * disk. So the template (root's on disk) is root's in the domain, and the
+ * private volume holds the guest's own ids, as a VM provider writes them. */
+static int idmapped_clone(const struct domain *d, int dirfd, const char *path, int readonly, const char *what) {
+    int tree = open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (*path ? 0 : AT_EMPTY_PATH));
+    if (tree < 0) die(errno, what, "open_tree %s", *path ? path : "(fd)");
     struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | (readonly ? MOUNT_ATTR_RDONLY : 0),
                               .userns_fd = (uint64_t)d->userns_fd};
     if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0)
-        die(errno, "idmap root_dir", "%s: the file system must support idmapped mounts", d->root_dir);
+        die(errno, what, "idmap %s: the file system must support idmapped mounts", *path ? path : "(fd)");
+    return tree;
+}
+
+/* Attaches root_dir at `target` through an idmapped mount. */
+static void idmapped_bind(const struct domain *d, const char *target, int readonly) {
+    int tree = idmapped_clone(d, AT_FDCWD, d->root_dir, readonly, "root_dir");
     if (move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) != 0)
         die(errno, "attach root_dir", "%s on %s", d->root_dir, target);
     close(tree);
@@ -278,19 +286,18 @@ static struct tree capture(const char *src, const char *target, int readonly, co
 
 /* The private volume and its home/ are written by the domain, so they are
  * opened without following symlinks: a domain that turned /rw/home into a
- * symlink to a host path gets an error at its next start, not that path. */
-static void capture_private(const char *private_dir, uid_t ns_root, struct tree *out) {
-    int pfd = open(private_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (pfd < 0) die(errno, "private_dir", "open %s", private_dir);
-    if (mkdirat(pfd, "home", 0755) == 0) {
-        if (fchownat(pfd, "home", ns_root, ns_root, AT_SYMLINK_NOFOLLOW) != 0) die(errno, "chown", "%s/home", private_dir);
-    } else if (errno != EEXIST) {
-        die(errno, "mkdir", "%s/home", private_dir);
-    }
+ * symlink to a host path gets an error at its next start, not that path.
+ * Both are idmapped: on disk the volume holds the guest's own ids whichever
+ * provider ran the domain (vmm-native's PrivateOwnership shifts an older
+ * volume first), so home/ is made as host root, i.e. the guest's root. */
+static void capture_private(const struct domain *d, struct tree *out) {
+    int pfd = open(d->private_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0) die(errno, "private_dir", "open %s", d->private_dir);
+    if (mkdirat(pfd, "home", 0755) != 0 && errno != EEXIST) die(errno, "mkdir", "%s/home", d->private_dir);
     int hfd = openat(pfd, "home", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (hfd < 0) die(errno, "private_dir/home", "%s/home must be a directory, not a symlink", private_dir);
-    out[0] = capture_at(pfd, "", "/rw", 0, "private_dir");
-    out[1] = capture_at(hfd, "", "/home", 0, "private_dir/home");
+    if (hfd < 0) die(errno, "private_dir/home", "%s/home must be a directory, not a symlink", d->private_dir);
+    out[0] = (struct tree){idmapped_clone(d, pfd, "", 0, "private_dir"), "/rw", "private_dir"};
+    out[1] = (struct tree){idmapped_clone(d, hfd, "", 0, "private_dir/home"), "/home", "private_dir/home"};
     close(hfd);
     close(pfd);
 }
@@ -384,7 +391,7 @@ static void build_and_exec(struct domain *d) {
     int ntrees = 0;
     if (d->private_dir && *d->private_dir) {
         /* Qubes layout: the private volume is /rw, and /home is /rw/home. */
-        capture_private(d->private_dir, ns_root, trees);
+        capture_private(d, trees);
         ntrees = 2;
     }
     for (int ro = 1; ro >= 0; ro--) {
@@ -509,7 +516,6 @@ int main(void) {
     d.seccomp = build_seccomp();
 
     /* Per-start scratch on the host; the plugin removes it at stop. */
-    uid_t ns_root = (uid_t)d.uid_base;
     char p[4096];
     mkdir_p(d.run_dir, 0700, (uid_t)-1, (gid_t)-1);
     PATHF(p, "%s/merged", d.run_dir);
@@ -523,16 +529,16 @@ int main(void) {
         die(EINVAL, "parse spec", "root_mode must be snapshot or persistent, got '%s'", d.root_mode);
     }
     if (d.private_dir && *d.private_dir) {
-        /* The private volume belongs to the domain's root: created if
-         * missing, and its top directory (re)owned by the domain's root at
-         * every start (a host that prepared it as root keeps it usable). */
+        /* The private volume belongs to the domain's root, the guest's 0 on
+         * disk (it is idmapped): created if missing, and its top directory
+         * (re)owned by 0 at every start (a VM's guest may have changed it). */
         struct stat st;
         if (lstat(d.private_dir, &st) != 0) {
-            mkdir_p(d.private_dir, 0755, ns_root, ns_root);
+            mkdir_p(d.private_dir, 0755, (uid_t)-1, (gid_t)-1);
         } else if (!S_ISDIR(st.st_mode)) {
             die(ENOTDIR, "private_dir", "%s (not a directory, or a symlink)", d.private_dir);
-        } else if (st.st_uid != ns_root || st.st_gid != ns_root) {
-            if (lchown(d.private_dir, ns_root, ns_root) != 0) die(errno, "chown private_dir", "%s", d.private_dir);
+        } else if (st.st_uid != 0 || st.st_gid != 0) {
+            if (lchown(d.private_dir, 0, 0) != 0) die(errno, "chown private_dir", "%s", d.private_dir);
         }
     }
 

@@ -314,6 +314,7 @@ final class NativeVMM: @unchecked Sendable {
             if let slash = l.runDir.lastIndex(of: "/"), slash != l.runDir.startIndex {
                 try Sys.mkdirs(String(l.runDir[..<slash]), mode: 0o700)
             }
+            if !l.privateDir.isEmpty { try shiftPrivateToGuestIds(name, l) }
             let pid = try JailerLaunch.run(jailer: config.jailer,
                                            spec: JailerLaunch.spec(l, cgroups: cg, seccomp: config.seccomp),
                                            console: store.consolePath(name), name: name)
@@ -343,6 +344,19 @@ final class NativeVMM: @unchecked Sendable {
         host.emitLifecycle(domain: name, state: ODY_STATE_RUNNING, message: "init pid \(s.pid)")
         lock.locked { s.watched = true }
         poke()
+    }
+
+    /// A private volume written under the old convention (uid_base+k on
+    /// disk) gets the guest's own ids once (PrivateOwnership says why here).
+    private func shiftPrivateToGuestIds(_ name: String, _ l: Layout) throws {
+        let t0 = Sys.monotonicNanos()
+        let r = try PrivateOwnership.shiftIfNeeded(l.privateDir, count: l.uidCount)
+        guard let base = r.base else { return }
+        let ms = (Sys.monotonicNanos() - t0) / 1_000_000
+        host.log(ODY_LOG_INFO, "native: \(name): private volume written with uid base \(base)\(base == l.uidBase ? "" : " (this domain's is \(l.uidBase))"): \(r.shifted) entries shifted to the guest's own ids in \(ms) ms")
+        if r.foreign > 0 {
+            host.log(ODY_LOG_WARNING, "native: \(name): \(r.foreign) private-volume entries have ids outside \(base)..<\(UInt64(base) + UInt64(l.uidCount)), left as they are (the domain sees them as nobody); first: \(r.firstForeign)")
+        }
     }
 
     /// SIGTERM to init; SIGKILL after shutdown_timeout_ms. With `wait`,

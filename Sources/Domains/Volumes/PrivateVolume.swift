@@ -132,7 +132,10 @@ extension VolumeManager {
     // MARK: a disposable's snapshot
 
     /// A fresh tmpfs of the template's private size at `snap`, holding a copy
-    /// of the template's private content.
+    /// of the template's private content. `cp -a` keeps the owners: a private
+    /// volume holds the guest's own ids on disk whatever provider runs it
+    /// (Plugins/vmm-native/README.md, "The private volume's owners"), so the
+    /// copy needs no re-owning for the disposable.
     func makeSnapshotPrivate(_ snap: String, from template: String?) throws(DomainError) {
         var bytes = defaultPrivateSize
         if let t = template, let size = VolumeImage.size(privateImage(t)) { bytes = size }
