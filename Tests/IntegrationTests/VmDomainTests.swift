@@ -193,11 +193,14 @@ final class VmDomainTests: XCTestCase {
         XCTAssertEqual(try dp.ody(["prefs", vm, "vmm", "native"]).0, 0)
         r = try dp.ody(["start", vm])
         XCTAssertEqual(r.0, 0, r.1)
-        // The same private volume: what the VM wrote is there. (Its owners are
-        // the guest's uids, which vmm-native maps elsewhere; README: known limits.)
+        // The same private volume: what the VM wrote is there, owned as the
+        // domain saw it (the volume holds the guest's own ids, whoever ran it),
+        // so user still owns and writes its files.
         let listed = try dp.ody(["run", "-p", "-u", "root", vm, "--", "ls -A /rw/home"])
         XCTAssertEqual(listed.0, 0, listed.1)
         XCTAssertTrue(listed.1.split(separator: "\n").contains("user"), "the VM's /rw/home/user, seen natively: \(listed.1)")
+        r = try run(vm, "stat -c '%u:%g' /home/user /home/user/note; cat /home/user/note; echo more >> /home/user/note && echo written")
+        XCTAssertEqual(r.1, "1000:1000\n1000:1000\nkept\nwritten\n", "owners of the VM's files after the switch to native: \(r.1)")
         XCTAssertEqual(try run(vm, "uname -r").1.trimmingCharacters(in: .whitespacesAndNewlines), host)
         XCTAssertEqual(try dp.ody(["kill", vm]).0, 0)
     }
