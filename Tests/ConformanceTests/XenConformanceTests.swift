@@ -104,10 +104,10 @@ final class XenConformanceTests: XCTestCase {
             usleep(100_000)
         }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no console log at \(log))"
-        throw DomUNotReady(description: "domU \(name) did not print \(marker) within \(Int(seconds)) s; its console:\n\(text.suffix(2000))")
+        throw XenTestError(description: "domU \(name) did not print \(marker) within \(Int(seconds)) s; its console:\n\(text.suffix(2000))")
     }
 }
 
-struct DomUNotReady: Error, CustomStringConvertible {
+struct XenTestError: Error, CustomStringConvertible {
     let description: String
 }

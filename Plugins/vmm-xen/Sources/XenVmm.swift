@@ -295,9 +295,10 @@ final class XenVmm: @unchecked Sendable {
             xl.libxl_dominfo_dispose(&info)
             if rc == ERROR_DOMAIN_NOTFOUND.rawValue { _ = log.takeLastError(); return ODY_OK.rawValue }
             if rc != 0 { return XenError.fail(err, rc, "shutdown \(name): waiting", log: log) }
-            // Normally the event thread destroys a shut-down domain; do it here
-            // too in case its watch could not be armed.
-            if shutDown { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
+            // The event thread destroys a shut-down domain it watches; only an
+            // unwatched one (its watch could not be armed) is destroyed here:
+            // two destroys race, and the loser logs libxl errors.
+            if shutDown && lock.with({ watches[domid] == nil }) { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
             if MonotonicClock.now() - t0 >= limit {
                 return fail(err, ODY_E_TIMEOUT, "shutdown \(name): still running after \(Int(limit)) s (kill it, or raise shutdown_timeout)")
             }
@@ -340,7 +341,9 @@ final class XenVmm: @unchecked Sendable {
                 out.state = Self.powerState(info).rawValue
                 FixedCString.write(Self.uuidString(info.uuid), into: &out.uuid)
                 out.memory_kib = info.current_memkb
-                out.maxmem_kib = info.max_memkb
+                // Xen's own max is the boot target plus libxl's 1 MiB slack; the
+                // balloon ceiling the domain was given (static-max) is the definition's.
+                out.maxmem_kib = def.map { max($0.memoryMiB, $0.maxmemMiB) * 1024 } ?? info.max_memkb
                 out.cputime_ns = info.cpu_time
                 out.vcpus = info.vcpu_online
                 return ODY_OK.rawValue
