@@ -84,7 +84,8 @@ final class XenDomUTests: XCTestCase {
             try vmm.kill(pvh)
         } catch {
             print("XenDomUTests: PVH refused here: \(error.message)")
-            XCTAssertTrue(error.message.contains("libxl error"), "unclear PVH refusal: \(error)")
+            XCTAssertEqual(error.code, .unsupported, "PVH refusal: \(error)")
+            XCTAssertTrue(error.message.contains("type pvh needs hardware virtualization"), "unclear PVH refusal: \(error)")
             XCTAssertEqual(try vmm.info(pvh).state, .halted, "a failed PVH start left a domain running")
             XCTAssertFalse(try Self.xl(["list"]).contains(pvh), "a failed PVH start left a Xen domain behind")
         }
