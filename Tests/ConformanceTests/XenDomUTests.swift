@@ -5,6 +5,8 @@
 //   - a PV domU boots the kit's kernel and initrd and says so on its console;
 //     libxl's create time and the time to that line are printed
 //   - info reports what was asked (memory, vCPUs, uuid) from the hypervisor
+//   - a new instance (a restarted odysseyd) reads the definitions back and
+//     adopts the running domU
 //   - a domU destroyed behind the plugin's back (`xl destroy`) is reported
 //     Halted on the EventBus and by info, and is gone from `xl list`
 //   - PVH: started, or refused with a clear error and nothing left running
@@ -31,10 +33,12 @@ final class XenDomUTests: XCTestCase {
 
     func spec(_ name: String, type: String = "pv", uuid: String = "") -> DomainSpec {
         DomainSpec(name: name, uuid: uuid, memoryMiB: 112, maxmemMiB: 128, vcpus: 1,
-                   params: [("kernel", kernel), ("ramdisk", ramdisk), ("cmdline", "console=hvc0 quiet"), ("type", type)])
+                   params: [("kernel", kernel), ("ramdisk", ramdisk), ("type", type),
+                            // '=', spaces, '%' and UTF-8 in a stored value: the definitions file must keep them.
+                            ("cmdline", "console=hvc0 quiet odyssey.test=%41\u{e9}\tx")])
     }
 
-    func testRealDomUBootsReportsItselfAndIsSeenDestroyedBehindOurBack() throws {
+    func testRealDomUBootsIsAdoptedAfterReopenAndIsSeenDestroyedBehindOurBack() throws {
         guard !kernel.isEmpty else { return }
         let fx = try HostFixture(products: ["vmm-xen"], configBody: """
         [vmm]
@@ -47,7 +51,7 @@ final class XenDomUTests: XCTestCase {
         let name = "xdomu\(UInt32.random(in: 0..<100_000))"
         let uuid = "6f1c2a3e-0b4d-4e5f-8a9b-0c1d2e3f4a5b"
         try vmm.define(spec(name, uuid: uuid))
-        defer { try? vmm.kill(name); try? vmm.undefine(name) }
+        defer { if let v = try? fx.backends.vmm("xen") { try? v.kill(name); try? v.undefine(name) } }
 
         let t0 = Date()
         try vmm.start(name)
@@ -66,27 +70,39 @@ final class XenDomUTests: XCTestCase {
         XCTAssertLessThanOrEqual(info.memoryKiB, 128 * 1024)
         XCTAssertGreaterThan(info.memoryKiB, 64 * 1024, "current memory as Xen reports it")
 
-        // Destroyed behind the plugin's back: the death watch reports it.
+        // A new instance (odysseyd restarted) reads the definitions back from
+        // state_dir and adopts the running domU: same uuid, and its death watch
+        // is armed again.
+        fx.backends.closeAll()
+        let again = try fx.backends.vmm("xen")
+        XCTAssertTrue(try again.list().contains(name), "the reopened instance lost the definition")
+        let adopted = try again.info(name)
+        XCTAssertEqual(adopted.state, .running, "the reopened instance does not see the running domU")
+        XCTAssertEqual(adopted.uuid, uuid)
+
+        // Destroyed behind the plugin's back: the (re-armed) death watch reports it.
         try Self.xl(["destroy", name])
-        XCTAssertNotNil(fx.recorder.lifecycle("vmm.xen", name, .halted, timeout: 30),
-                        "no Halted lifecycle event after xl destroy; events: \(fx.recorder.all.filter { $0.domain == name })")
-        XCTAssertEqual(try vmm.info(name).state, .halted)
+        let died = fx.recorder.wait(timeout: 30) {
+            $0.kind == .lifecycle && $0.source == "vmm.xen" && $0.domain == name && $0.state == .halted && $0.message.contains("destroyed")
+        }
+        XCTAssertNotNil(died, "no Halted lifecycle event after xl destroy; events: \(fx.recorder.all.filter { $0.domain == name })")
+        XCTAssertEqual(try again.info(name).state, .halted)
         XCTAssertFalse(try Self.xl(["list"]).contains(name), "xl list still shows \(name)")
 
         // PVH needs hardware virtualization in the (here emulated) CPU.
         let pvh = name + "-pvh"
-        try vmm.define(spec(pvh, type: "pvh"))
-        defer { try? vmm.kill(pvh); try? vmm.undefine(pvh) }
+        try again.define(spec(pvh, type: "pvh"))
+        defer { try? again.kill(pvh); try? again.undefine(pvh) }
         do throws(OdysseyError) {
-            try vmm.start(pvh)
+            try again.start(pvh)
             print("XenDomUTests: a PVH domU starts here")
-            XCTAssertEqual(try vmm.info(pvh).state, .running)
-            try vmm.kill(pvh)
+            XCTAssertEqual(try again.info(pvh).state, .running)
+            try again.kill(pvh)
         } catch {
             print("XenDomUTests: PVH refused here: \(error.message)")
             XCTAssertEqual(error.code, .unsupported, "PVH refusal: \(error)")
             XCTAssertTrue(error.message.contains("type pvh needs hardware virtualization"), "unclear PVH refusal: \(error)")
-            XCTAssertEqual(try vmm.info(pvh).state, .halted, "a failed PVH start left a domain running")
+            XCTAssertEqual(try again.info(pvh).state, .halted, "a failed PVH start left a domain running")
             XCTAssertFalse(try Self.xl(["list"]).contains(pvh), "a failed PVH start left a Xen domain behind")
         }
     }
