@@ -39,6 +39,50 @@ final class XenTierTests: XCTestCase {
         XCTAssertTrue(output.contains(" with 0 failures"), "no XCTest summary from dom0:\n" + String(output.suffix(6000)))
     }
 
+    /// The harness's own failures are clear: a timeout is exit 124 with the
+    /// reason and the serial log's tail, never a hang.
+    func testXenRunTimeoutIsReported() throws {
+        try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", Self.kit])
+        let (status, output) = try Self.runMerged(Build.root + "/scripts/xen-run",
+                                                  ["--kit", Self.kit, "--timeout", "5", "--", "/bin/sleep", "600"])
+        XCTAssertEqual(status, 124, output)
+        XCTAssertTrue(output.contains("timed out after 5 s"), output)
+        XCTAssertTrue(output.contains("last lines of"), "no serial log tail: \(output)")
+        Self.removeKeptRun(output)
+    }
+
+    /// dom0 dying (here: its PID 1 exits, a kernel panic, Xen halts with
+    /// noreboot) ends the run at once with exit 125, the panic named, and
+    /// the serial log's tail; not at the timeout.
+    func testDom0DeathIsReportedWithTheSerialLog() throws {
+        try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", Self.kit])
+        // A kit whose dom0-stage2 exits at once; everything else is the real kit's.
+        // Not under /tmp: dom0 has its own /tmp, where the host's is invisible.
+        let bad = "/var/tmp/odyssey-xen-badkit-\(UUID().uuidString.prefix(6))"
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: bad, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: bad) }
+        for entry in ["xen.elf", "dom0", "domu", "tools"] {
+            try fm.createSymbolicLink(atPath: "\(bad)/\(entry)", withDestinationPath: "\(Self.kit)/\(entry)")
+        }
+        try "#!/bin/sh\nexit 3\n".write(toFile: bad + "/dom0-stage2", atomically: true, encoding: .utf8)
+        chmod(bad + "/dom0-stage2", 0o755)
+        let (status, output) = try Self.runMerged(Build.root + "/scripts/xen-run",
+                                                  ["--kit", bad, "--timeout", "600", "--", "/bin/true"])
+        XCTAssertEqual(status, 125, output)
+        XCTAssertTrue(output.contains("Xen or dom0 failed to boot"), output)
+        XCTAssertTrue(output.contains("Attempted to kill init"), "the panic is not in the report: \(output)")
+        Self.removeKeptRun(output)
+    }
+
+    /// xen-run keeps a failed run's directory and names it; the tests remove it.
+    static func removeKeptRun(_ output: String) {
+        for word in output.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == ";" })
+        where word.hasPrefix("/tmp/xen-run.") && !word.contains("/serial.log") {
+            try? FileManager.default.removeItem(atPath: String(word))
+        }
+    }
+
     /// Runs a tool (argv, no shell) with stdout and stderr on one pipe, in order.
     static func runMerged(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
         let process = Process(), pipe = Pipe()
