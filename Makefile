@@ -36,7 +36,8 @@ vm-kit:
 	else echo "make: qemu-system-x86_64 not installed: no guest kit, VM domains are skipped"; fi
 
 # The Xen tier's kit (Xen, its tools, dom0 and domU kernels: scripts/xen-kit, a
-# no-op once built); make test's XenTierTests and make test-xen boot it.
+# no-op once built, one directory per version of its inputs); make test's
+# XenTierTests and make test-xen (scripts/xen-tests) boot it.
 xen-kit:
 	@if command -v qemu-system-x86_64 >/dev/null 2>&1; then scripts/xen-kit; \
 	else echo "make: qemu-system-x86_64 not installed: no Xen kit, the Xen tier is skipped"; fi

@@ -7,7 +7,17 @@ import Foundation
 import XCTest
 
 final class XenTierTests: XCTestCase {
-    static let kit = ProcessInfo.processInfo.environment["ODYSSEY_XEN_KIT_DIR"] ?? "/var/lib/odyssey/xen-kit"
+    /// Where scripts/xen-kit keeps its kits (one directory per checksum of its inputs).
+    static let kits = ProcessInfo.processInfo.environment["ODYSSEY_XEN_KITS"] ?? "/var/lib/odyssey/xen-kit"
+
+    /// This tree's kit: built if needed (quick once built), by this tree's scripts.
+    static func kitDir() throws -> String {
+        let out = try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", kits, "--print-dir"])
+        guard let dir = out.split(separator: "\n").last(where: { $0.hasPrefix("/") }) else {
+            throw KitTestError("scripts/xen-kit --print-dir printed no directory: \(out)")
+        }
+        return String(dir)
+    }
 
     override func setUpWithError() throws {
         if ProcessInfo.processInfo.environment["ODYSSEY_XEN_TIER"] != nil {
@@ -20,10 +30,9 @@ final class XenTierTests: XCTestCase {
     }
 
     func testXenSuitesPassInDom0() throws {
-        // Idempotent and quick once built (make test runs it before the tests).
-        try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", Self.kit])
         let started = Date()
-        let (status, output) = try Self.runMerged(Build.root + "/scripts/xen-tests", ["--kit", Self.kit, Build.dir])
+        // xen-tests builds or finds this tree's kit itself.
+        let (status, output) = try Self.runMerged(Build.root + "/scripts/xen-tests", ["--kits", Self.kits, Build.dir])
         let seconds = Date().timeIntervalSince(started)
         // The tier's verdicts and numbers in the host's log: boot time, each conformance check, domU times.
         print(output.split(separator: "\n").filter {
@@ -45,9 +54,9 @@ final class XenTierTests: XCTestCase {
     /// The harness's own failures are clear: a timeout is exit 124 with the
     /// reason and the serial log's tail, never a hang.
     func testXenRunTimeoutIsReported() throws {
-        try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", Self.kit])
+        let kit = try Self.kitDir()
         let (status, output) = try Self.runMerged(Build.root + "/scripts/xen-run",
-                                                  ["--kit", Self.kit, "--timeout", "5", "--", "/bin/sleep", "600"])
+                                                  ["--kit", kit, "--timeout", "5", "--", "/bin/sleep", "600"])
         XCTAssertEqual(status, 124, output)
         XCTAssertTrue(output.contains("timed out after 5 s"), output)
         XCTAssertTrue(output.contains("last lines of"), "no serial log tail: \(output)")
@@ -58,7 +67,7 @@ final class XenTierTests: XCTestCase {
     /// noreboot) ends the run at once with exit 125, the panic named, and
     /// the serial log's tail; not at the timeout.
     func testDom0DeathIsReportedWithTheSerialLog() throws {
-        try GuestKitTests.tool(Build.root + "/scripts/xen-kit", ["--prefix", Self.kit])
+        let kit = try Self.kitDir()
         // A kit whose dom0-stage2 exits at once; everything else is the real kit's.
         // Not under /tmp: dom0 has its own /tmp, where the host's is invisible.
         let bad = "/var/tmp/odyssey-xen-badkit-\(UUID().uuidString.prefix(6))"
@@ -66,7 +75,7 @@ final class XenTierTests: XCTestCase {
         try fm.createDirectory(atPath: bad, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: bad) }
         for entry in ["xen.elf", "dom0", "domu", "tools"] {
-            try fm.createSymbolicLink(atPath: "\(bad)/\(entry)", withDestinationPath: "\(Self.kit)/\(entry)")
+            try fm.createSymbolicLink(atPath: "\(bad)/\(entry)", withDestinationPath: "\(kit)/\(entry)")
         }
         try "#!/bin/sh\nexit 3\n".write(toFile: bad + "/dom0-stage2", atomically: true, encoding: .utf8)
         chmod(bad + "/dom0-stage2", 0o755)
