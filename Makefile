@@ -6,7 +6,7 @@ BUILD      := build
 DEBUG_BIN   = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build vm-kit demo test bench install install-sdk clean help
+.PHONY: all deps build vm-kit xen-kit demo test test-xen bench install install-sdk clean help
 
 all: build
 
@@ -18,6 +18,8 @@ help:
 	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
 	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
 	@echo "make vm-kit       (root, where QEMU is installed) build the guest kernel pool, start libvirtd"
+	@echo "make test-xen     (root) the Xen tier alone: Xen under QEMU, the Xen suites in dom0"
+	@echo "make xen-kit      (root, where QEMU is installed) build the Xen tier's kit (scripts/xen-kit)"
 
 deps:
 	@scripts/install-deps
@@ -33,13 +35,26 @@ vm-kit:
 	@if command -v qemu-system-x86_64 >/dev/null 2>&1; then scripts/guest-kit && scripts/libvirtd-up; \
 	else echo "make: qemu-system-x86_64 not installed: no guest kit, VM domains are skipped"; fi
 
+# The Xen tier's kit (Xen, its tools, dom0 and domU kernels: scripts/xen-kit, a
+# no-op once built, one directory per version of its inputs); make test's
+# XenTierTests and make test-xen (scripts/xen-tests) boot it.
+xen-kit:
+	@if command -v qemu-system-x86_64 >/dev/null 2>&1; then scripts/xen-kit; \
+	else echo "make: qemu-system-x86_64 not installed: no Xen kit, the Xen tier is skipped"; fi
+
 demo: build vm-kit
 	@scripts/demo $(DEBUG_BIN)
 
-test: build vm-kit
+test: build vm-kit xen-kit
 	$(SWIFT) build --build-tests
 	# Every test is XCTest; a hung test fails the run after 40 min instead of stalling CI.
 	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) timeout 2400 $(SWIFT) test --skip-build --disable-swift-testing
+
+# The Xen tier alone: one boot of Xen under QEMU, every Xen suite in dom0
+# (scripts/xen-tests; make test runs the same through IntegrationTests.XenTierTests).
+test-xen: build xen-kit
+	$(SWIFT) build --build-tests
+	scripts/xen-tests $(DEBUG_BIN)
 
 bench: deps vm-kit
 	$(SWIFT) build -c release

@@ -79,5 +79,8 @@ ODY_XL_FN(libxl_domain_destroy)
 ODY_XL_FN(libxl_domain_shutdown)
 ODY_XL_FN(libxl_domain_pause)
 ODY_XL_FN(libxl_domain_unpause)
+ODY_XL_FN(libxl_get_physinfo)
+ODY_XL_FN(libxl_physinfo_init)
+ODY_XL_FN(libxl_physinfo_dispose)
 #undef ODY_XL_FN
 #endif

@@ -25,17 +25,20 @@ final class XenDefinition {
 }
 
 enum Percent {
-    static func encode(_ s: String) -> String {
-        var out = ""
+    /// Appends `s` percent-encoded to `out`: bytes, not String appends, since
+    /// the whole file is rendered on every change (hundreds of definitions:
+    /// per-character String appends made that seconds a change under TCG).
+    static func encode(_ s: String, into out: inout [UInt8]) {
+        let hex: StaticString = "0123456789ABCDEF"
         for b in s.utf8 {
             let safe = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
                 || b == 0x2d || b == 0x2e || b == 0x5f
-            if safe { out.unicodeScalars.append(Unicode.Scalar(b)) } else {
-                let hex = Array("0123456789ABCDEF".utf8)
-                out += "%" + String(decoding: [hex[Int(b >> 4)], hex[Int(b & 15)]], as: UTF8.self)
+            if safe { out.append(b) } else {
+                out.append(0x25)
+                out.append(hex.utf8Start[Int(b >> 4)])
+                out.append(hex.utf8Start[Int(b & 15)])
             }
         }
-        return out
     }
 
     static func decode(_ s: Substring) -> String? {
@@ -118,13 +121,29 @@ final class DefinitionStore {
         return d.name.isEmpty ? nil : d
     }
 
-    private func render() -> String {
-        var out = ""
+    private func render() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(domains.count * 160)
+        func field(_ key: String, _ value: String, first: Bool = false) {
+            if !first { out.append(0x09) }
+            out.append(contentsOf: key.utf8)
+            out.append(0x3d)
+            Percent.encode(value, into: &out)
+        }
         for d in domains.values.sorted(by: { $0.name < $1.name }) {
-            var fields = ["name=\(Percent.encode(d.name))", "uuid=\(Percent.encode(d.uuid))", "memory_mib=\(d.memoryMiB)",
-                          "maxmem_mib=\(d.maxmemMiB)", "vcpus=\(d.vcpus)"]
-            for (k, v) in d.params.sorted(by: { $0.key < $1.key }) { fields.append("p.\(Percent.encode(k))=\(Percent.encode(v))") }
-            out += fields.joined(separator: "\t") + "\n"
+            field("name", d.name, first: true)
+            field("uuid", d.uuid)
+            field("memory_mib", String(d.memoryMiB))
+            field("maxmem_mib", String(d.maxmemMiB))
+            field("vcpus", String(d.vcpus))
+            for (k, v) in d.params.sorted(by: { $0.key < $1.key }) {
+                out.append(0x09)
+                out.append(contentsOf: "p.".utf8)
+                Percent.encode(k, into: &out)
+                out.append(0x3d)
+                Percent.encode(v, into: &out)
+            }
+            out.append(0x0a)
         }
         return out
     }
@@ -140,7 +159,7 @@ final class DefinitionStore {
         let tmp = file + ".tmp"
         let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(message: "cannot write \(tmp): \(String(cString: strerror(errno)))", errno: errno) }
-        let bytes = Array(render().utf8)
+        let bytes = render()
         var off = 0
         while off < bytes.count {
             let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

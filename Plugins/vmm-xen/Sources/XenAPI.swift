@@ -36,6 +36,9 @@ final class XenAPI: @unchecked Sendable {
     let libxl_domain_shutdown: ody_libxl_domain_shutdown_fn
     let libxl_domain_pause: ody_libxl_domain_pause_fn
     let libxl_domain_unpause: ody_libxl_domain_unpause_fn
+    let libxl_get_physinfo: ody_libxl_get_physinfo_fn
+    let libxl_physinfo_init: ody_libxl_physinfo_init_fn
+    let libxl_physinfo_dispose: ody_libxl_physinfo_dispose_fn
 
     /// Resolves every call; the first missing symbol is the error.
     init(_ lib: SharedLibrary) throws(LibraryError) {
@@ -67,6 +70,9 @@ final class XenAPI: @unchecked Sendable {
         libxl_domain_shutdown = try lib.function("libxl_domain_shutdown")
         libxl_domain_pause = try lib.function("libxl_domain_pause")
         libxl_domain_unpause = try lib.function("libxl_domain_unpause")
+        libxl_get_physinfo = try lib.function("libxl_get_physinfo")
+        libxl_physinfo_init = try lib.function("libxl_physinfo_init")
+        libxl_physinfo_dispose = try lib.function("libxl_physinfo_dispose")
     }
 
     /// The process-wide libxl, opened and resolved on the first call only

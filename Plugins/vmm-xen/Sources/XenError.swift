@@ -18,7 +18,7 @@ enum XenError {
 
     @discardableResult
     static func fail(_ err: UnsafeMutablePointer<ody_error>?, _ rc: Int32, _ what: String, log: XenLog) -> Int32 {
-        let why = log.takeLastError().map { ": \($0)" } ?? ""
+        let why = log.takeErrors().map { ": \($0)" } ?? ""
         return PluginKit.fail(err, status(rc), backend: rc, "\(what): libxl error \(rc)\(why)")
     }
 }

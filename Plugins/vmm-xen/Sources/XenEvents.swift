@@ -152,7 +152,7 @@ final class XenEventThread: @unchecked Sendable {
                 vmm.log.reset()
                 let rc = xl.libxl_domain_destroy(vmm.ctx, e.domid, nil)
                 if rc != 0 && rc != ERROR_DOMAIN_NOTFOUND.rawValue {
-                    vmm.host.log(ODY_LOG_ERROR, "destroying \(name) after its shutdown failed: libxl error \(rc) \(vmm.log.takeLastError() ?? "")")
+                    vmm.host.log(ODY_LOG_ERROR, "destroying \(name) after its shutdown failed: libxl error \(rc) \(vmm.log.takeErrors() ?? "")")
                 }
             case LIBXL_EVENT_TYPE_DOMAIN_DEATH:
                 vmm.unwatch(domid: e.domid)

@@ -12,7 +12,7 @@ final class XenLog: @unchecked Sendable {
     /// the XenLog outlives every ctx that uses it).
     let logger: UnsafeMutablePointer<ody_xtl_logger>
     private let lock = PluginLock()
-    private var lastError: [pthread_t: String] = [:]
+    private var lastError: [pthread_t: (first: String, last: String)] = [:]
     /// While false, error messages are only kept (and logged at debug): the
     /// caller reports them itself, e.g. the "Xen is not running" open failure.
     private var forwardErrors = true
@@ -34,7 +34,14 @@ final class XenLog: @unchecked Sendable {
         var text = (context.map { "\($0): " } ?? "") + message
         if errnoval > 0 { text += ": " + String(cString: strerror(errnoval)) }
         var forward = true
-        if level.rawValue >= XTL_ERROR.rawValue { lock.with { lastError[pthread_self()] = text; forward = forwardErrors } }
+        if level.rawValue >= XTL_ERROR.rawValue {
+            lock.with {
+                // The first error is usually the cause, the last the step that gave up: keep both.
+                let me = pthread_self()
+                lastError[me] = lastError[me].map { (first: $0.first, last: text) } ?? (first: text, last: text)
+                forward = forwardErrors
+            }
+        }
         let ody: ody_log_level
         switch level.rawValue {
         case _ where !forward: ody = ODY_LOG_DEBUG
@@ -56,9 +63,11 @@ final class XenLog: @unchecked Sendable {
     /// Forgets this thread's last error (call before a libxl call whose failure we report).
     func reset() { lock.with { lastError[pthread_self()] = nil } }
 
-    /// This thread's last error-level message since `reset`, consumed.
-    func takeLastError() -> String? {
-        lock.with { lastError.removeValue(forKey: pthread_self()) }
+    /// This thread's error-level messages since `reset` (the first, and the
+    /// last if another came after), consumed.
+    func takeErrors() -> String? {
+        guard let e = lock.with({ lastError.removeValue(forKey: pthread_self()) }) else { return nil }
+        return e.first == e.last ? e.first : "\(e.first); then \(e.last)"
     }
 }
 

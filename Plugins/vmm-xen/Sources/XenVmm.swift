@@ -51,7 +51,7 @@ final class XenVmm: @unchecked Sendable {
         // Only this open uses `log` yet, so quieting it hides nobody else's errors.
         let rc = log.quietly { xl.libxl_ctx_alloc(&ctxOut, LIBXL_VERSION, 0, log.base) }
         guard rc == 0, let ctx = ctxOut else {
-            let why = log.takeLastError() ?? ""
+            let why = log.takeErrors() ?? ""
             if why.contains("cannot open libxc handle") || !xenDevicePresent() {
                 return .failure(ReportedError(fail(err, ODY_E_BACKEND, backend: rc,
                     "Xen is not running: cannot open libxc handle (libxl_ctx_alloc rc \(rc)\(why.isEmpty ? "" : "; " + why))")))
@@ -113,7 +113,7 @@ final class XenVmm: @unchecked Sendable {
         var id: UInt32 = 0
         log.reset()
         let rc = xl.libxl_name_to_domid(ctx, name, &id)
-        _ = log.takeLastError()
+        _ = log.takeErrors()
         return rc == 0 ? id : nil
     }
 
@@ -130,7 +130,7 @@ final class XenVmm: @unchecked Sendable {
         log.reset()
         let rc = xl.libxl_evenable_domain_death(ctx, domid, UInt64(domid), &gen)
         guard rc == 0, let gen else {
-            host.log(ODY_LOG_WARNING, "no death watch for \(name) (domid \(domid)): libxl error \(rc) \(log.takeLastError() ?? "")")
+            host.log(ODY_LOG_WARNING, "no death watch for \(name) (domid \(domid)): libxl error \(rc) \(log.takeErrors() ?? "")")
             return
         }
         lock.with { watches[domid] = (name, gen) }
@@ -139,6 +139,19 @@ final class XenVmm: @unchecked Sendable {
     func unwatch(domid: UInt32) {
         guard let w = lock.with({ watches.removeValue(forKey: domid) }) else { return }
         xl.libxl_evdisable_domain_death(ctx, w.gen)
+    }
+
+    /// Whether Xen can run HVM containers (PVH): HVM support and a paging mode for it.
+    func hvmAvailable() -> Bool {
+        var p = libxl_physinfo()
+        xl.libxl_physinfo_init(&p)
+        defer { xl.libxl_physinfo_dispose(&p) }
+        log.reset()
+        guard xl.libxl_get_physinfo(ctx, &p) == 0 else {
+            host.log(ODY_LOG_WARNING, "libxl_get_physinfo failed: \(log.takeErrors() ?? "no reason given"); trying PVH anyway")
+            return true  // let libxl's own error speak
+        }
+        return p.cap_hvm && (p.cap_hap || p.cap_shadow)
     }
 
     static func uuidString(_ u: libxl_uuid) -> String {
@@ -215,6 +228,13 @@ final class XenVmm: @unchecked Sendable {
             return fail(err, ODY_E_INVALID, "\(what): the definition has no kernel param (a PV/PVH guest boots a kernel image)")
         }
         let pvh = def.params["type"] == "pvh"
+        // PVH runs in an HVM container: without VMX/SVM (e.g. Xen under QEMU TCG)
+        // libxl fails deep in its defaults ("neither hap nor shadow paging
+        // available"); say what is missing and what works instead.
+        if pvh && !hvmAvailable() {
+            return fail(err, ODY_E_UNSUPPORTED, "\(what): type pvh needs hardware virtualization, and this Xen reports none "
+                        + "(no HVM with HAP or shadow paging: under QEMU TCG there is none); use type pv")
+        }
         let type = pvh ? LIBXL_DOMAIN_TYPE_PVH : LIBXL_DOMAIN_TYPE_PV
         var cfg = libxl_domain_config()
         xl.libxl_domain_config_init(&cfg)
@@ -293,11 +313,12 @@ final class XenVmm: @unchecked Sendable {
             let rc = xl.libxl_domain_info(ctx, &info, domid)
             let shutDown = info.shutdown && !info.dying
             xl.libxl_dominfo_dispose(&info)
-            if rc == ERROR_DOMAIN_NOTFOUND.rawValue { _ = log.takeLastError(); return ODY_OK.rawValue }
+            if rc == ERROR_DOMAIN_NOTFOUND.rawValue { _ = log.takeErrors(); return ODY_OK.rawValue }
             if rc != 0 { return XenError.fail(err, rc, "shutdown \(name): waiting", log: log) }
-            // Normally the event thread destroys a shut-down domain; do it here
-            // too in case its watch could not be armed.
-            if shutDown { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
+            // The event thread destroys a shut-down domain it watches; only an
+            // unwatched one (its watch could not be armed) is destroyed here:
+            // two destroys race, and the loser logs libxl errors.
+            if shutDown && lock.with({ watches[domid] == nil }) { _ = xl.libxl_domain_destroy(ctx, domid, nil) }
             if MonotonicClock.now() - t0 >= limit {
                 return fail(err, ODY_E_TIMEOUT, "shutdown \(name): still running after \(Int(limit)) s (kill it, or raise shutdown_timeout)")
             }
@@ -340,7 +361,9 @@ final class XenVmm: @unchecked Sendable {
                 out.state = Self.powerState(info).rawValue
                 FixedCString.write(Self.uuidString(info.uuid), into: &out.uuid)
                 out.memory_kib = info.current_memkb
-                out.maxmem_kib = info.max_memkb
+                // Xen's own max is the boot target plus libxl's 1 MiB slack; the
+                // balloon ceiling the domain was given (static-max) is the definition's.
+                out.maxmem_kib = def.map { max($0.memoryMiB, $0.maxmemMiB) * 1024 } ?? info.max_memkb
                 out.cputime_ns = info.cpu_time
                 out.vcpus = info.vcpu_online
                 return ODY_OK.rawValue
@@ -374,7 +397,7 @@ final class XenVmm: @unchecked Sendable {
         var n: Int32 = 0
         log.reset()
         guard let infos = xl.libxl_list_domain(ctx, &n) else {
-            return fail(err, ODY_E_BACKEND, "list: libxl_list_domain failed\(log.takeLastError().map { ": \($0)" } ?? "")")
+            return fail(err, ODY_E_BACKEND, "list: libxl_list_domain failed\(log.takeErrors().map { ": \($0)" } ?? "")")
         }
         for i in 0..<Int(n) where infos[i].domid != 0 {
             if let nm = name(of: infos[i].domid) { names.insert(nm) }
