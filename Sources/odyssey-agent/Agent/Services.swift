@@ -114,9 +114,8 @@ enum Services {
             let env = Session.baseEnvironment(entry) + cmd.environment(agentPID: getpid()).map { Array($0.utf8) }
             let p = Array(path.utf8)
             let arg: [[UInt8]] = (cmd.argument ?? "").isEmpty ? [] : [Array(cmd.argument!.utf8)]
-            var stream = stream
             Session.runChild([(path, [p] + arg), ("/bin/sh", [Array("/bin/sh".utf8), p] + arg)], env: env, entry, setIDs,
-                             justExec: justExec, notRunnable: Session.qrexecFailure, stream: &stream, fd: fd, version: version)
+                             justExec: justExec, notRunnable: Session.qrexecFailure, stream: stream, fd: fd, version: version)
         }
     }
 
@@ -135,9 +134,8 @@ enum Services {
         let path = name.contains("/") ? name : dirs.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
         guard let path else { return Session.fail(stream, notFound, "qubes.VMExec: \(name): command not found") }
         let env = Session.baseEnvironment(entry) + cmd.environment(agentPID: getpid()).map { Array($0.utf8) }
-        var stream = stream
         Session.runChild([(path, argv)], env: env, entry, geteuid() == 0, justExec: justExec,
-                         notRunnable: notFound, stream: &stream, fd: fd, version: version)
+                         notRunnable: notFound, stream: stream, fd: fd, version: version)
     }
 
     /// A socket service: connect, the descriptor, then splice both ways.

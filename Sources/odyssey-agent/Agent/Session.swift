@@ -21,52 +21,63 @@ enum Session {
 
     static func run(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
         defer { try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort)) }
+        let port = p.connectPort
+        // What to run is known before the data channel is: a plain command
+        // starts at once, beside the channel's connection and the caller's
+        // HELLO (in a VM each is a round trip of its channel, milliseconds
+        // under TCG). Nothing of it reaches the caller before that HELLO, and
+        // it is killed if the channel or the HELLO never comes. Anything else
+        // (services, JUST_EXEC, errors) waits for the HELLO, as before.
+        var early: Result<Child, StartFailure>?
+        if !justExec, let (user, command) = try? Names.splitUserCommand(p.cmdline), !ServiceCommand.isServiceCall(command),
+           let entry = Users.lookup(user), geteuid() == 0 || entry.uid == geteuid() {
+            let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
+            early = startChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, geteuid() == 0)
+        }
+        func abandonEarly() { if case .success(let c)? = early { c.abandon() } }
+
         let ch: SocketChannel
         if let passedFD {
             ch = SocketChannel.adopt(connectedFD: passedFD)
         } else if p.connectDomain == 0 {
-            do { ch = try cfg.dialer.dial(domain: cfg.domain, port: p.connectPort, timeoutNs: connectTimeoutNs) } catch {
-                Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: p.connectPort)): \(error)")
-                return
+            do { ch = try cfg.dialer.dial(domain: cfg.domain, port: port, timeoutNs: connectTimeoutNs) } catch {
+                Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: port)): \(error)")
+                return abandonEarly()
             }
         } else {
             // Channels to other domains come as passed descriptors (issue 5).
-            Log.say("data channel to domain id \(p.connectDomain) port \(p.connectPort) without a passed descriptor; dropped")
-            return
+            Log.say("data channel to domain id \(p.connectDomain) port \(port) without a passed descriptor; dropped")
+            return abandonEarly()
         }
         defer { ch.close() }
         let fd = ch.fd
         var stream = QrexecStream(fd: fd, incoming: .clientToService)
-        // Our HELLO at once; the caller's is read when needed (awaitHello).
         do { try stream.sendHello() } catch {
-            Log.say("data channel port \(p.connectPort): sending MSG_HELLO: \(error)")
-            return
+            Log.say("data channel port \(port): sending MSG_HELLO: \(error)")
+            return abandonEarly()
         }
-        let port = p.connectPort
+        guard let version = awaitHello(&stream, port: port) else { return abandonEarly() }
+        switch early {
+        case .success(let c)?: return pumpChild(c, fd: fd, version: version)
+        case .failure(let f)?: return fail(stream, f.status(notRunnable: 127), f.message("/bin/sh"))
+        case nil: break
+        }
+
         let user: String, command: [UInt8]
         do { (user, command) = try Names.splitUserCommand(p.cmdline) } catch {
-            guard awaitHello(&stream, port: port) != nil else { return }
             return fail(stream, qrexecFailure, "\(error)")
         }
         if ServiceCommand.isServiceCall(command) {
-            guard let version = awaitHello(&stream, port: port) else { return }
             return Services.run(command, user: user, justExec: justExec, stream: stream, fd: fd, version: version, cfg)
         }
-        let entry = Users.lookup(user)
+        guard let entry = Users.lookup(user) else { return fail(stream, qrexecFailure, "no user \"\(user)\" in /etc/passwd") }
         let setIDs = geteuid() == 0
-        guard let entry, setIDs || entry.uid == geteuid() else {
-            guard awaitHello(&stream, port: port) != nil else { return }
-            return fail(stream, qrexecFailure, entry == nil ? "no user \"\(user)\" in /etc/passwd"
-                                                            : "cannot run as \(user): the agent does not run as root")
+        if !setIDs && entry.uid != geteuid() {
+            return fail(stream, qrexecFailure, "cannot run as \(user): the agent does not run as root")
         }
-        // The command the host asked for starts now, beside the caller's
-        // HELLO still in flight: under TCG that hides most of a round trip
-        // of the VM's channel. runChild reads the HELLO before any of the
-        // command's output or status is sent, and kills the command if it
-        // never comes.
         let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
         runChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, setIDs, justExec: justExec, notRunnable: 127,
-                 stream: &stream, fd: fd, version: nil, port: port)
+                 stream: stream, fd: fd, version: version)
     }
 
     /// Waits (at most 10 s: a caller that never says HELLO must not hold
@@ -105,77 +116,98 @@ enum Session {
     /// when exec says ENOEXEC: a script without `#!`, which a shell would run
     /// with /bin/sh) with its stdio on the data channel, and sends its exit
     /// status. `notRunnable`: the status when none can be started.
-    /// `version` nil: the caller's HELLO is still to be read (the command
-    /// starts first, see run); a JUST_EXEC command still waits for it.
-    static func runChild(_ programs: [(path: String, argv: [[UInt8]])], env: [[UInt8]], _ entry: UserEntry, _ setIDs: Bool,
-                         justExec: Bool, notRunnable: Int32, stream: inout QrexecStream, fd: Int32, version known: UInt32?,
-                         port: UInt32 = 0) {
-        func start(stdin: Int32, stdout: Int32, stderr: Int32) -> Result<pid_t, SpawnError> {
-            var last = SpawnError(code: ENOENT)
-            for (i, prog) in programs.enumerated() {
-                switch spawn(prog.path, prog.argv, env, entry, setIDs, stdin: stdin, stdout: stdout, stderr: stderr) {
-                case .success(let pid): return .success(pid)
-                case .failure(let e):
-                    last = e
-                    if e.code != ENOEXEC || i == programs.count - 1 { return .failure(e) }
-                }
-            }
-            return .failure(last)
-        }
-        let name = programs.first?.path ?? "?"
-        var version: UInt32
-        if let known { version = known } else if justExec || programs.isEmpty {
-            guard let v = awaitHello(&stream, port: port) else { return }
-            version = v
-        } else {
-            version = 0   // read below, once the command runs
-        }
-        if justExec {
-            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
-            defer { if null >= 0 { close(null) } }
-            switch start(stdin: null, stdout: null, stderr: null) {
-            case .failure(let e): return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(e.code)))")
-            case .success: try? stream.send(.exitCode(0))   // started; its end is reaped and not reported
-            }
-            return
-        }
+    /// A started command: its pipes and its note (written by the Reaper when it exits).
+    struct Child {
+        let pid: pid_t
+        let stdinW: Int32, stdoutR: Int32, stderrR: Int32
+        let noteR: Int32, noteW: Int32
 
+        /// The caller never came: the command goes, reaped before the thread goes on.
+        func abandon() {
+            kill(-pid, SIGKILL)
+            var b: UInt8 = 0
+            while read(noteR, &b, 1) < 0 && errno == EINTR {}
+            Reaper.shared.forget(pid)
+            for f in [stdinW, stdoutR, stderrR, noteR, noteW] { close(f) }
+        }
+    }
+
+    enum StartFailure: Error {
+        case pipe(Int32), spawn(path: String, Int32)
+        func status(notRunnable: Int32) -> Int32 { if case .spawn = self { return notRunnable }; return qrexecFailure }
+        func message(_ name: String) -> String {
+            switch self {
+            case .pipe(let e): "pipe: \(String(cString: strerror(e)))"
+            case .spawn(let path, let e): "cannot run \(path): \(String(cString: strerror(e)))"
+            }
+        }
+    }
+
+    /// Starts the first of `programs` that execs (the next one is tried only
+    /// when exec says ENOEXEC: a script without `#!`, which a shell would run
+    /// with /bin/sh) with its stdio on fresh pipes.
+    static func startChild(_ programs: [(path: String, argv: [[UInt8]])], env: [[UInt8]], _ entry: UserEntry,
+                           _ setIDs: Bool) -> Result<Child, StartFailure> {
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1], note: [Int32] = [-1, -1]
         guard agent_pipe_cloexec(&inPipe) == 0, agent_pipe_cloexec(&outPipe) == 0, agent_pipe_cloexec(&errPipe) == 0,
               agent_pipe_cloexec(&note) == 0 else {
+            let e = errno
             for f in inPipe + outPipe + errPipe + note where f >= 0 { close(f) }
-            return fail(stream, qrexecFailure, "pipe: \(String(cString: strerror(errno)))")
+            return .failure(.pipe(e))
         }
-        let pid: pid_t
-        switch start(stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
-        case .failure(let e):
+        var pid: pid_t = -1
+        var last = SpawnError(code: ENOENT)
+        for (i, prog) in programs.enumerated() {
+            switch spawn(prog.path, prog.argv, env, entry, setIDs, stdin: inPipe[0], stdout: outPipe[1], stderr: errPipe[1]) {
+            case .success(let p): pid = p
+            case .failure(let e): last = e
+            }
+            if pid > 0 || last.code != ENOEXEC || i == programs.count - 1 { break }
+        }
+        guard pid > 0 else {
             for f in inPipe + outPipe + errPipe + note { close(f) }
-            if known == nil { guard awaitHello(&stream, port: port) != nil else { return } }
-            return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(e.code)))")
-        case .success(let p): pid = p
+            return .failure(.spawn(path: programs.first?.path ?? "?", last.code))
         }
         close(inPipe[0]); close(outPipe[1]); close(errPipe[1])
         Reaper.shared.register(pid, notifyFD: note[1])
-        if known == nil {
-            guard let v = awaitHello(&stream, port: port) else {
-                // No caller: the command goes, and is reaped before the thread ends.
-                kill(-pid, SIGKILL)
-                var b: UInt8 = 0
-                while read(note[0], &b, 1) < 0 && errno == EINTR {}
-                Reaper.shared.forget(pid)
-                for f in [inPipe[1], outPipe[0], errPipe[0], note[0], note[1]] { close(f) }
-                return
-            }
-            version = v
-        }
-        var io = PumpState(stdinW: inPipe[1], stdoutR: outPipe[0], stderrR: errPipe[0], noteR: note[0],
-                           pidFD: agent_pidfd_open(pid), pid: pid)
+        return .success(Child(pid: pid, stdinW: inPipe[1], stdoutR: outPipe[0], stderrR: errPipe[0], noteR: note[0], noteW: note[1]))
+    }
+
+    /// A started command's stdio over the channel, then its exit status.
+    static func pumpChild(_ c: Child, fd: Int32, version: UInt32) {
+        var io = PumpState(stdinW: c.stdinW, stdoutR: c.stdoutR, stderrR: c.stderrR, noteR: c.noteR,
+                           pidFD: agent_pidfd_open(c.pid), pid: c.pid)
         defer { if io.pidFD >= 0 { close(io.pidFD) } }
-        _ = fcntl(inPipe[1], F_SETFL, fcntl(inPipe[1], F_GETFL) | O_NONBLOCK)
+        _ = fcntl(c.stdinW, F_SETFL, fcntl(c.stdinW, F_GETFL) | O_NONBLOCK)
         pump(fd: fd, version: version, &io)
-        if io.exitStatus == nil { Reaper.shared.forget(pid) }
+        if io.exitStatus == nil { Reaper.shared.forget(c.pid) }
         for f in [io.stdinW, io.stdoutR, io.stderrR] where f >= 0 { close(f) }
-        close(note[0]); close(note[1])
+        close(c.noteR); close(c.noteW)
+    }
+
+    /// Runs `programs` (see startChild) for a caller whose HELLO was read,
+    /// and sends its exit status; JUST_EXEC: stdio on /dev/null, status 0
+    /// once it started. `notRunnable`: the status when none can be started.
+    static func runChild(_ programs: [(path: String, argv: [[UInt8]])], env: [[UInt8]], _ entry: UserEntry, _ setIDs: Bool,
+                         justExec: Bool, notRunnable: Int32, stream: QrexecStream, fd: Int32, version: UInt32) {
+        if justExec {
+            let name = programs.first?.path ?? "?"
+            let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+            defer { if null >= 0 { close(null) } }
+            var last = SpawnError(code: ENOENT)
+            for (i, prog) in programs.enumerated() {
+                switch spawn(prog.path, prog.argv, env, entry, setIDs, stdin: null, stdout: null, stderr: null) {
+                case .success: try? stream.send(.exitCode(0)); return   // started; its end is reaped and not reported
+                case .failure(let e): last = e
+                }
+                if last.code != ENOEXEC || i == programs.count - 1 { break }
+            }
+            return fail(stream, notRunnable, "cannot run \(name): \(String(cString: strerror(last.code)))")
+        }
+        switch startChild(programs, env: env, entry, setIDs) {
+        case .failure(let f): fail(stream, f.status(notRunnable: notRunnable), f.message(programs.first?.path ?? "?"))
+        case .success(let c): pumpChild(c, fd: fd, version: version)
+        }
     }
 
     static func spawn(_ path: String, _ argv: [[UInt8]], _ env: [[UInt8]], _ u: UserEntry, _ setIDs: Bool,
