@@ -1,6 +1,6 @@
 // A described domain's disks into libxl: the files XenRunFiles makes, each
-// a blkback "phy" disk through Xen's `block` hotplug script, which puts a
-// regular file on a loop device (read-only ones with losetup -r) and
+// a blkback "phy" disk through vmm-xen's own hotplug script (BlockScript),
+// which puts the file on a loop device (read-only ones with losetup -r) and
 // detaches it when the domain is destroyed. libxl frees the array
 // (libxl_domain_config_dispose), so it is calloc'd and its strings strdup'd.
 import CXenlight
@@ -19,6 +19,11 @@ extension XenVmm {
     /// Makes the disks' files and puts them into `cfg`.
     func attach(_ disks: [XenGuestLayout.Disk], runDir: String, _ cfg: inout libxl_domain_config) throws(XenRunFiles.Failure) {
         guard !disks.isEmpty else { return }
+        let script: String
+        switch BlockScript.install(in: store.directory) {
+        case .success(let p): script = p
+        case .failure(let f): throw f
+        }
         let files = try XenRunFiles.prepare(disks, runDir: runDir, shareCache: store.directory + "/share-images")
         guard let raw = calloc(files.count, MemoryLayout<libxl_device_disk>.stride) else {
             XenRunFiles.remove(disks, runDir: runDir)
@@ -32,7 +37,7 @@ extension XenVmm {
             array[i].vdev = strdup(f.vdev)
             array[i].backend = LIBXL_DISK_BACKEND_PHY
             array[i].format = LIBXL_DISK_FORMAT_RAW
-            array[i].script = strdup("block")
+            array[i].script = strdup(script)
             array[i].readwrite = f.readOnly ? 0 : 1
         }
         cfg.disks = array

@@ -1,5 +1,5 @@
 // The files behind a start's disks. Xen attaches each through blkback on a
-// loop device that Xen's own `block` hotplug script sets up (losetup) and
+// loop device that vmm-xen's hotplug script (BlockScript) sets up and
 // detaches when the domain is destroyed; this file only makes the images:
 //  - root (a snapshot): a sparse copy of the template's image in the run
 //    directory, made at each start and removed at the domain's death. Only
@@ -7,8 +7,8 @@
 //    copy_file_range shares them instead where the filesystem can (XFS,
 //    btrfs reflinks). The trade-off against dm-snapshot (instant, any size):
 //    a start costs a read of the template's used blocks (ext4/tmpfs), and
-//    needs device-mapper and two loop devices per root, which blkback's
-//    script does not manage; raw qcow2 needs qdisk (QEMU in dom0), which
+//    needs device-mapper and two loop devices per root (more hotplug
+//    work); qcow2 needs qdisk (QEMU in dom0), which
 //    this dom0 does not have.
 //  - volatile: a fresh sparse file (the init writes the swap header).
 //  - a share: a read-only ext4 image of the host directory (`mke2fs -d`),
