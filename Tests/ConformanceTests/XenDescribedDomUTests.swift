@@ -51,6 +51,57 @@ final class XenDescribedDomUTests: XCTestCase {
         return h.finalize()
     }
 
+    /// What a Xen PV guest cannot be given is refused at define, saying why (no boot).
+    func testWhatXenCannotCarryIsRefusedAtDefine() throws {
+        guard !pool.isEmpty else { return }
+        let fx = try HostFixture(products: ["vmm-xen"], configBody: """
+        [vmm.xen]
+        state_dir = "@DIR@/xen-state"
+        """)
+        let vmm = try fx.backends.vmm("xen")
+        var good = DomainDescription()
+        good.volumes = [.init(role: .root, form: .image, snapshot: true, path: "/nonexistent/root.img")]
+        good.kernel = pool + "/vmlinux"
+        good.runDir = fx.dir + "/run"
+        good.channel = .init(kind: .xen)
+        func refused(_ d: DomainDescription, _ because: String) {
+            let name = "xref\(UInt32.random(in: 0..<100_000))"
+            do throws(OdysseyError) {
+                try DescribedDefine.define(vmm, DomainSpec(name: name, memoryMiB: 128, vcpus: 1), d)
+                XCTFail("defined a domain Xen cannot carry (\(because))")
+                try? vmm.undefine(name)
+            } catch {
+                XCTAssertEqual(error.code, .invalid, "\(error)")
+                XCTAssertTrue(error.message.contains(because), "unclear refusal: \(error.message)")
+            }
+        }
+        var d = good
+        d.volumes = [.init(role: .root, form: .tree, path: "/srv/root")]
+        refused(d, "directory tree")
+        d = good
+        d.shares = [.init(hostPath: "/srv/x", guestPath: "/x", tag: "rw", readOnly: false)]
+        refused(d, "is writable")
+        d = good
+        d.channel = .init(kind: .vsock, cid: 5)
+        refused(d, "cannot be wired into a Xen domain")
+        d = good
+        d.kernelopts = "quiet odyssey.init=/bin/sh"
+        refused(d, "odyssey.* options are the provider's own")
+        d = good
+        d.agentEnv = ["A=b c"]
+        refused(d, "a space")
+        d = good
+        d.kernel = ""
+        refused(d, "run scripts/guest-kit")
+        // The good one is defined; its start fails on the missing image, and nothing is left running.
+        try DescribedDefine.define(vmm, DomainSpec(name: "xgood", memoryMiB: 128, vcpus: 1), good)
+        defer { try? vmm.undefine("xgood") }
+        XCTAssertThrowsError(try vmm.start("xgood")) { e in
+            XCTAssertTrue("\(e)".contains("/nonexistent/root.img"), "the start's error does not name the missing image: \(e)")
+        }
+        XCTAssertEqual(try vmm.info("xgood").state, .halted)
+    }
+
     func testDescribedDomainBootsToTheAgentWithItsDisksAndShares() throws {
         guard !pool.isEmpty else { return }
         let fx = try HostFixture(products: ["vmm-xen"], configBody: """
@@ -103,7 +154,7 @@ final class XenDescribedDomUTests: XCTestCase {
         let ready = Date().timeIntervalSince(t0)
         let consoleDir = ProcessInfo.processInfo.environment["ODYSSEY_XEN_CONSOLE_DIR"] ?? "/var/log/xen/console"
         let console = (try? String(contentsOfFile: "\(consoleDir)/guest-\(name).log", encoding: .utf8)) ?? ""
-        print("XenDescribedDomUTests: the init's lines:\n" + console.split(separator: "\n").filter { $0.contains("odyssey-init") }.joined(separator: "\n"))
+        print("XenDescribedDomUTests: the init's lines:\n" + console.split(separator: "\n").filter { $0.hasPrefix("odyssey-init") }.joined(separator: "\n"))
         XCTAssertTrue(console.contains("odyssey-init: t=") && console.contains(" swap on"), "no trace of the boot's steps")
         XCTAssertFalse(console.contains("not used as swap"), "volatile did not become swap")
         XCTAssertFalse(console.contains("no private volume"), "private was not mounted")
