@@ -154,7 +154,7 @@ final class XenDescribedDomUTests: XCTestCase {
         let ready = Date().timeIntervalSince(t0)
         let consoleDir = ProcessInfo.processInfo.environment["ODYSSEY_XEN_CONSOLE_DIR"] ?? "/var/log/xen/console"
         let console = (try? String(contentsOfFile: "\(consoleDir)/guest-\(name).log", encoding: .utf8)) ?? ""
-        print("XenDescribedDomUTests: the init's lines:\n" + console.split(separator: "\n").filter { $0.hasPrefix("odyssey-init") }.joined(separator: "\n"))
+        print("XenDescribedDomUTests: the init's lines:\n" + console.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("odyssey-init") }.joined(separator: "\n"))
         XCTAssertTrue(console.contains("odyssey-init: t=") && console.contains(" swap on"), "no trace of the boot's steps")
         XCTAssertFalse(console.contains("not used as swap"), "volatile did not become swap")
         XCTAssertFalse(console.contains("no private volume"), "private was not mounted")
