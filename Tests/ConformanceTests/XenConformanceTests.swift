@@ -32,7 +32,8 @@ final class XenConformanceTests: XCTestCase {
         let fx = try fixture()
         let f = try XCTUnwrap(fx.backends.registry.factory(.vmm, "xen"))
         XCTAssertEqual(f.pluginID, "vmm-xen")
-        XCTAssertEqual(f.capabilities, ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT | ODY_VMM_CAP_HARDWARE_VIRT)
+        XCTAssertEqual(f.capabilities, ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT | ODY_VMM_CAP_HARDWARE_VIRT
+                       | ODY_VMM_CAP_BLOCK_VOLUMES | ODY_VMM_CAP_CHANNEL_XEN)
     }
 
     func testNoHypervisorFailsCleanlyAndHostKeepsRunning() throws {

@@ -45,6 +45,16 @@ static inline void ody_xtl_logger_init(ody_xtl_logger *l, void *owner, ody_xtl_s
 
 static const uint32_t ODY_XEN_INVALID_DOMID = (uint32_t)INVALID_DOMID;
 
+/* The root snapshot's sparse copy (XenRunFiles.sparseCopy): glibc declares
+ * SEEK_DATA/SEEK_HOLE and copy_file_range only under _GNU_SOURCE, which
+ * Swift's Glibc module is not built with. */
+#include <sys/syscall.h>
+#include <unistd.h>
+static const int ODY_SEEK_DATA = 3, ODY_SEEK_HOLE = 4;
+static inline long ody_copy_file_range(int fd_in, long long *off_in, int fd_out, long long *off_out, unsigned long len) {
+    return syscall(SYS_copy_file_range, fd_in, off_in, fd_out, off_out, len, 0u);
+}
+
 /* The libxl these headers (libxen-dev 4.17) describe. libxl's structs
  * (libxl_domain_config, libxl_dominfo...) change between Xen releases and
  * the soname with them, so no other version is ever tried. */
@@ -82,5 +92,6 @@ ODY_XL_FN(libxl_domain_unpause)
 ODY_XL_FN(libxl_get_physinfo)
 ODY_XL_FN(libxl_physinfo_init)
 ODY_XL_FN(libxl_physinfo_dispose)
+ODY_XL_FN(libxl_device_disk_init)
 #undef ODY_XL_FN
 #endif

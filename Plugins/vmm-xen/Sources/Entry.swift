@@ -10,9 +10,13 @@ import PluginKit
 /// from libxl domain-death watches, whoever caused them. PERSISTENT:
 /// definitions live in a state file under `state_dir` (libxl itself keeps
 /// none). HARDWARE_VIRT: every domain is a PV/PVH guest with its own kernel
-/// under the Xen hypervisor.
+/// under the Xen hypervisor (the host reads it as "boots a kernel": the
+/// description then carries the guest kit's kernel and initrd).
+/// BLOCK_VOLUMES: volumes arrive as disk images and become blkback disks
+/// (XenGuestLayout, XenRunFiles). CHANNEL_XEN: the agent's channel is a
+/// vchan (vchan-xen), which needs no device: the guest is told `odyssey.vchan=xen`.
 let xenCapabilities: UInt64 = ODY_VMM_CAP_PAUSE | ODY_VMM_CAP_LIFECYCLE_EVENTS | ODY_VMM_CAP_PERSISTENT
-    | ODY_VMM_CAP_HARDWARE_VIRT
+    | ODY_VMM_CAP_HARDWARE_VIRT | ODY_VMM_CAP_BLOCK_VOLUMES | ODY_VMM_CAP_CHANNEL_XEN
 
 private let entry = PluginEntry(
     id: "vmm-xen", version: "0.1.0", license: "Apache-2.0",

@@ -18,6 +18,14 @@ extension XenVmm: VmmBackendInstance {
     func define(_ c: DomainConfig, _ err: ErrorPointer) -> Int32 {
         var params = c.params
         for k in params.keys where !XenVmm.knownParams.contains(k) { params[k] = nil }  // the ABI says: ignore unknown keys
+        // A described domain (ABI 1.2): the guest kit's kernel, the boot
+        // contract's command line and the disks, worked out now and kept.
+        if let d = c.description {
+            switch XenGuestLayout.make(domain: c.name, d) {
+            case .success(let layout): params.merge(layout.params) { _, ours in ours }
+            case .failure(let r): return fail(err, ODY_E_INVALID, "define \(c.name): \(r.message)")
+            }
+        }
         for (k, v) in params where v.utf8.contains(0) {
             return fail(err, ODY_E_INVALID, "define \(c.name): param \(k) contains a NUL byte")
         }

@@ -39,6 +39,7 @@ final class XenAPI: @unchecked Sendable {
     let libxl_get_physinfo: ody_libxl_get_physinfo_fn
     let libxl_physinfo_init: ody_libxl_physinfo_init_fn
     let libxl_physinfo_dispose: ody_libxl_physinfo_dispose_fn
+    let libxl_device_disk_init: ody_libxl_device_disk_init_fn
 
     /// Resolves every call; the first missing symbol is the error.
     init(_ lib: SharedLibrary) throws(LibraryError) {
@@ -73,6 +74,7 @@ final class XenAPI: @unchecked Sendable {
         libxl_get_physinfo = try lib.function("libxl_get_physinfo")
         libxl_physinfo_init = try lib.function("libxl_physinfo_init")
         libxl_physinfo_dispose = try lib.function("libxl_physinfo_dispose")
+        libxl_device_disk_init = try lib.function("libxl_device_disk_init")
     }
 
     /// The process-wide libxl, opened and resolved on the first call only

@@ -157,6 +157,7 @@ final class XenEventThread: @unchecked Sendable {
             case LIBXL_EVENT_TYPE_DOMAIN_DEATH:
                 vmm.unwatch(domid: e.domid)
                 vmm.host.emitLifecycle(domain: name, state: ODY_STATE_HALTED, message: "xen domain \(e.domid) destroyed")
+                vmm.removeRunFiles(of: name)
             default:
                 break
             }
