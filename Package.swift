@@ -23,6 +23,7 @@ let plugins: [(Product, Target)] = [
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
     plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
     plugin("vchan-vsock", target: "VchanVsock", dependencies: ["MuxVchanCore", "StreamMux"]),
+    plugin("vchan-xen", target: "VchanXen", dependencies: ["CXenvchan", "VchanSocketCore"]),
 ]
 
 let package = Package(
@@ -121,5 +122,7 @@ let package = Package(
         .target(name: "LibvirtDomainXML", dependencies: ["PluginKit"], path: "Plugins/vmm-libvirt/DomainXML"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),
+        // libxenvchan/libxenstore headers for vchan-xen (dlopened at its first open, like libxl).
+        .systemLibrary(name: "CXenvchan", path: "Plugins/vchan-xen/CXenvchan", providers: [.apt(["libxen-dev"])]),
     ] + plugins.map(\.1)
 )

@@ -1,0 +1,168 @@
+// One vchan over libxenvchan: a ring in a granted page (the server's),
+// an event channel to the peer domain. libxenvchan's own blocking mode is
+// never used: its blocking write moves ALL bytes (libvchan's write is
+// partial), its blocking read on a closed ring is an error (ours is EOF),
+// and its wait() is a blocking read of the event channel that a second
+// thread of the same channel could wait in forever. Instead the channel is
+// non-blocking and the event channel's fd O_NONBLOCK; a blocked operation
+// polls that fd, in slices, and re-checks the ring after each: an event
+// consumed by another thread costs at most one slice, never a hang.
+//
+// Everything in the shared page (indices, the live flags) is written by the
+// peer domain too, hence untrusted: libxenvchan bounds the indices (XSA-86:
+// a ready count beyond the ring reads as 0) and the live flags are mapped
+// here, any value but the known ones meaning DISCONNECTED (fail closed).
+import CXenvchan
+import Glibc
+import PluginABI
+import PluginKit
+
+final class XenChannel: @unchecked Sendable {
+    let api: XenVchanAPI
+    let ctrl: UnsafeMutablePointer<libxenvchan>
+    let isServer: Bool
+    /// What to name in errors: "dom0->work:512 (domid 3)".
+    let label: String
+    /// The event channel's fd (fd_for_poll), O_NONBLOCK.
+    let eventFD: Int32
+    /// A server's xenstore entries, removed once its client is connected (as
+    /// Qubes' libvchan does): nobody else can then find the ring.
+    private var advertised: (store: XenStore, path: String)?
+    private let lock = PluginLock()
+    private var closed = false
+
+    /// How long one poll of the event channel lasts before the ring is looked at again.
+    static let sliceMs: Int32 = 20
+
+    init(api: XenVchanAPI, ctrl: UnsafeMutablePointer<libxenvchan>, isServer: Bool, label: String,
+         advertised: (store: XenStore, path: String)?) throws(XenVchanError) {
+        // Checked before self is whole: a throw here runs no deinit (no double close).
+        let fd = api.fd_for_select(ctrl)
+        guard fd >= 0 else { api.close(ctrl); throw XenVchanError(ODY_E_BACKEND, "\(label): libxenvchan has no event channel fd") }
+        self.api = api; self.ctrl = ctrl; self.isServer = isServer; self.label = label; self.advertised = advertised
+        eventFD = fd
+        ody_xenvchan_set_nonblocking(ctrl)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// The last reference gone (no operation can be running): the ring is
+    /// unshared or unmapped and the peer notified. libxenvchan_close also
+    /// removes a server's xenstore entries if they are still there.
+    deinit { api.close(ctrl) }
+
+    /// close(): operations still running in other threads end with CLOSED
+    /// within a slice; the peer learns of it when the ring goes (deinit).
+    func close() { lock.with { closed = true } }
+
+    private var isClosed: Bool { lock.with { closed } }
+
+    private func checkOpen(_ op: String) throws(XenVchanError) {
+        if isClosed { throw XenVchanError(ODY_E_CLOSED, "\(op) \(label): the channel is closed") }
+    }
+
+    // MARK: state
+
+    var state: ody_vchan_state {
+        let raw = api.is_open(ctrl)
+        let s: ody_vchan_state = switch raw {
+        case 1: ODY_VCHAN_CONNECTED
+        case 2 where isServer: ODY_VCHAN_WAITING
+        default: ODY_VCHAN_DISCONNECTED
+        }
+        if s == ODY_VCHAN_CONNECTED { forgetAdvertisement() }
+        return s
+    }
+
+    private func forgetAdvertisement() {
+        guard let a = lock.with({ () -> (store: XenStore, path: String)? in defer { advertised = nil }; return advertised }) else { return }
+        a.store.remove(a.path)
+    }
+
+    /// Bytes readable now (also asks the peer to notify on its next write).
+    var dataReady: Int { max(0, Int(api.data_ready(ctrl))) }
+    /// Bytes writable now (also asks the peer to notify when it reads).
+    var bufferSpace: Int { max(0, Int(api.buffer_space(ctrl))) }
+
+    // MARK: waiting
+
+    /// Consumes a pending event, if any (and unmasks the port); true if there was one.
+    @discardableResult
+    private func consumeEvent() -> Bool {
+        var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 0) == 1 else { return false }
+        _ = api.wait(ctrl)    // non-blocking fd: EAGAIN if another thread took it
+        return true
+    }
+
+    /// Blocks at most one slice for an event; consumes it.
+    private func awaitEvent() {
+        var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
+        if poll(&p, 1, XenChannel.sliceMs) == 1 { _ = api.wait(ctrl) }
+    }
+
+    /// wait: returns at once when an event is pending (consuming it), data is
+    /// ready or the peer is gone; else blocks until an event, or until the
+    /// ring's state changes without one.
+    func wait() throws(XenVchanError) {
+        try checkOpen("wait")
+        if consumeEvent() { return }
+        let before = (state, dataReady, bufferSpace)
+        if before.1 > 0 || before.0 == ODY_VCHAN_DISCONNECTED { return }
+        while true {
+            try checkOpen("wait")
+            var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, XenChannel.sliceMs) == 1 { _ = api.wait(ctrl); return }
+            let now = (state, dataReady, bufferSpace)
+            if now != before { return }
+        }
+    }
+
+    // MARK: I/O
+
+    /// Partial read: blocks until at least one byte; 0 at EOF (the peer
+    /// closed and everything it sent was read).
+    func read(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) -> Int {
+        let want = min(size, Int(Int32.max))
+        while true {
+            try checkOpen("read")
+            let n = api.read(ctrl, buf, want)
+            if n > 0 { return Int(n) }
+            if state == ODY_VCHAN_DISCONNECTED {
+                // libxenvchan_read reports a closed, empty ring as -1: that is EOF here.
+                if dataReady == 0 { return 0 }
+                continue
+            }
+            if n < 0 { throw XenVchanError.call("read \(label)", errno: errno) }
+            awaitEvent()
+        }
+    }
+
+    /// Partial write: blocks until at least one byte fits; CLOSED once the peer is gone.
+    func write(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) -> Int {
+        let want = min(size, Int(Int32.max))
+        while true {
+            try checkOpen("write")
+            if state == ODY_VCHAN_DISCONNECTED { throw XenVchanError(ODY_E_CLOSED, "write \(label): the peer closed the channel") }
+            let n = api.write(ctrl, buf, want)
+            if n > 0 { return Int(n) }
+            if n < 0 { throw XenVchanError.call("write \(label)", errno: errno) }
+            awaitEvent()
+        }
+    }
+
+    /// Exactly `size` bytes, whatever the ring's size (libxenvchan_recv fails
+    /// when size exceeds the ring; this loops over partial reads).
+    func recvAll(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) {
+        var done = 0
+        while done < size {
+            let n = try read(buf + done, size - done)
+            if n == 0 { throw XenVchanError(ODY_E_CLOSED, "recv \(label): the peer closed after \(done) of \(size) bytes") }
+            done += n
+        }
+    }
+
+    func sendAll(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) {
+        var done = 0
+        while done < size { done += try write(buf + done, size - done) }
+    }
+}
