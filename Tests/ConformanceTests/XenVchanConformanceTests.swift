@@ -66,6 +66,58 @@ final class XenVchanConformanceTests: XCTestCase {
         }
     }
 
+    /// The agent is a static executable: it links libxenvchan and its
+    /// closure from libxen-dev's .a files (XenVchanLinked), so a domU's
+    /// agent needs no Xen library in its initrd.
+    func testAgentLinksLibxenvchanStatically() throws {
+        let agent = Build.dir + "/odyssey-agent"
+        guard FileManager.default.fileExists(atPath: agent) else { XCTFail("\(agent) is not built"); return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/nm")
+        p.arguments = [agent]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let symbols = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        for sym in ["libxenvchan_client_init", "xengnttab_open", "xenevtchn_open", "xs_open"] {
+            XCTAssertTrue(symbols.contains(" T \(sym)\n"), "\(sym) is not linked into the agent")
+        }
+    }
+
+    /// Under Xen: the static client (linked like the agent) echoes through a
+    /// channel the plugin serves; 100 KB in 1000-byte steps, then EOF.
+    func testStaticClientUnderXen() throws {
+        guard XenConformanceTests.xenRunning else {
+            if XenConformanceTests.inXenTier { XCTFail("ODYSSEY_XEN_TIER is set but Xen is not running"); return }
+            throw XCTSkip("Xen is not running; the Xen tier runs this under Xen")
+        }
+        let fx = try fixture()
+        let v = try fx.backends.vchan("xen")
+        let server = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 4100, localDomid: 0, remoteDomid: 0))
+        defer { server.close() }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: Build.dir + "/odyssey-xen-vchan-check")
+        check.arguments = ["0", "4100"]
+        let out = Pipe()
+        check.standardOutput = out
+        try check.run()
+        var sent: [UInt8] = [], echoed: [UInt8] = []
+        for step in 0..<100 {
+            let chunk = (0..<1000).map { UInt8(truncatingIfNeeded: step &* 7 &+ $0) }
+            try server.send(chunk)
+            var back = [UInt8](repeating: 0, count: chunk.count)
+            try back.withUnsafeMutableBytes { try server.recv($0) }
+            sent += chunk; echoed += back
+        }
+        XCTAssertEqual(echoed, sent, "the static client echoed 100 KB intact")
+        server.close()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        XCTAssertEqual(check.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("XEN VCHAN CHECK OK 100000"), "the client saw our close as EOF after 100000 bytes: \(text)")
+    }
+
     /// Under Xen: the generic vchan body, dom0 to dom0.
     func testConformanceUnderXen() throws {
         guard XenConformanceTests.xenRunning else {

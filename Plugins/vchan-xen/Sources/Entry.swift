@@ -7,14 +7,14 @@
 //   C and publishes it at /local/domain/<own>/data/vchan/<C>/<P> (Qubes'
 //   layout); client_init(endpoint{local -> server S, port P}) maps the ring
 //   published at /local/domain/<S>/data/vchan/<own>/<P>, retrying until the
-//   server has published it or connect_timeout_ms passed (XenBackend.swift).
+//   server has published it or connect_timeout_ms passed (Core/XenVchanEnds.swift).
 // * Domain ids come from the endpoint (local_domid/remote_domid) when given,
 //   else: the local end is this domain (xenstore "domid"), "dom0" is 0 and any
 //   other name is looked up in xenstore's /local/domain/*/name.
 // * Xen checks the peer: the grant, the event channel and the xenstore
 //   entries are for domain C only. Once C is connected the entries are
 //   removed (as Qubes' libvchan does), so nothing else can find the ring.
-// * Semantics as libvchan and vchan-socket (XenChannel.swift): read/write
+// * Semantics as libvchan and vchan-socket (Core/XenChannel.swift): read/write
 //   partial (block for one byte), recv/send exact, wait, is_open WAITING/
 //   CONNECTED/DISCONNECTED, data_ready, buffer_space; fd_for_poll is the
 //   event channel's fd (readable when the peer signalled; wait() consumes it).

@@ -3,6 +3,7 @@ import Glibc
 import PluginABI
 import PluginKit
 import VchanSocketCore
+import XenVchanCore
 
 func checkFlags(_ flags: UInt32, _ op: String, _ err: UnsafeMutablePointer<ody_error>?) -> Int32? {
     let rc = ody_check_flags(flags, 0, err)
@@ -61,7 +62,7 @@ func xvServerInit(_ backend: OpaquePointer?, _ ep: UnsafePointer<ody_vchan_endpo
             throw XenVchanError(ODY_E_UNSUPPORTED, "server_init \(e.label): this domain (domid \(b.ownDomid)) serves only its own end, not domid \(local)'s")
         }
         let client = try b.domid(e.remoteDomid, name: e.remote, own: false)
-        out.pointee = Handle.make(try b.serve(client: client, port: e.port, readMin: readMin, writeMin: writeMin,
+        out.pointee = Handle.make(try b.ends.serve(client: client, port: e.port, readMin: readMin, writeMin: writeMin,
                                               label: "\(e.label) (domid \(client))"))
         return ODY_OK.rawValue
     } catch { return error.report(err) }
@@ -78,7 +79,7 @@ func xvClientInit(_ backend: OpaquePointer?, _ ep: UnsafePointer<ody_vchan_endpo
             throw XenVchanError(ODY_E_UNSUPPORTED, "client_init \(e.label): this domain (domid \(b.ownDomid)) connects only as itself, not as domid \(local)")
         }
         let server = try b.domid(e.remoteDomid, name: e.remote, own: false)
-        out.pointee = Handle.make(try b.connect(server: server, port: e.port, label: "\(e.label) (server domid \(server))"))
+        out.pointee = Handle.make(try b.ends.connect(server: server, port: e.port, label: "\(e.label) (server domid \(server))"))
         return ODY_OK.rawValue
     } catch { return error.report(err) }
 }

@@ -4,14 +4,14 @@
 // GOT and put a symbol in the plugin's .dynsym beside the entry point.)
 import Glibc
 import PluginABI
-import PluginKit
 
-final class XenVchanError: Error, Sendable {
-    let code: ody_status_code
-    let errno: Int32
-    let message: String
+public final class XenVchanError: Error, Sendable, CustomStringConvertible {
+    public let code: ody_status_code
+    public let errno: Int32
+    public let message: String
+    public var description: String { message }
 
-    init(_ code: ody_status_code, errno: Int32 = 0, _ message: String) {
+    public init(_ code: ody_status_code, errno: Int32 = 0, _ message: String) {
         self.code = code; self.errno = errno; self.message = message
     }
 
@@ -26,10 +26,5 @@ final class XenVchanError: Error, Sendable {
         default: ODY_E_IO
         }
         return XenVchanError(code, errno: e, "\(what): \(why)")
-    }
-
-    @discardableResult
-    func report(_ err: UnsafeMutablePointer<ody_error>?) -> Int32 {
-        fail(err, code, backend: errno, message)
     }
 }

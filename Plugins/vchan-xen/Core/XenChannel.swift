@@ -15,20 +15,19 @@
 import CXenvchan
 import Glibc
 import PluginABI
-import PluginKit
 
-final class XenChannel: @unchecked Sendable {
+public final class XenChannel: @unchecked Sendable {
     let api: XenVchanAPI
     let ctrl: UnsafeMutablePointer<libxenvchan>
     let isServer: Bool
     /// What to name in errors: "dom0->work:512 (domid 3)".
-    let label: String
+    public let label: String
     /// The event channel's fd (fd_for_poll), O_NONBLOCK.
-    let eventFD: Int32
+    public let eventFD: Int32
     /// A server's xenstore entries, removed once its client is connected (as
     /// Qubes' libvchan does): nobody else can then find the ring.
     private var advertised: (store: XenStore, path: String)?
-    private let lock = PluginLock()
+    private let lock = XenLock()
     private var closed = false
 
     /// How long one poll of the event channel lasts before the ring is looked at again.
@@ -52,7 +51,7 @@ final class XenChannel: @unchecked Sendable {
 
     /// close(): operations still running in other threads end with CLOSED
     /// within a slice; the peer learns of it when the ring goes (deinit).
-    func close() { lock.with { closed = true } }
+    public func close() { lock.with { closed = true } }
 
     private var isClosed: Bool { lock.with { closed } }
 
@@ -62,7 +61,7 @@ final class XenChannel: @unchecked Sendable {
 
     // MARK: state
 
-    var state: ody_vchan_state {
+    public var state: ody_vchan_state {
         let raw = api.is_open(ctrl)
         let s: ody_vchan_state = switch raw {
         case 1: ODY_VCHAN_CONNECTED
@@ -79,9 +78,9 @@ final class XenChannel: @unchecked Sendable {
     }
 
     /// Bytes readable now (also asks the peer to notify on its next write).
-    var dataReady: Int { max(0, Int(api.data_ready(ctrl))) }
+    public var dataReady: Int { max(0, Int(api.data_ready(ctrl))) }
     /// Bytes writable now (also asks the peer to notify when it reads).
-    var bufferSpace: Int { max(0, Int(api.buffer_space(ctrl))) }
+    public var bufferSpace: Int { max(0, Int(api.buffer_space(ctrl))) }
 
     // MARK: waiting
 
@@ -103,7 +102,7 @@ final class XenChannel: @unchecked Sendable {
     /// wait: returns at once when an event is pending (consuming it), data is
     /// ready or the peer is gone; else blocks until an event, or until the
     /// ring's state changes without one.
-    func wait() throws(XenVchanError) {
+    public func wait() throws(XenVchanError) {
         try checkOpen("wait")
         if consumeEvent() { return }
         let before = (state, dataReady, bufferSpace)
@@ -121,7 +120,7 @@ final class XenChannel: @unchecked Sendable {
 
     /// Partial read: blocks until at least one byte; 0 at EOF (the peer
     /// closed and everything it sent was read).
-    func read(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) -> Int {
+    public func read(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) -> Int {
         let want = min(size, Int(Int32.max))
         while true {
             try checkOpen("read")
@@ -138,7 +137,7 @@ final class XenChannel: @unchecked Sendable {
     }
 
     /// Partial write: blocks until at least one byte fits; CLOSED once the peer is gone.
-    func write(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) -> Int {
+    public func write(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) -> Int {
         let want = min(size, Int(Int32.max))
         while true {
             try checkOpen("write")
@@ -152,7 +151,7 @@ final class XenChannel: @unchecked Sendable {
 
     /// Exactly `size` bytes, whatever the ring's size (libxenvchan_recv fails
     /// when size exceeds the ring; this loops over partial reads).
-    func recvAll(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) {
+    public func recvAll(_ buf: UnsafeMutableRawPointer, _ size: Int) throws(XenVchanError) {
         var done = 0
         while done < size {
             let n = try read(buf + done, size - done)
@@ -161,8 +160,20 @@ final class XenChannel: @unchecked Sendable {
         }
     }
 
-    func sendAll(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) {
+    public func sendAll(_ buf: UnsafeRawPointer, _ size: Int) throws(XenVchanError) {
         var done = 0
         while done < size { done += try write(buf + done, size - done) }
+    }
+}
+
+/// A mutex for the channel's own flags (Glibc only: the static agent links this too).
+final class XenLock: @unchecked Sendable {
+    private let m: UnsafeMutablePointer<pthread_mutex_t>
+    init() { m = .allocate(capacity: 1); pthread_mutex_init(m, nil) }
+    deinit { pthread_mutex_destroy(m); m.deallocate() }
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(m)
+        defer { pthread_mutex_unlock(m) }
+        return try body()
     }
 }
