@@ -95,8 +95,9 @@ private final class XenVchanBench {
         try p.run()
         let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
+        // "... 2289.0 us per round trip": the number just before `figure`.
         guard p.terminationStatus == 0, let line = text.split(separator: "\n").first(where: { $0.hasSuffix(figure) }),
-              let value = line.split(separator: " ").dropLast().last.flatMap({ Double($0) }) else {
+              let value = line.dropLast(figure.count).split(separator: " ").last.flatMap({ Double($0) }) else {
             throw BenchFailure("xen-vchan-baseline \(args.joined(separator: " ")) failed (status \(p.terminationStatus)): \(text)")
         }
         return value

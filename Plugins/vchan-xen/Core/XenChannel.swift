@@ -1,17 +1,16 @@
 // One vchan over libxenvchan: a ring in a granted page (the server's),
 // an event channel to the peer domain. libxenvchan's own blocking mode is
 // never used: its blocking write moves ALL bytes (libvchan's write is
-// partial), its blocking read on a closed ring is an error (ours is EOF),
-// and its wait() is a blocking read of the event channel that a second
-// thread of the same channel could wait in forever. Instead the channel is
-// non-blocking and the event channel's fd O_NONBLOCK; a blocked operation
-// polls that fd, in slices, and re-checks the ring after each: an event
-// consumed by another thread costs at most one slice, never a hang.
-//
-// Everything in the shared page (indices, the live flags) is written by the
-// peer domain too, hence untrusted: libxenvchan bounds the indices (XSA-86:
-// a ready count beyond the ring reads as 0) and the live flags are mapped
-// here, any value but the known ones meaning DISCONNECTED (fail closed).
+// partial) and its blocking read on a closed ring is an error (ours is EOF).
+// The channel is non-blocking and this file blocks instead:
+//  - one thread at a time (the "primary" waiter) blocks in libxenvchan_wait,
+//    a read of the event channel's fd, as libxenvchan itself would: no extra
+//    system call per wake-up (under Xen every one is a trip through the
+//    hypervisor; a poll() before each read cost 1.30x raw on round trips);
+//  - a second thread waiting on the same channel at the same time (a reader
+//    and a writer) polls the fd in slices without consuming, and looks at
+//    the ring again after each: an event the primary consumed costs it at
+//    most one slice, never a hang.
 import CXenvchan
 import Glibc
 import PluginABI
@@ -22,15 +21,17 @@ public final class XenChannel: @unchecked Sendable {
     let isServer: Bool
     /// What to name in errors: "dom0->work:512 (domid 3)".
     public let label: String
-    /// The event channel's fd (fd_for_poll), O_NONBLOCK.
+    /// The event channel's fd (fd_for_poll).
     public let eventFD: Int32
     /// A server's xenstore entries, removed once its client is connected (as
     /// Qubes' libvchan does): nobody else can then find the ring.
     private var advertised: (store: XenStore, path: String)?
     private let lock = XenLock()
     private var closed = false
+    /// A thread is blocked reading the event channel (the primary waiter).
+    private var primaryWaiting = false
 
-    /// How long one poll of the event channel lasts before the ring is looked at again.
+    /// How long a second waiter's poll lasts before it looks at the ring again.
     static let sliceMs: Int32 = 20
 
     init(api: XenVchanAPI, ctrl: UnsafeMutablePointer<libxenvchan>, isServer: Bool, label: String,
@@ -41,7 +42,6 @@ public final class XenChannel: @unchecked Sendable {
         self.api = api; self.ctrl = ctrl; self.isServer = isServer; self.label = label; self.advertised = advertised
         eventFD = fd
         ody_xenvchan_set_nonblocking(ctrl)
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
     }
 
     /// The last reference gone (no operation can be running): the ring is
@@ -84,36 +84,47 @@ public final class XenChannel: @unchecked Sendable {
 
     // MARK: waiting
 
-    /// Consumes a pending event, if any (and unmasks the port); true if there was one.
-    @discardableResult
-    private func consumeEvent() -> Bool {
+    /// Becomes the primary waiter if nobody is; false if another thread is.
+    private func claimPrimary() -> Bool {
+        lock.with { () -> Bool in if primaryWaiting { return false }; primaryWaiting = true; return true }
+    }
+    private func releasePrimary() { lock.with { primaryWaiting = false } }
+
+    private func eventPending(timeoutMs: Int32) -> Bool {
         var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 0) == 1 else { return false }
-        _ = api.wait(ctrl)    // non-blocking fd: EAGAIN if another thread took it
+        return poll(&p, 1, timeoutMs) == 1
+    }
+
+    /// Consumes a pending event without blocking; true if there was one.
+    private func consumePendingEvent() -> Bool {
+        guard claimPrimary() else { return false }
+        defer { releasePrimary() }
+        guard eventPending(timeoutMs: 0) else { return false }
+        _ = api.wait(ctrl)   // readable, and only the primary reads: does not block
         return true
     }
 
-    /// Blocks at most one slice for an event; consumes it.
+    /// Blocks until the peer signals (the primary: consumes the event and
+    /// unmasks the port) or, for a second waiter, at most one slice.
     private func awaitEvent() {
-        var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
-        if poll(&p, 1, XenChannel.sliceMs) == 1 { _ = api.wait(ctrl) }
+        if claimPrimary() {
+            _ = api.wait(ctrl)
+            releasePrimary()
+        } else {
+            _ = eventPending(timeoutMs: XenChannel.sliceMs)
+        }
     }
 
     /// wait: returns at once when an event is pending (consuming it), data is
-    /// ready or the peer is gone; else blocks until an event, or until the
-    /// ring's state changes without one.
+    /// ready or the peer is gone; else blocks until the peer signals (reading
+    /// data_ready and buffer_space first asks it to signal on either).
     public func wait() throws(XenVchanError) {
         try checkOpen("wait")
-        if consumeEvent() { return }
+        if consumePendingEvent() { return }
         let before = (state, dataReady, bufferSpace)
         if before.1 > 0 || before.0 == ODY_VCHAN_DISCONNECTED { return }
-        while true {
-            try checkOpen("wait")
-            var p = pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, XenChannel.sliceMs) == 1 { _ = api.wait(ctrl); return }
-            let now = (state, dataReady, bufferSpace)
-            if now != before { return }
-        }
+        awaitEvent()
+        try checkOpen("wait")
     }
 
     // MARK: I/O
