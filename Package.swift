@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(name: "odyssey-mux-vsock-check", dependencies: ["StreamMux"], path: "Tests/MuxVsockCheck",
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // A static vchan-xen client linked like the agent; the Xen tier runs it (XenVchanConformanceTests).
-        .executableTarget(name: "odyssey-xen-vchan-check", dependencies: ["XenVchanCore", "XenVchanLinked", "PluginABI"],
+        .executableTarget(name: "odyssey-xen-vchan-check", dependencies: ["XenVchanCore", "XenVchanLinked", "CXenvchan", "PluginABI"],
                           path: "Tests/XenVchanCheck", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(name: "AddonTests", dependencies: ["Host", "PluginABI"], path: "Tests/AddonTests"),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),

@@ -118,6 +118,55 @@ final class XenVchanConformanceTests: XCTestCase {
         XCTAssertTrue(text.contains("XEN VCHAN CHECK OK 100000"), "the client saw our close as EOF after 100000 bytes: \(text)")
     }
 
+    /// Under Xen: a peer that lies in the shared page (odyssey-xen-vchan-check
+    /// hostile). A producer index 2^30 ahead is not believed (data_ready
+    /// stays within the ring); a live flag of 7 reads as DISCONNECTED, reads
+    /// as EOF, writes fail CLOSED; the backend goes on serving.
+    func testHostilePeerUnderXen() throws {
+        guard XenConformanceTests.xenRunning else {
+            if XenConformanceTests.inXenTier { XCTFail("ODYSSEY_XEN_TIER is set but Xen is not running"); return }
+            throw XCTSkip("Xen is not running; the Xen tier runs this under Xen")
+        }
+        let fx = try fixture()
+        let v = try fx.backends.vchan("xen")
+        let server = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 4200, localDomid: 0, remoteDomid: 0),
+                                      readMin: 1024, writeMin: 1024)
+        let peer = Process()
+        peer.executableURL = URL(fileURLWithPath: Build.dir + "/odyssey-xen-vchan-check")
+        peer.arguments = ["hostile", "0", "4200"]
+        let out = Pipe()
+        peer.standardOutput = out
+        try peer.run()
+        var good = [UInt8](repeating: 0, count: 4)
+        try good.withUnsafeMutableBytes { try server.recv($0) }
+        XCTAssertEqual(good, Array("good".utf8))
+        try server.send(Array("g".utf8))
+        // The peer now claims 2^30 bytes in a 1-2 KiB ring.
+        var ready = 0
+        for _ in 0..<50 { ready = try server.dataReady(); usleep(10_000) }
+        XCTAssertLessThanOrEqual(ready, 2048, "data_ready is bounded by the ring, whatever the peer's index says")
+        try server.send(Array("2".utf8))
+        // The peer writes 7 into its live flag: not a state, so DISCONNECTED.
+        try VchanMuxConformanceTests.waitState(server, .disconnected)
+        var one = [UInt8](repeating: 0, count: 1)
+        XCTAssertEqual(try one.withUnsafeMutableBytes { try server.read($0) }, 0, "a peer with a bogus live flag reads as EOF")
+        expectError(.io, "write to a peer that is not live (ODY_E_CLOSED)") { try server.send(Array("x".utf8)) }
+        server.close()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        peer.waitUntilExit()
+        XCTAssertEqual(peer.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("XEN VCHAN HOSTILE DONE srv_live=0"), text)
+        // The backend goes on: a fresh channel on the same port works.
+        let again = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 4200, localDomid: 0, remoteDomid: 0))
+        defer { again.close() }
+        let client = try v.clientInit(VchanEndpoint(local: "work", remote: "dom0", port: 4200, localDomid: 0, remoteDomid: 0))
+        defer { client.close() }
+        try client.send(Array("ok".utf8))
+        var ok = [UInt8](repeating: 0, count: 2)
+        try ok.withUnsafeMutableBytes { try again.recv($0) }
+        XCTAssertEqual(ok, Array("ok".utf8))
+    }
+
     /// Under Xen: the generic vchan body, dom0 to dom0.
     func testConformanceUnderXen() throws {
         guard XenConformanceTests.xenRunning else {
