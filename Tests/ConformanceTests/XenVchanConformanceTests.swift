@@ -52,6 +52,8 @@ final class XenVchanConformanceTests: XCTestCase {
                 XCTAssertTrue(e.message.contains("socket, virtio-serial or vsock"), "the refusal says what to use: \(e.message)")
             }
         }
+        // Refused before the library is loaded: nothing of Xen is mapped.
+        XCTAssertFalse(LazyLoadChild.mapped("/libxenvchan.so"), "libxenvchan mapped by loading vchan-xen or by its refusal")
         // The host and another channel go on working.
         let socket = try fx.backends.vchan("socket")
         let ch = try socket.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 512))
