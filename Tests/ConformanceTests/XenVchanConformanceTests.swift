@@ -72,6 +72,8 @@ final class XenVchanConformanceTests: XCTestCase {
     /// closure from libxen-dev's .a files (XenVchanLinked), so a domU's
     /// agent needs no Xen library in its initrd.
     func testAgentLinksLibxenvchanStatically() throws {
+        // The same binary as on the host, where this ran; nm over dom0's 9p root costs ~12 s under TCG.
+        if XenConformanceTests.inXenTier { throw XCTSkip("checked on the host (the same agent binary); testStaticClientUnderXen runs the static path here") }
         let agent = Build.dir + "/odyssey-agent"
         guard FileManager.default.fileExists(atPath: agent) else { XCTFail("\(agent) is not built"); return }
         let p = Process()
