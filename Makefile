@@ -6,7 +6,7 @@ BUILD      := build
 DEBUG_BIN   = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build vm-kit xen-kit demo test test-xen bench install install-sdk clean help
+.PHONY: all deps build vm-kit xen-kit demo test test-xen bench bench-xen install install-sdk clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make test         install deps, build, run every test"
 	@echo "make bench        release build, print the benchmark table (bars vs baselines)"
 	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile vm"
+	@echo "make bench-xen    (root) the vchan-xen bars, in dom0 under Xen (the Xen tier), beside raw libxenvchan"
 	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
 	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
 	@echo "make vm-kit       (root, where QEMU is installed) build the guest kernel pool, start libvirtd"
@@ -61,6 +62,15 @@ bench: deps vm-kit
 	@scripts/build-addons $(RELEASE_BIN)
 	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release
 	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(BUILD)/plugins-release $(RELEASE_BIN)/odyssey-bench $(GROUPS)
+
+# The vchan-xen bars inside the Xen tier: the raw libxenvchan baseline is
+# built here with cc (it is the library alone), then odyssey-bench xen runs in dom0.
+bench-xen: deps xen-kit
+	$(SWIFT) build -c release
+	@scripts/stage-plugins $(RELEASE_BIN) $(BUILD)/plugins-release
+	cc -O2 -Wall -o $(RELEASE_BIN)/xen-vchan-baseline Plugins/vchan-xen/Baseline/xen-vchan-baseline.c -lxenvchan -lxenstore
+	ODYSSEY_BUILD_DIR=$(RELEASE_BIN) ODYSSEY_PLUGIN_DIR=$(CURDIR)/$(BUILD)/plugins-release \
+		scripts/xen-run --timeout 1200 -- $(RELEASE_BIN)/odyssey-bench xen
 
 install-sdk:
 	install -d $(DESTDIR)$(PREFIX)/include/odyssey $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -23,6 +23,7 @@ let plugins: [(Product, Target)] = [
     plugin("vchan-socket", target: "VchanSocket", dependencies: ["VchanSocketCore"]),
     plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
     plugin("vchan-vsock", target: "VchanVsock", dependencies: ["MuxVchanCore", "StreamMux"]),
+    plugin("vchan-xen", target: "VchanXen", dependencies: ["CXenvchan", "XenVchanCore", "VchanSocketCore"]),
 ]
 
 let package = Package(
@@ -92,7 +93,7 @@ let package = Package(
         // The in-domain agent, fully static (needs only /bin/sh and /etc/passwd
         // in the domain); its C shim is the code between fork and exec.
         .target(name: "CAgentShim", path: "Sources/odyssey-agent/CShim"),
-        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim", "StreamMux"],
+        .executableTarget(name: "odyssey-agent", dependencies: ["Qrexec", "VchanSocketCore", "CAgentShim", "StreamMux", "XenVchanLinked"],
                           path: "Sources/odyssey-agent/Agent", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         // ody-call: qrexec-client-vm for domains, fully static like the agent.
         .executableTarget(name: "ody-call", dependencies: ["Qrexec", "VchanSocketCore"],
@@ -104,6 +105,9 @@ let package = Package(
         // (VchanMuxVsockGuestTests boots it); static like the agent.
         .executableTarget(name: "odyssey-mux-vsock-check", dependencies: ["StreamMux"], path: "Tests/MuxVsockCheck",
                           linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        // A static vchan-xen client linked like the agent; the Xen tier runs it (XenVchanConformanceTests).
+        .executableTarget(name: "odyssey-xen-vchan-check", dependencies: ["XenVchanCore", "XenVchanLinked", "CXenvchan", "PluginABI"],
+                          path: "Tests/XenVchanCheck", linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .testTarget(name: "AddonTests", dependencies: ["Host", "PluginABI"], path: "Tests/AddonTests"),
         .testTarget(name: "QrexecTests", dependencies: ["Qrexec"], path: "Tests/QrexecTests"),
         .testTarget(name: "AgentTests", dependencies: ["Host", "Qrexec", "VchanSocketCore", "PluginABI"], path: "Tests/AgentTests"),
@@ -121,5 +125,12 @@ let package = Package(
         .target(name: "LibvirtDomainXML", dependencies: ["PluginKit"], path: "Plugins/vmm-libvirt/DomainXML"),
         .systemLibrary(name: "CLibvirt", path: "Plugins/vmm-libvirt/CLibvirt", providers: [.apt(["libvirt-dev"])]),
         .systemLibrary(name: "CXenlight", path: "Plugins/vmm-xen/CXenlight", providers: [.apt(["libxen-dev"])]),
+        // libxenvchan/libxenstore headers for vchan-xen (dlopened at its first open, like libxl).
+        .systemLibrary(name: "CXenvchan", path: "Plugins/vchan-xen/CXenvchan", providers: [.apt(["libxen-dev"])]),
+        // vchan-xen's channels over a table of libxenvchan calls, Glibc only: the plugin fills the
+        // table by dlopen; XenVchanLinked fills it from the static libraries (the agent in a domU).
+        .target(name: "XenVchanCore", dependencies: ["CXenvchan", "PluginABI"], path: "Plugins/vchan-xen/Core"),
+        .target(name: "XenVchanLinked", dependencies: ["XenVchanCore", "CXenvchan"], path: "Plugins/vchan-xen/Linked",
+                linkerSettings: ["xenvchan", "xengnttab", "xenevtchn", "xenstore", "xentoolcore", "xentoollog"].map { .linkedLibrary($0) }),
     ] + plugins.map(\.1)
 )

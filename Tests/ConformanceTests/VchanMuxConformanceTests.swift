@@ -11,19 +11,25 @@ import StreamMux
 import VchanSocketCore
 import XCTest
 
-/// The domain's side of one backend: how a client reaches port P of domain D.
+/// The domain's side of one backend: how a client reaches port P of domain D,
+/// and the endpoint the host serves it at.
 protocol VchanClientSide: AnyObject {
-    func dial(domain: String, port: UInt32) throws -> Int32
+    func dial(domain: String, port: UInt32) throws -> VchanPeer
+    func serverEndpoint(domain: String, port: UInt32) -> VchanEndpoint
+}
+
+extension VchanClientSide {
+    func serverEndpoint(domain: String, port: UInt32) -> VchanEndpoint { VchanEndpoint(local: "dom0", remote: domain, port: port) }
 }
 
 final class SocketClientSide: VchanClientSide {
     let socketDir: String
     init(socketDir: String) { self.socketDir = socketDir }
-    func dial(domain: String, port: UInt32) throws -> Int32 {
+    func dial(domain: String, port: UInt32) throws -> VchanPeer {
         // Inside the domain its own directory is the base (vmm-native bind-mounts it).
         let path = ChannelLayout.clientPath(base: socketDir + "/" + domain, local: domain, remote: "dom0", port: port)
         let ch = try SocketChannel.connect(path: path, timeoutNs: 30_000_000_000)
-        return dup(ch.fd)   // ch closes its own fd
+        return FDPeer(dup(ch.fd))   // ch closes its own fd
     }
 }
 
@@ -31,7 +37,7 @@ final class MuxClientSide: VchanClientSide {
     let socketDir: String
     var guests: [String: MuxSession] = [:]
     init(socketDir: String) { self.socketDir = socketDir }
-    func dial(domain: String, port: UInt32) throws -> Int32 {
+    func dial(domain: String, port: UInt32) throws -> VchanPeer {
         if guests[domain] == nil {
             // QEMU's side of <socket_dir>/<domain>/vchan.sock.
             let dir = socketDir + "/" + domain
@@ -40,7 +46,7 @@ final class MuxClientSide: VchanClientSide {
             guests[domain] = try MuxSession(role: .guest, transport: AcceptingTransport(listenFD: lfd, label: "guest \(domain)"),
                                             limits: MuxPair.fast()) { _ in }
         }
-        return try guests[domain]!.dial(port: port, timeoutNs: 30_000_000_000)
+        return FDPeer(try guests[domain]!.dial(port: port, timeoutNs: 30_000_000_000))
     }
     deinit { for g in guests.values { g.stop() } }
 }
@@ -75,29 +81,30 @@ final class VchanMuxConformanceTests: XCTestCase {
         }
     }
 
-    func waitState(_ ch: VchanChannel, _ want: VchanState) throws {
-        for _ in 0..<6000 where try ch.state() != want { usleep(5_000) }
-        XCTAssertEqual(try ch.state(), want)
-    }
-
     func conformance(_ name: String) throws {
         let (f, v, client) = try fixture(name)
         defer { withExtendedLifetime(f) {} }
+        XCTAssertTrue(v.canPassFDs, "\(name) declares fd passing")
+        try Self.conformance(name, v, client)
+    }
+
+    /// The body, for any backend: `client` is the domain's side.
+    static func conformance(_ name: String, _ v: VchanBackend, _ client: VchanClientSide) throws {
         // Names and ports are checked before anything is made.
         for bad in ["", "../x", "a/b", String(repeating: "x", count: 40)] {
             expectError(.invalid, "\(name): domain \"\(bad)\"") { _ = try v.serverInit(VchanEndpoint(local: "dom0", remote: bad, port: 512)) }
         }
         expectError(.invalid, "\(name): port 0") { _ = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 0)) }
 
-        let ch = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 512))
+        let ch = try v.serverInit(client.serverEndpoint(domain: "work", port: 512))
         defer { ch.close() }
         XCTAssertEqual(try ch.state(), .waiting, "\(name): a server waits for its client")
         let c = try client.dial(domain: "work", port: 512)
-        defer { close(c) }
-        try waitState(ch, .connected)
+        defer { c.close() }
+        try Self.waitState(ch, .connected)
 
         // Client -> host: wait, data_ready, recv.
-        try IO.writeAll(c, Array("ping".utf8))
+        try c.write(Array("ping".utf8))
         try ch.wait()
         var ready = 0
         for _ in 0..<6000 { ready = try ch.dataReady(); if ready >= 4 { break }; usleep(1000) }
@@ -107,12 +114,42 @@ final class VchanMuxConformanceTests: XCTestCase {
         XCTAssertEqual(buf, Array("ping".utf8))
         // Host -> client.
         try ch.send(Array("pong".utf8))
-        XCTAssertEqual(IO.readExactly(c, 4), Array("pong".utf8))
+        XCTAssertEqual(try c.readExactly(4), Array("pong".utf8))
         XCTAssertGreaterThan(try ch.bufferSpace(), 0)
 
         // FD passing: a socket sent with bytes on the channel's fd arrives as
-        // a working socket with the same bytes.
-        XCTAssertTrue(v.canPassFDs)
+        // a working socket with the same bytes (backends that declare it).
+        if v.canPassFDs, let c = c.fd { try fdPassing(name, ch, c) }
+        XCTAssertGreaterThanOrEqual(try ch.pollFD(), 0, "\(name): fd_for_poll")
+
+        // Two channels of one domain at once, and a second domain.
+        let ch2 = try v.serverInit(client.serverEndpoint(domain: "work", port: 513))
+        let ch3 = try v.serverInit(client.serverEndpoint(domain: "other", port: 512))
+        defer { ch2.close(); ch3.close() }
+        let c2 = try client.dial(domain: "work", port: 513)
+        let c3 = try client.dial(domain: "other", port: 512)
+        defer { c2.close(); c3.close() }
+        try c3.write(Array("from other".utf8))
+        var b3 = [UInt8](repeating: 0, count: 10)
+        try b3.withUnsafeMutableBytes { try ch3.recv($0) }
+        XCTAssertEqual(String(decoding: b3, as: UTF8.self), "from other")
+
+        // The client closes: the host reads EOF and sees DISCONNECTED.
+        c2.close()
+        var one = [UInt8](repeating: 0, count: 1)
+        XCTAssertEqual(try one.withUnsafeMutableBytes { try ch2.read($0) }, 0, "\(name): EOF reads as 0")
+        try waitState(ch2, .disconnected)
+        // The host closes: the client reads EOF.
+        ch.close()
+        XCTAssertEqual(try c.readAll(), [], "\(name): the host's close reaches the client")
+    }
+
+    static func waitState(_ ch: VchanChannel, _ want: VchanState) throws {
+        for _ in 0..<6000 where try ch.state() != want { usleep(5_000) }
+        XCTAssertEqual(try ch.state(), want)
+    }
+
+    static func fdPassing(_ name: String, _ ch: VchanChannel, _ c: Int32) throws {
         let fd = try ch.pollFD()
         var sp: [Int32] = [-1, -1]
         XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &sp), 0)
@@ -127,27 +164,6 @@ final class VchanMuxConformanceTests: XCTestCase {
             close(passed)
         }
         close(sp[1])
-
-        // Two channels of one domain at once, and a second domain.
-        let ch2 = try v.serverInit(VchanEndpoint(local: "dom0", remote: "work", port: 513))
-        let ch3 = try v.serverInit(VchanEndpoint(local: "dom0", remote: "other", port: 512))
-        defer { ch2.close(); ch3.close() }
-        let c2 = try client.dial(domain: "work", port: 513)
-        let c3 = try client.dial(domain: "other", port: 512)
-        defer { close(c2); close(c3) }
-        try IO.writeAll(c3, Array("from other".utf8))
-        var b3 = [UInt8](repeating: 0, count: 10)
-        try b3.withUnsafeMutableBytes { try ch3.recv($0) }
-        XCTAssertEqual(String(decoding: b3, as: UTF8.self), "from other")
-
-        // The client closes: the host reads EOF and sees DISCONNECTED.
-        close(c2)
-        var one = [UInt8](repeating: 0, count: 1)
-        XCTAssertEqual(try one.withUnsafeMutableBytes { try ch2.read($0) }, 0, "\(name): EOF reads as 0")
-        try waitState(ch2, .disconnected)
-        // The host closes: the client reads EOF.
-        ch.close()
-        XCTAssertEqual(IO.readAll(c), [], "\(name): the host's close reaches the client")
     }
 }
 

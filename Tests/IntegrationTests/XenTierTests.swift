@@ -45,7 +45,10 @@ final class XenTierTests: XCTestCase {
             return
         }
         // The Xen bodies really ran (they fail, never skip, under ODYSSEY_XEN_TIER).
-        for test in ["XenConformanceTests.testConformanceUnderXen", "XenDomUTests.testRealDomUBootsIsAdoptedAfterReopenAndIsSeenDestroyedBehindOurBack"] {
+        for test in ["XenConformanceTests.testConformanceUnderXen", "XenDomUTests.testRealDomUBootsIsAdoptedAfterReopenAndIsSeenDestroyedBehindOurBack",
+                     "XenVchanConformanceTests.testConformanceUnderXen", "XenVchanConformanceTests.testXenSpecificsUnderXen",
+                     "XenVchanConformanceTests.testStaticClientUnderXen", "XenVchanConformanceTests.testHostilePeerUnderXen",
+                     "XenVchanConformanceTests.testDomUClientUnderXen"] {
             XCTAssertTrue(output.contains("Test Case '\(test)' passed"), "\(test) did not pass in dom0:\n" + String(output.suffix(6000)))
         }
         XCTAssertTrue(output.contains(" with 0 failures"), "no XCTest summary from dom0:\n" + String(output.suffix(6000)))
