@@ -22,12 +22,33 @@ enum Session {
     static func run(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
         defer { try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort)) }
         let port = p.connectPort
-        // What to run is known before the data channel is: a plain command
-        // starts at once, beside the channel's connection and the caller's
-        // HELLO (in a VM each is a round trip of its channel, milliseconds
-        // under TCG). Nothing of it reaches the caller before that HELLO, and
-        // it is killed if the channel or the HELLO never comes. Anything else
-        // (services, JUST_EXEC, errors) waits for the HELLO, as before.
+        let ch: SocketChannel
+        if let passedFD {
+            ch = SocketChannel.adopt(connectedFD: passedFD)
+        } else if p.connectDomain == 0 {
+            do { ch = try cfg.dialer.dial(domain: cfg.domain, port: port, timeoutNs: connectTimeoutNs) } catch {
+                Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: port)): \(error)")
+                return
+            }
+        } else {
+            // Channels to other domains come as passed descriptors (issue 5).
+            Log.say("data channel to domain id \(p.connectDomain) port \(port) without a passed descriptor; dropped")
+            return
+        }
+        defer { ch.close() }
+        let fd = ch.fd
+        var stream = QrexecStream(fd: fd, incoming: .clientToService)
+        do { try stream.sendHello() } catch {
+            Log.say("data channel port \(port): sending MSG_HELLO: \(error)")
+            return
+        }
+        // The channel first (in a VM its OPEN is then on its way), then a
+        // plain command starts at once, beside the channel's ACCEPT and the
+        // caller's HELLO (each a round trip of a VM's channel, milliseconds
+        // under TCG; the spawn is as long again). Nothing of it reaches the
+        // caller before that HELLO, and it is killed if the HELLO never
+        // comes. Anything else (services, JUST_EXEC, errors) waits for the
+        // HELLO, as before.
         var early: Result<Child, StartFailure>?
         if !justExec, let (user, command) = try? Names.splitUserCommand(p.cmdline), !ServiceCommand.isServiceCall(command),
            let entry = Users.lookup(user), geteuid() == 0 || entry.uid == geteuid() {
@@ -35,27 +56,6 @@ enum Session {
             early = startChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, geteuid() == 0)
         }
         func abandonEarly() { if case .success(let c)? = early { c.abandon() } }
-
-        let ch: SocketChannel
-        if let passedFD {
-            ch = SocketChannel.adopt(connectedFD: passedFD)
-        } else if p.connectDomain == 0 {
-            do { ch = try cfg.dialer.dial(domain: cfg.domain, port: port, timeoutNs: connectTimeoutNs) } catch {
-                Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: port)): \(error)")
-                return abandonEarly()
-            }
-        } else {
-            // Channels to other domains come as passed descriptors (issue 5).
-            Log.say("data channel to domain id \(p.connectDomain) port \(port) without a passed descriptor; dropped")
-            return abandonEarly()
-        }
-        defer { ch.close() }
-        let fd = ch.fd
-        var stream = QrexecStream(fd: fd, incoming: .clientToService)
-        do { try stream.sendHello() } catch {
-            Log.say("data channel port \(port): sending MSG_HELLO: \(error)")
-            return abandonEarly()
-        }
         guard let version = awaitHello(&stream, port: port) else { return abandonEarly() }
         switch early {
         case .success(let c)?: return pumpChild(c, fd: fd, version: version)
