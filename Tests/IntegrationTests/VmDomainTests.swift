@@ -7,67 +7,23 @@ import Foundation
 import XCTest
 
 final class VmDomainTests: XCTestCase {
-    /// Skips (saying why) only where QEMU cannot run; `make test` installs
-    /// QEMU and runs the kit and libvirtd-up first, so on this machine it runs.
-    static func requireVMTier() throws -> String {
-        guard geteuid() == 0 else { throw XCTSkip("the VM tier needs root (libvirtd, QEMU)") }
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/qemu-system-x86_64") else {
-            throw XCTSkip("qemu-system-x86_64 is not installed (scripts/install-deps installs it)")
-        }
-        let pool = ProcessInfo.processInfo.environment["ODYSSEY_KERNEL_DIR"] ?? "/var/lib/odyssey/vm-kernels"
-        guard FileManager.default.fileExists(atPath: pool + "/default/vmlinuz") else {
-            XCTFail("no guest kernel in \(pool): run scripts/guest-kit (make test does)")
-            throw XCTSkip("no guest kernel")
-        }
-        let up = Process()
-        up.executableURL = URL(fileURLWithPath: Build.root + "/scripts/libvirtd-up")
-        up.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        try up.run(); up.waitUntilExit()
-        guard up.terminationStatus == 0 else { XCTFail("scripts/libvirtd-up failed"); throw XCTSkip("libvirtd is not running") }
-        return pool
-    }
-
     private var dp: DaemonProcess!
     private var vm = ""
 
     override func tearDown() {
         dp?.tearDown()
-        // A VM outlives its daemon by design: make sure none of ours is left.
-        if !vm.isEmpty {
-            // Every libvirt domain this test's daemon defined carries its owner
-            // (disposables included, named dispNNNN by the host): none is left.
-            let names = ((try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "list", "--all", "--name"]))?.1 ?? "").split(separator: "\n")
-            for n in names.map(String.init) where !n.isEmpty {
-                guard let xml = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "dumpxml", n]).1, xml.contains("<owner>test-\(vm)</owner>") else { continue }
-                _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "destroy", n])
-                _ = try? sh("/usr/bin/virsh", ["-c", "qemu:///system", "undefine", n])
-            }
-        }
+        VmTier.removeDomains(owner: vm)   // a VM outlives its daemon by design: none of ours is left
     }
 
     @discardableResult
-    private func sh(_ exe: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process(); p.executableURL = URL(fileURLWithPath: exe); p.arguments = args
-        let o = Pipe(); p.standardOutput = o; p.standardError = o
-        try p.run()
-        let d = o.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
-    }
+    private func sh(_ exe: String, _ args: [String]) throws -> (Int32, String) { try VmTier.sh(exe, args) }
 
     /// A daemon with native and libvirt domains, a busybox template holding
     /// a test service, and a policy allowing it and file copies.
     private func makeDaemon() throws {
-        let pool = try Self.requireVMTier()
+        let pool = try VmTier.require()
         vm = "vm\(UUID().uuidString.prefix(6).lowercased())"
-        dp = try DaemonProcess("vm", extraConfig: """
-            kernel_dir = "\(pool)"
-            [vmm.libvirt]
-            uri = "qemu:///system"
-            owner = "test-\(vm)"
-            [vchan.virtio-serial]
-            """)
-        // (the socket_dir default /run/odyssey/vport is per domain name; names are unique here)
-        try dp.start()
+        dp = try VmTier.daemon("vm", owner: vm, pool: pool)
         let rootfs = try Build.busyboxRootfs(at: dp.dir + "/rootfs")
         try FileManager.default.createDirectory(atPath: rootfs + "/etc/qubes-rpc", withIntermediateDirectories: true)
         try "#!/bin/sh\nread line\necho \"$(hostname) got '$line' from $QREXEC_REMOTE_DOMAIN\"\n"

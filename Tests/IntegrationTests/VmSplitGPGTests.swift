@@ -14,26 +14,7 @@ final class VmSplitGPGTests: XCTestCase {
 
     override func tearDown() {
         dp?.tearDown()
-        // A VM outlives its daemon by design: every libvirt domain this test's
-        // daemon defined carries its owner, and none is left.
-        guard !vault.isEmpty else { return }
-        let virsh = "/usr/bin/virsh"
-        let names = ((try? sh(virsh, ["-c", "qemu:///system", "list", "--all", "--name"]))?.1 ?? "").split(separator: "\n")
-        for n in names.map(String.init) where !n.isEmpty {
-            guard let xml = try? sh(virsh, ["-c", "qemu:///system", "dumpxml", n]).1,
-                  xml.contains("<owner>test-\(vault)</owner>") else { continue }
-            _ = try? sh(virsh, ["-c", "qemu:///system", "destroy", n])
-            _ = try? sh(virsh, ["-c", "qemu:///system", "undefine", n])
-        }
-    }
-
-    @discardableResult
-    private func sh(_ exe: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process(); p.executableURL = URL(fileURLWithPath: exe); p.arguments = args
-        let o = Pipe(); p.standardOutput = o; p.standardError = o
-        try p.run()
-        let d = o.fileHandleForReading.readDataToEndOfFile(); p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: d, as: UTF8.self))
+        VmTier.removeDomains(owner: vault)   // a VM outlives its daemon by design: none of ours is left
     }
 
     /// Copies `binary` into `rootfs` at the same path, with every library
@@ -68,20 +49,13 @@ final class VmSplitGPGTests: XCTestCase {
     /// template that holds gpg; the policy lets work call qubes.Gpg in the
     /// vault (the add-on's own file keeps odyssey.GpgConsent an ask).
     private func makeDaemon() throws {
-        let pool = try VmDomainTests.requireVMTier()
+        let pool = try VmTier.require()
         for tool in ["/usr/bin/gpg", "/usr/bin/gpg-agent"] where !FileManager.default.isExecutableFile(atPath: tool) {
             XCTFail("\(tool) is not installed (scripts/install-deps installs gnupg)")
             throw XCTSkip("no \(tool)")
         }
         vault = "vlt\(UUID().uuidString.prefix(6).lowercased())"
-        dp = try DaemonProcess("vmgpg", extraConfig: """
-            kernel_dir = "\(pool)"
-            [vmm.libvirt]
-            uri = "qemu:///system"
-            owner = "test-\(vault)"
-            [vchan.virtio-serial]
-            """)
-        try dp.start()
+        dp = try VmTier.daemon("vmgpg", owner: vault, pool: pool)
         let rootfs = try Build.busyboxRootfs(at: dp.dir + "/rootfs")
         // gpg finds gpg-agent at its build-time path (/usr/bin) and starts it
         // itself; the add-ons' runner needs the same loader and libc.

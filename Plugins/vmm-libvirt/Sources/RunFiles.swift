@@ -5,6 +5,7 @@
 // the plan's own files, which StartPlan keeps under the run directory.
 import Glibc
 import LibvirtDomainXML
+import PluginKit
 
 enum RunFiles {
     struct Failure: Error { let message: String }
@@ -95,47 +96,10 @@ enum RunFiles {
         }
     }
 
-    /// Runs `argv` (argv[0] looked up in PATH), waits, and fails with its stderr.
+    /// Runs `argv` (PluginKit's HelperProcess), in this file's error type.
     private static func run(_ argv: [String]) throws(Failure) {
-        var fds: [Int32] = [0, 0]
-        // pipe2 is not visible to Swift here; close-on-exec right after (the
-        // window only matters to a child another thread spawns in between).
-        guard pipe(&fds) == 0 else { throw Failure(message: "pipe: \(String(cString: strerror(errno)))") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        var cargs = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, &cargs, environ)
-        Glibc.close(fds[1])
-        defer { Glibc.close(fds[0]) }
-        guard rc == 0 else {
-            throw Failure(message: "cannot run \(argv[0]): \(String(cString: strerror(rc)))"
-                + (rc == ENOENT ? " (install qemu-utils: scripts/install-deps)" : ""))
-        }
-        // Bounded: only the first 2 KiB of what it says is kept for the message.
-        var output: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1024)
-        while true {
-            let n = read(fds[0], &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            if output.count < 2048 { output += buf[0..<min(n, 2048 - output.count)] }
-        }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
-        guard exited && code == 0 else {
-            let text = String(decoding: output, as: UTF8.self).split(separator: "\n").joined(separator: "; ")
-            // What it said first: the ABI's error message is bounded, and its
-            // stderr names the file (the whole argv would crowd it out).
-            throw Failure(message: "\(argv.prefix(2).joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(text)")
+        do throws(HelperProcess.Failure) { try HelperProcess.run(argv, hint: "install qemu-utils: scripts/install-deps") } catch {
+            throw Failure(message: error.message)
         }
     }
 }

@@ -7,6 +7,7 @@
 // changed, a new one is built and renamed over it, so domains already
 // running keep the one they mounted (the loop device holds its inode).
 import Glibc
+import PluginKit
 
 enum ShareImage {
     typealias Failure = XenRunFiles.Failure
@@ -26,8 +27,8 @@ enum ShareImage {
         unlink(tmp)
         // Room for the data, an inode and a block per entry, and ext4's own metadata.
         let kib = (survey.bytes + survey.entries * 8192) / 1024 * 5 / 4 + 4096
-        do throws(Spawn.Failure) {
-            try Spawn.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-b", "4096",
+        do throws(HelperProcess.Failure) {
+            try HelperProcess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0", "-b", "4096",
                            "-N", "\(survey.entries + 64)", "-L", tag, "-E", "root_owner=0:0", "-d", hostPath, tmp, "\(kib)k"],
                           hint: "install e2fsprogs")
         } catch {

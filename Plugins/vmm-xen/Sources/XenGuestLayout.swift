@@ -97,33 +97,12 @@ struct XenGuestLayout {
         return .success(l)
     }
 
-    /// The boot contract's words for a Xen guest: `odyssey.vchan=xen` tells
-    /// the init to find its disks by xvd name and its shares by disk label;
-    /// the console is Xen's (hvc0). A value with a space, a quote or a
-    /// control character could smuggle in another option: refused, naming it.
+    /// The boot contract's words for a Xen guest (PluginKit's BootCommandLine):
+    /// `odyssey.vchan=xen` tells the init to find its disks by xvd name and
+    /// its shares by disk label; the console is Xen's (hvc0). (Writable
+    /// shares are refused before this: every share here is read-only.)
     static func commandLine(domain: String, _ d: DomainDescription) -> Result<String, Refusal> {
-        var words: [String] = []
-        func add(_ key: String, _ value: String, _ what: String) -> Refusal? {
-            if let bad = value.unicodeScalars.first(where: { $0 == " " || $0 == "\"" || $0.value < 0x20 || $0.value == 0x7f }) {
-                return Refusal("\(what) \"\(value)\" cannot go on the guest kernel command line: it contains "
-                    + (bad == " " ? "a space" : bad == "\"" ? "a double quote" : "a control character"))
-            }
-            words.append(key.isEmpty ? value : "\(key)=\(value)")
-            return nil
-        }
-        if let e = add("odyssey.domain", domain, "domain name") { return .failure(e) }
-        if !d.agentPath.isEmpty, let e = add("odyssey.init", d.agentPath, "agent_path") { return .failure(e) }
-        for env in d.agentEnv { if let e = add("odyssey.env", env, "agent_env entry") { return .failure(e) } }
-        for s in d.shares { if let e = add("odyssey.share", "\(s.tag):\(s.guestPath):ro", "share \(s.tag)") { return .failure(e) } }
-        words.append("odyssey.vchan=xen")
-        words.append("console=hvc0")
-        for opt in d.kernelopts.split(separator: " ", omittingEmptySubsequences: true) {
-            if opt.hasPrefix("odyssey.") && opt != "odyssey.trace=1" {
-                return .failure(Refusal("kernelopts word \"\(opt)\": odyssey.* options are the provider's own"))
-            }
-            if let e = add("", String(opt), "kernelopts word") { return .failure(e) }
-        }
-        return .success(words.joined(separator: " "))
+        BootCommandLine.build(domain: domain, d, vchan: "xen", console: "hvc0").mapError { Refusal($0.message) }
     }
 
     // MARK: kept in the definition

@@ -1,14 +1,18 @@
-// Runs a helper (mke2fs) with an argv, never a shell: paths come from the
-// host and may hold any character but a control one. Its output is bounded
-// (the first 2 KiB) and becomes the error's text.
+// Runs a helper program a plugin needs (qemu-img, mke2fs...) with an argv,
+// never a shell: paths come from the host and may hold any character but a
+// control one. Stdin is /dev/null; what it says on stdout and stderr is
+// bounded (the first 2 KiB) and becomes the error's text.
 import Glibc
 
-enum Spawn {
-    struct Failure: Error { let message: String }
+public enum HelperProcess {
+    public struct Failure: Error { public let message: String }
 
-    /// Runs `argv` (argv[0] looked up in PATH), waits, and fails with what it said.
-    static func run(_ argv: [String], hint: String = "") throws(Failure) {
+    /// Runs `argv` (argv[0] looked up in PATH), waits, and fails with what it
+    /// said. `hint`: added to the error when argv[0] is not installed.
+    public static func run(_ argv: [String], hint: String = "") throws(Failure) {
         var fds: [Int32] = [0, 0]
+        // pipe2 is not visible to Swift here; close-on-exec right after (the
+        // window only matters to a child another thread spawns in between).
         guard pipe(&fds) == 0 else { throw Failure(message: "pipe: \(String(cString: strerror(errno)))") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
@@ -39,8 +43,10 @@ enum Spawn {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let exited = status & 0x7f == 0, code = (status >> 8) & 0xff
         guard exited && code == 0 else {
+            // What it said first: a plugin's error message is bounded, and
+            // the helper's stderr names the file (a whole argv would crowd it out).
             let text = String(decoding: output, as: UTF8.self).split(separator: "\n").joined(separator: "; ")
-            throw Failure(message: "\(argv[0]) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(text)")
+            throw Failure(message: "\(argv.prefix(2).joined(separator: " ")) failed (\(exited ? "exit \(code)" : "signal \(status & 0x7f)")): \(text)")
         }
     }
 }
