@@ -98,11 +98,9 @@ public final class RunService: @unchecked Sendable {
                 try Sys.writeAll(fd, AdminResponse.success([]).encoded(), what: "run reply")
                 return
             }
-            let session = try link.exec(user: user, command: command)
-            defer { session.close() }
-            try session.waitConnected()
-            let channel = try session.dataFD()
-            do { try FDPassing.send(fd, Array("0\0".utf8), fds: [channel]) } catch {
+            let call = try CallerChannel.exec(link, user: user, command: command)
+            defer { call.close() }
+            do { try FDPassing.send(fd, Array("0\0".utf8), fds: [call.fd]) } catch {
                 throw OdysseyError(.io, "passing the data channel to the caller: \(error)")
             }
             return
@@ -132,24 +130,19 @@ extension RunService {
     /// destroyed when its session ends, or if anything fails on the way.
     func runInDisposable(template: String?, user: String, command: String, reply fd: Int32) throws(OdysseyError) {
         let name = try disposables.acquire(template: template, caller: nil)
-        let link: AgentLink, session: ExecSession
-        let channel: Int32
+        let link: AgentLink, call: CallerChannel
         do throws(OdysseyError) {
             link = try runtime.link(name)
-            session = try link.exec(user: user, command: command)
-            do throws(OdysseyError) {
-                try session.waitConnected()
-                channel = try session.dataFD()
-            } catch { session.close(); throw error }
+            call = try CallerChannel.exec(link, user: user, command: command)
         } catch {
             disposables.destroy(name)
             throw error
         }
-        defer { session.close() }
+        defer { call.close() }
         // From here the call's end (the agent's CONNECTION_TERMINATED, or a
         // link closing) destroys the disposable, whatever the caller does.
-        disposables.destroyAfterCall(name, target: link, port: session.port, caller: nil)
-        do { try FDPassing.send(fd, Array("0\0".utf8), fds: [channel]) } catch {
+        disposables.destroyAfterCall(name, target: link, port: call.port, caller: nil)
+        do { try FDPassing.send(fd, Array("0\0".utf8), fds: [call.fd]) } catch {
             throw OdysseyError(.io, "passing the data channel to the caller: \(error)")
         }
     }
