@@ -1,0 +1,78 @@
+// The committed differential corpus: policy sets, domain facts and requests drawn by our seeded
+// generator, with the answers Qubes' own engine (qubes-core-qrexec 4.4.x, the R4.3 line) gave.
+// Tests/Fixtures/policy-oracle/qubes_oracle.py explains the answer lines; `scripts/policy-oracle`
+// regenerates the file.
+
+import Foundation
+@testable import Policy
+
+struct OracleCorpus: Decodable {
+    struct PolicySet: Decodable {
+        /// Relative path -> text, written under a fresh `policy.d`.
+        let files: [String: String]
+        let domains: [PolicyDomain]
+        /// Qubes' load error, paths as `@DIR@/...`; nil when the set loads.
+        let loadError: String?
+        /// `[call, source, target, Qubes' answer]`.
+        let requests: [[String]]
+
+        enum CodingKeys: String, CodingKey {
+            case files, domains, requests
+            case loadError = "load_error"
+        }
+    }
+
+    let qubesQrexec: String
+    let seed: Int
+    let sets: [PolicySet]
+
+    enum CodingKeys: String, CodingKey {
+        case sets, seed
+        case qubesQrexec = "qubes_qrexec"
+    }
+
+    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/policy-oracle/cases.json").standardized.path
+
+    static func load() throws -> OracleCorpus {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONDecoder().decode(OracleCorpus.self, from: data)
+    }
+}
+
+/// One Odyssey decision in the oracle's answer form (see qubes_oracle.py).
+enum OracleAnswer {
+    static func text(_ decision: Decision, directory: String) -> String {
+        let location = decision.rulePath.map { " @\(relative($0, directory: directory)):\(decision.ruleLine ?? 0)" } ?? ""
+        var extras = ""
+        if let user = decision.user { extras += " user=\(user)" }
+        if !decision.autostart { extras += " noautostart" }
+        if decision.notify { extras += " notify" }
+        switch decision.resolution {
+        case .allow:
+            return "allow \(decision.target ?? "nil")\(extras)\(location)"
+        case .ask:
+            let preset = decision.defaultTarget.map { " default=\($0)" } ?? ""
+            return "ask [\(decision.targetsForAsk.joined(separator: ","))]\(preset)\(extras)\(location)"
+        case .deny:
+            return "deny \(decision.notify ? "notify" : "quiet"): \(relative(decision.reason, directory: directory))"
+        }
+    }
+
+    static func relative(_ text: String, directory: String) -> String {
+        text.replacingOccurrences(of: directory, with: "@DIR@")
+    }
+
+    /// Does Odyssey's answer agree with Qubes'? `refused:` means Qubes failed with an exception
+    /// the daemon turns into a dropped call: any deny agrees. Otherwise the whole line must match.
+    static func agrees(expected: String, got: String) -> Bool {
+        if expected.hasPrefix("refused:") { return got.hasPrefix("deny ") }
+        return expected == got
+    }
+
+    /// The kind of a disagreement, for the summary: the verbs of both answers.
+    static func kind(expected: String, got: String) -> String {
+        func verb(_ text: String) -> String { String(text.prefix { $0 != " " && $0 != ":" }) }
+        return "\(verb(expected)) -> \(verb(got))"
+    }
+}
