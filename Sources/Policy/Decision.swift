@@ -29,7 +29,7 @@ enum DecisionReason: Sendable, Equatable {
 
 /// The decision for one call.
 ///
-/// - `allow`: `target` is the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a
+/// - `allow`: `target` is the reference's answer and `targetName` the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a
 ///   new disposable); `user` is nil when the rule sets none (the reference daemon prints
 ///   `user=DEFAULT` there: the target's default user).
 /// - `ask`: `targetsForAsk` lists the choices, sorted in code-point order; `defaultTarget` is
@@ -40,7 +40,12 @@ enum DecisionReason: Sendable, Equatable {
 /// `rule` is "BASENAME:LINE" of the deciding rule (nil when no rule decided).
 public struct Decision: Sendable, Equatable {
     public var resolution: Resolution
+    /// For `allow`: the target as the reference answers it, in the form the request or the
+    /// rule wrote it (`uuid:UUID`, `@dispvm:uuid:UUID` stay so; every spelling of dom0 is `dom0`).
     public var target: String?
+    /// For `allow`: the same target by name, what the broker connects to (`dom0`, a domain's
+    /// name, or `@dispvm:TEMPLATE-NAME`).
+    public var targetName: String?
     public var user: String?
     public var autostart: Bool
     public var notify: Bool
@@ -60,6 +65,7 @@ public struct Decision: Sendable, Equatable {
          why: DecisionReason) {
         self.resolution = resolution
         self.target = target
+        self.targetName = target
         self.user = user
         self.autostart = autostart
         self.notify = notify
@@ -81,6 +87,7 @@ public struct Decision: Sendable, Equatable {
         var decision = self
         decision.resolution = .deny
         decision.target = nil
+        decision.targetName = nil
         decision.user = nil
         decision.autostart = false
         decision.notify = notify
@@ -114,6 +121,7 @@ public struct Decision: Sendable, Equatable {
         decision.why = .allowed(location: "\(rulePath ?? "?"):\(ruleLine ?? 0)")
         decision.resolution = .allow
         decision.target = target
+        decision.targetName = target
         decision.targetsForAsk = []
         decision.defaultTarget = nil
         return decision
