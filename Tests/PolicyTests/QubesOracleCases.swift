@@ -8,8 +8,10 @@ import Foundation
 
 struct OracleCorpus: Decodable {
     struct PolicySet: Decodable {
-        /// Relative path -> text, written under a fresh `policy.d`.
+        /// Relative path -> text, written under a fresh `policy.d` (the system directory).
         let files: [String: String]
+        /// The same for a runtime directory loaded before it (empty: none).
+        let runtimeFiles: [String: String]
         let domains: [PolicyDomain]
         /// Qubes' load error, paths as `@DIR@/...`; nil when the set loads.
         let loadError: String?
@@ -19,6 +21,7 @@ struct OracleCorpus: Decodable {
         enum CodingKeys: String, CodingKey {
             case files, domains, requests
             case loadError = "load_error"
+            case runtimeFiles = "runtime_files"
         }
     }
 
@@ -42,10 +45,10 @@ struct OracleCorpus: Decodable {
 
 /// One Odyssey decision in the oracle's answer form (see qubes_oracle.py).
 enum OracleAnswer {
-    static func text(_ decision: Decision, directory: String) -> String {
-        let location = decision.rulePath.map { " @\(relative($0, directory: directory)):\(decision.ruleLine ?? 0)" } ?? ""
+    static func text(_ decision: Decision, directories: OracleDirectories) -> String {
+        let location = decision.rulePath.map { " @\(relative($0, directories: directories)):\(decision.ruleLine ?? 0)" } ?? ""
         var extras = ""
-        if let user = decision.user { extras += " user=\(user)" }
+        if let user = decision.user, !user.isEmpty { extras += " user=\(user)" }
         if !decision.autostart { extras += " noautostart" }
         if decision.notify { extras += " notify" }
         switch decision.resolution {
@@ -55,12 +58,13 @@ enum OracleAnswer {
             let preset = decision.defaultTarget.map { " default=\($0)" } ?? ""
             return "ask [\(decision.targetsForAsk.joined(separator: ","))]\(preset)\(extras)\(location)"
         case .deny:
-            return "deny \(decision.notify ? "notify" : "quiet"): \(relative(decision.reason, directory: directory))"
+            return "deny \(decision.notify ? "notify" : "quiet"): \(relative(decision.reason, directories: directories))"
         }
     }
 
-    static func relative(_ text: String, directory: String) -> String {
-        text.replacingOccurrences(of: directory, with: "@DIR@")
+    static func relative(_ text: String, directories: OracleDirectories) -> String {
+        text.replacingOccurrences(of: directories.runtime, with: "@RUN@")
+            .replacingOccurrences(of: directories.system, with: "@DIR@")
     }
 
     /// Does Odyssey's answer agree with Qubes'? `refused:` means Qubes failed with an exception
@@ -75,4 +79,10 @@ enum OracleAnswer {
         func verb(_ text: String) -> String { String(text.prefix { $0 != " " && $0 != ":" }) }
         return "\(verb(expected)) -> \(verb(got))"
     }
+}
+
+/// Where one set's files were written: the runtime directory (read first) and the system one.
+struct OracleDirectories {
+    let runtime: String
+    let system: String
 }

@@ -20,16 +20,17 @@ final class QubesOracleTests: XCTestCase {
         var kinds: [String: Int] = [:]
         var report: [String] = []
         for (number, policySet) in corpus.sets.enumerated() {
-            let directory = write(policySet, into: scratch, number: number)
+            let directories = write(policySet, into: scratch, number: number)
             let policy: Policy
             do {
-                policy = try Policy.load(directories: [directory])
+                policy = try Policy.load(directories: (policySet.runtimeFiles.isEmpty ? [] : [directories.runtime])
+                                                      + [directories.system])
                 if let expected = policySet.loadError {
                     report.append("set \(number): Qubes refuses the policy (\(expected)); Odyssey loads it")
                 }
             } catch {
                 policy = Policy.failed(error)
-                let got = OracleAnswer.relative(error.description, directory: directory)
+                let got = OracleAnswer.relative(error.description, directories: directories)
                 if policySet.loadError == got { loadErrorsAgreed += 1 } else {
                     report.append("set \(number): load error\n  Qubes:   \(policySet.loadError ?? "(loads)")\n  Odyssey: \(got)\n"
                                   + policyText(policySet))
@@ -41,7 +42,7 @@ final class QubesOracleTests: XCTestCase {
                 let (call, source, target, expected) = (fields[0], fields[1], fields[2], fields[3])
                 let request = PolicyRequest(call: call, source: source, target: target)
                 let decision = policy.evaluate(request, in: system)
-                let got = OracleAnswer.text(decision, directory: directory)
+                let got = OracleAnswer.text(decision, directories: directories)
                 requests += 1
                 // A set Qubes cannot load denies everything; only the deny itself is compared.
                 let same = policySet.loadError != nil ? decision.resolution == .deny
@@ -70,23 +71,27 @@ final class QubesOracleTests: XCTestCase {
         XCTAssert(report.isEmpty, summary + "\n\n" + report.joined(separator: "\n\n"))
     }
 
-    /// Writes the set's files under `<scratch>/setN/policy.d` and returns that directory, with
-    /// symlinks resolved as Qubes' paths are.
-    private func write(_ policySet: OracleCorpus.PolicySet, into scratch: TemporaryDirectory, number: Int) -> String {
-        let base = scratch.makeDirectory("set\(number)/policy.d")
-        for (relative, text) in policySet.files {
-            scratch.write("set\(number)/policy.d/\(relative)", text)
-        }
-        return URL(fileURLWithPath: base).resolvingSymlinksInPath().path
+    /// Writes the set's files under `<scratch>/setN/policy.d` (and `runtime.d`) and returns the
+    /// directories, with symlinks resolved as Qubes' paths are.
+    private func write(_ policySet: OracleCorpus.PolicySet, into scratch: TemporaryDirectory,
+                       number: Int) -> OracleDirectories {
+        let system = scratch.makeDirectory("set\(number)/policy.d")
+        let runtime = scratch.makeDirectory("set\(number)/runtime.d")
+        for (relative, text) in policySet.files { scratch.write("set\(number)/policy.d/\(relative)", text) }
+        for (relative, text) in policySet.runtimeFiles { scratch.write("set\(number)/runtime.d/\(relative)", text) }
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
+        return OracleDirectories(runtime: resolved(runtime), system: resolved(system))
     }
 
     private func policyText(_ policySet: OracleCorpus.PolicySet) -> String {
         var lines: [String] = []
-        for name in policySet.files.keys.sorted() {
-            lines.append("  --- \(name)")
-            for (offset, line) in policySet.files[name]!.split(separator: "\n", omittingEmptySubsequences: false)
-                .dropLast().enumerated() {
-                lines.append("  \(offset + 1): \(line)")
+        for (prefix, files) in [("@RUN@/", policySet.runtimeFiles), ("@DIR@/", policySet.files)] {
+            for name in files.keys.sorted() {
+                lines.append("  --- \(prefix)\(name)")
+                for (offset, line) in files[name]!.split(separator: "\n", omittingEmptySubsequences: false)
+                    .dropLast().enumerated() {
+                    lines.append("  \(offset + 1): \(line)")
+                }
             }
         }
         let facts = policySet.domains.map { domain in

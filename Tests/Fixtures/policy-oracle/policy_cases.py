@@ -18,7 +18,7 @@ DOMAIN_NAMES = ["work", "personal", "vault", "sys-net", "sys-usb", "default-dvm"
 TAGS = ["work", "dvm", "net", "secret", "audio"]
 TYPES = ["AppVM", "AppVM", "AppVM", "TemplateVM", "DispVM", "StandaloneVM"]
 SERVICES = ["svc", "svc", "qubes.Filecopy", "other.Svc"]
-ARGUMENTS = ["+", "+a", "+b"]
+ARGUMENTS = ["+", "+a", "+b", "+a+b"]
 GHOST = "ghost"  # a name no domain has
 
 
@@ -75,7 +75,7 @@ def token_pool(rng, domains):
     if rng.random() < 0.2:
         dispvm.append("@dispvm:" + GHOST)
     keywords = ["@anyvm", "@anyvm", "*", "@adminvm", "@tag:" + rng.choice(TAGS), "@type:" + rng.choice(TYPES),
-                "@type:AdminVM"]
+                "@type:AdminVM", "@type:DispVM", "@tag:" + GHOST]
     return plain, dispvm, keywords
 
 
@@ -99,7 +99,7 @@ def make_rule(rng, domains, service=None):
     if action == "ask" and rng.random() < 0.35:
         params.append("default_target=" + rng.choice(redirects))
     if action in ("allow", "ask") and rng.random() < 0.2:
-        params.append("user=" + rng.choice(["root", "user"]))
+        params.append("user=" + rng.choice(["root", "user", ""]))
     if rng.random() < 0.25:
         params.append("notify=" + rng.choice(["yes", "no"]))
     if action in ("allow", "ask") and rng.random() < 0.2:
@@ -186,7 +186,8 @@ def make_set(rng, index):
         list(files.values())[0].append("!include-service %s %s include/old" % (focus, rng.choice([argument, "*"])))
     invalid = rng.random() < 0.12
     if invalid:
-        target_file = rng.choice(file_names)
+        included = [name for name in files if name.startswith("include/") or name.startswith("incdir/2")]
+        target_file = rng.choice(file_names + included)
         draw = rng.random()
         if draw < 0.85:
             lines = files[target_file]
@@ -196,7 +197,14 @@ def make_set(rng, index):
     if rng.random() < 0.1:
         files[".hidden.policy"] = ["bogus line"]  # ignored: starts with a dot
         files["notes.txt"] = ["bogus line"]  # ignored: not *.policy
+    # A runtime directory loaded before the system one (Qubes: /run/qubes/policy.d): a file of
+    # the same basename there replaces the system's whole file.
+    runtime = {}
+    if rng.random() < 0.15:
+        for name in rng.sample(file_names + ["20-runtime.policy"], rng.randint(1, 2)):
+            runtime[name] = [make_rule(rng, domains, service=focus) for _ in range(rng.randint(1, 3))]
     return {"files": {name: "\n".join(lines) + "\n" for name, lines in files.items()},
+            "runtime_files": {name: "\n".join(lines) + "\n" for name, lines in runtime.items()},
             "domains": domains, "focus": focus}
 
 

@@ -14,7 +14,8 @@ An answer is one line of text, the form QubesOracleTests.swift builds from Odyss
     deny notify|quiet: MESSAGE
     refused: EXCEPTION      (Qubes fails with an exception that is not AccessDenied: the daemon
                              drops the call, so Odyssey must deny it; message and notify unchecked)
-File paths in messages are written relative to the policy directory, as @DIR@/NAME.
+File paths in messages are written relative to the policy directories, as @DIR@/NAME (the system
+directory) and @RUN@/NAME (the runtime directory, loaded first, whose files shadow the system's).
 """
 
 import argparse
@@ -58,15 +59,17 @@ def system_info(domains):
     return {"domains": info}
 
 
-def write_set(directory, policy_set):
-    for relative, text in policy_set["files"].items():
+def write_files(directory, files):
+    directory.mkdir(parents=True)
+    for relative, text in files.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
 
 def relative_paths(text, directory):
-    return text.replace(str(directory), "@DIR@")
+    """Paths in messages as @RUN@/NAME (runtime directory) or @DIR@/NAME (system directory)."""
+    return text.replace(str(directory.parent / "runtime.d"), "@RUN@").replace(str(directory), "@DIR@")
 
 
 def summarize(parser, resolution, request, directory):
@@ -74,7 +77,7 @@ def summarize(parser, resolution, request, directory):
     rule = resolution.rule
     line = " @%s:%d" % (relative_paths(str(rule.filepath), directory), rule.lineno)
     extras = ""
-    if resolution.user is not None:
+    if resolution.user:  # None and "" both mean the target's default user (the daemon: user=DEFAULT)
         extras += " user=" + resolution.user
     if not resolution.autostart:
         extras += " noautostart"
@@ -112,11 +115,14 @@ def run(qrexec_checkout, output):
         scratch = pathlib.Path(scratch).resolve()
         for number, policy_set in enumerate(sets):
             directory = scratch / ("set%d" % number) / "policy.d"
-            directory.mkdir(parents=True)
-            write_set(directory, policy_set)
+            write_files(directory, policy_set["files"])
+            directories = [directory]
+            if policy_set["runtime_files"]:
+                directories.insert(0, directory.parent / "runtime.d")
+                write_files(directories[0], policy_set["runtime_files"])
             info = system_info(policy_set["domains"])
             try:
-                policy = parser.FilePolicy(policy_path=[directory])
+                policy = parser.FilePolicy(policy_path=directories)
                 policy_set["load_error"] = None
             except exc.AccessDenied as failure:
                 policy = None
