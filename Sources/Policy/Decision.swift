@@ -97,31 +97,31 @@ public struct Decision: Sendable, Equatable {
         return decision
     }
 
-    /// The user approved an ask with `choice`. The choice must be one offered; `@dispvm` is
-    /// refused (the reference fails on it), `@adminvm` means dom0, and a call back to the
-    /// source itself is refused. With the system snapshot, a `uuid:` choice is compared with the
-    /// source by identity and turned into the domain's name, and a name no domain has is refused.
+    /// The user approved an ask with `choice`, which must be one offered. As in the reference,
+    /// the answer keeps the choice as written (`dom0` for its spellings), a choice equal to the
+    /// source's name as given is a loopback and refused, and a choice naming no domain (`@dispvm`
+    /// from `ask target=@dispvm`, an unchecked `target=`) is refused, where the reference fails.
+    /// With the system snapshot, `targetName` is the domain's name to connect to.
     public func approving(_ choice: String, source: String, in system: PolicySystem? = nil) -> Decision {
         guard resolution == .ask else { return self }
         guard targetsForAsk.contains(choice) else { return denied("target \(choice) is not a valid choice") }
         if choice == "@dispvm" {
             return denied("ask choice @dispvm cannot be approved: it names no disposable template")
         }
-        var target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
-        var sameDomain = false
-        if let system, target != "dom0", target.unicodeScalars.first != "@" {
-            guard let index = system.domainIndex(of: target) else { return denied("invalid target: \(choice)") }
-            target = system.domains[index].name
-            sameDomain = system.domainIndex(of: source) == index
-        }
-        if sameDomain || target == source || (target == "dom0" && PolicyToken.isDom0Like(source)) {
-            return denied("loopback qrexec connection not supported")
+        if choice == source { return denied("loopback qrexec connection not supported") }
+        let target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
+        var name = target
+        if let system, target != "dom0" {
+            let isDispVM = target.hasPrefix("@dispvm:")
+            let domainText = isDispVM ? String(target.dropFirst("@dispvm:".count)) : target
+            guard let index = system.domainIndex(of: domainText) else { return denied("invalid target: \(choice)") }
+            name = (isDispVM ? "@dispvm:" : "") + system.domains[index].name
         }
         var decision = self
         decision.why = .allowed(location: "\(rulePath ?? "?"):\(ruleLine ?? 0)")
         decision.resolution = .allow
         decision.target = target
-        decision.targetName = target
+        decision.targetName = name
         decision.targetsForAsk = []
         decision.defaultTarget = nil
         return decision

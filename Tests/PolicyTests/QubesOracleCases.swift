@@ -67,10 +67,23 @@ enum OracleAnswer {
             .replacingOccurrences(of: directories.system, with: "@DIR@")
     }
 
+    /// The choice the oracle approved in an ask answer (`... => CHOICE: ANSWER`).
+    static func approvedChoice(in expected: String) -> String? {
+        guard expected.hasPrefix("ask "), let arrow = expected.range(of: " => ") else { return nil }
+        let rest = expected[arrow.upperBound...]
+        return rest.range(of: ": ").map { String(rest[..<$0.lowerBound]) }
+    }
+
     /// Does Odyssey's answer agree with Qubes'? `refused:` means Qubes failed with an exception
-    /// the daemon turns into a dropped call: any deny agrees. Otherwise the whole line must match.
+    /// the daemon turns into a dropped call: any deny agrees. An ask agrees when its line and
+    /// the approval's answer do. Otherwise the whole line must match.
     static func agrees(expected: String, got: String) -> Bool {
         if expected.hasPrefix("refused:") { return got.hasPrefix("deny ") }
+        if expected.hasPrefix("ask "), let arrow = expected.range(of: " => "), let ours = got.range(of: " => ") {
+            return expected[..<arrow.lowerBound] == got[..<ours.lowerBound]
+                && agrees(expected: String(expected[arrow.upperBound...]).afterChoice,
+                          got: String(got[ours.upperBound...]).afterChoice)
+        }
         return expected == got
     }
 
@@ -85,4 +98,11 @@ enum OracleAnswer {
 struct OracleDirectories {
     let runtime: String
     let system: String
+}
+
+private extension String {
+    /// `CHOICE: ANSWER` -> `ANSWER`.
+    var afterChoice: String {
+        range(of: ": ").map { String(self[$0.upperBound...]) } ?? self
+    }
 }

@@ -16,7 +16,7 @@ final class QubesOracleTests: XCTestCase {
         let corpus = try OracleCorpus.load()
         let scratch = TemporaryDirectory()
         defer { scratch.cleanup() }
-        var requests = 0, agreed = 0, loadErrorsAgreed = 0, invalidSets = 0
+        var requests = 0, agreed = 0, approvals = 0, loadErrorsAgreed = 0, invalidSets = 0
         var kinds: [String: Int] = [:]
         var report: [String] = []
         for (number, policySet) in corpus.sets.enumerated() {
@@ -42,7 +42,12 @@ final class QubesOracleTests: XCTestCase {
                 let (call, source, target, expected) = (fields[0], fields[1], fields[2], fields[3])
                 let request = PolicyRequest(call: call, source: source, target: target)
                 let decision = policy.evaluate(request, in: system)
-                let got = OracleAnswer.text(decision, directories: directories)
+                var got = OracleAnswer.text(decision, directories: directories)
+                if decision.resolution == .ask, let choice = OracleAnswer.approvedChoice(in: expected) {
+                    let approved = decision.approving(choice, source: source, in: system)
+                    approvals += 1
+                    got += " => \(choice): " + OracleAnswer.text(approved, directories: directories)
+                }
                 requests += 1
                 // A set Qubes cannot load denies everything; only the deny itself is compared.
                 let same = policySet.loadError != nil ? decision.resolution == .deny
@@ -61,7 +66,8 @@ final class QubesOracleTests: XCTestCase {
                 }
             }
         }
-        let summary = "Qubes \(corpus.qubesQrexec) oracle: \(agreed)/\(requests) requests agree, "
+        let summary = "Qubes \(corpus.qubesQrexec) oracle: \(agreed)/\(requests) requests agree "
+            + "(\(approvals) of them asks whose approval was compared too), "
             + "\(loadErrorsAgreed)/\(invalidSets) load errors identical, over \(corpus.sets.count) policy sets"
         print(summary)
         if !kinds.isEmpty {

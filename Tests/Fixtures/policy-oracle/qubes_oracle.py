@@ -10,7 +10,9 @@ deterministic (same seed and same Qubes version, same bytes).
 
 An answer is one line of text, the form QubesOracleTests.swift builds from Odyssey's decision:
     allow TARGET [user=U] [noautostart] [notify] @FILE:LINE
-    ask [A,B,...] [default=D] [user=U] [noautostart] [notify] @FILE:LINE
+    ask [A,B,...] [default=D] [user=U] [noautostart] [notify] @FILE:LINE => CHOICE: ANSWER
+                            (ANSWER: the call once the user approves CHOICE, the preselected
+                             choice or else the first, in one of these forms)
     deny notify|quiet: MESSAGE
     refused: EXCEPTION      (Qubes fails with an exception that is not AccessDenied: the daemon
                              drops the call, so Odyssey must deny it; message and notify unchecked)
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import pathlib
+import random
 import sys
 import tempfile
 import types
@@ -84,9 +87,16 @@ def summarize(parser, resolution, request, directory):
     if resolution.notify:
         extras += " notify"
     if isinstance(resolution, parser.AskResolution):
-        choices = "[" + ",".join(sorted(str(t) for t in resolution.targets_for_ask)) + "]"
+        choices = sorted(str(t) for t in resolution.targets_for_ask)
         preset = "" if resolution.default_target is None else " default=" + str(resolution.default_target)
-        return "ask " + choices + preset + extras + line
+        # The user approves a choice (the preselected one half the time, if there is one; drawn
+        # from the request's text, so the same each run): what the daemon then does.
+        draw = random.Random("|".join([request.service, request.argument, request.source, str(request.target)]))
+        choice = draw.choice(choices)
+        if resolution.default_target is not None and draw.random() < 0.5:
+            choice = str(resolution.default_target)
+        approval = outcome(parser, lambda: resolution.handle_user_response(True, choice), request, directory)
+        return "ask [" + ",".join(choices) + "]" + preset + extras + line + " => " + choice + ": " + approval
     # The daemon's answer for an allow: execute() also refuses the loopback and looks the
     # target up, and names the target it connects to.
     result = asyncio.run(resolution.execute())
@@ -94,12 +104,18 @@ def summarize(parser, resolution, request, directory):
     return "allow " + fields["target"] + extras + line
 
 
-def decide(parser, exc, policy, call, source, target, info, directory):
+def decide(parser, policy, call, source, target, info, directory):
     service, argument = parser.parse_service_and_argument(call)
+    return outcome(parser, lambda: policy.evaluate(parser.Request(service, argument, source, target, system_info=info)),
+                   None, directory)
+
+
+def outcome(parser, resolve, request, directory):
+    """The answer line for whatever `resolve` returns or raises."""
+    from qrexec import exc  # pylint: disable=import-outside-toplevel
     try:
-        request = parser.Request(service, argument, source, target, system_info=info)
-        resolution = policy.evaluate(request)
-        return summarize(parser, resolution, request, directory)
+        resolution = resolve()
+        return summarize(parser, resolution, resolution.request, directory)
     except exc.AccessDenied as denied:
         return "deny %s: %s" % ("notify" if denied.notify else "quiet", relative_paths(str(denied), directory))
     except Exception as failure:  # pylint: disable=broad-except
@@ -133,7 +149,7 @@ def run(qrexec_checkout, output):
                 if policy is None:
                     request.append("deny notify: policy failed to load")
                 else:
-                    request.append(decide(parser, exc, policy, *request, info, directory))
+                    request.append(decide(parser, policy, *request, info, directory))
             counts["sets"] += 1
             counts["requests"] += len(policy_set["requests"])
     document = {
