@@ -29,8 +29,9 @@ enum DecisionReason: Sendable, Equatable {
 
 /// The decision for one call.
 ///
-/// - `allow`: `target` is the reference's answer and `targetName` the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a
-///   new disposable); `user` is nil when the rule sets none (the reference daemon prints
+/// - `allow`: `target` is the reference's answer (the target as written: `uuid:...` stays),
+///   `targetName` the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a new
+///   disposable); `user` is nil when the rule sets none (the reference daemon prints
 ///   `user=DEFAULT` there: the target's default user).
 /// - `ask`: `targetsForAsk` lists the choices, sorted in code-point order; `defaultTarget` is
 ///   the preselected one, if any. The broker turns the user's answer into an allow or a deny
