@@ -147,7 +147,14 @@ BAD_LINES = [
     "!include-dir missing-dir",
     "!include-service svc +a include/missing",
     "!include-service svc+x * include/old",
+    "!compat-4.0 extra",
+    "svc * @anyvm @anyvm ask target=@dispvm:@tag:dvm",
+    "svc * uuid: @anyvm allow",
 ]
+
+# File names Qubes refuses (the whole policy, with no line number); the last is inside an
+# !include-dir directory, which the same rule covers.
+BAD_FILE_NAMES = ["Bad.policy", "x y.policy", "ümlaut.policy", "incdir/Bad.policy"]
 
 
 def make_set(rng, index):
@@ -184,16 +191,19 @@ def make_set(rng, index):
         files["include/old"] = old
         argument = "+a" if focus != "*" else "*"
         list(files.values())[0].append("!include-service %s %s include/old" % (focus, rng.choice([argument, "*"])))
-    invalid = rng.random() < 0.12
-    if invalid:
+    # Every eighth set is invalid, walking through every kind of error in turn.
+    if index % 8 == 4:
         included = [name for name in files if name.startswith("include/") or name.startswith("incdir/2")]
         target_file = rng.choice(file_names + included)
-        draw = rng.random()
-        if draw < 0.85:
+        kind = (index // 8) % (len(BAD_LINES) + len(BAD_FILE_NAMES))
+        if kind < len(BAD_LINES):
             lines = files[target_file]
-            lines.insert(rng.randint(0, len(lines)), rng.choice(BAD_LINES))
+            lines.insert(rng.randint(0, len(lines)), BAD_LINES[kind])
         else:
-            files[rng.choice(["Bad.policy", "x y.policy", "ümlaut.policy"])] = ["svc * @anyvm @anyvm allow"]
+            bad_name = BAD_FILE_NAMES[kind - len(BAD_LINES)]
+            files[bad_name] = ["svc * @anyvm @anyvm allow"]
+            if bad_name.startswith("incdir/") and "!include-dir incdir" not in files[file_names[0]]:
+                files[file_names[0]].insert(0, "!include-dir incdir")
     if rng.random() < 0.1:
         files[".hidden.policy"] = ["bogus line"]  # ignored: starts with a dot
         files["notes.txt"] = ["bogus line"]  # ignored: not *.policy
