@@ -34,8 +34,11 @@ struct OracleCorpus: Decodable {
         case qubesQrexec = "qubes_qrexec"
     }
 
-    static let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../Fixtures/policy-oracle/cases.json").standardized.path
+    /// The committed corpus, or another draw named by ODYSSEY_POLICY_ORACLE_CASES
+    /// (`scripts/policy-oracle --seed N --output FILE`).
+    static let path = ProcessInfo.processInfo.environment["ODYSSEY_POLICY_ORACLE_CASES"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../Fixtures/policy-oracle/cases.json").standardized.path
 
     static func load() throws -> OracleCorpus {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))

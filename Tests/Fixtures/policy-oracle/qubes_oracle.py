@@ -122,10 +122,10 @@ def outcome(parser, resolve, request, directory):
         return "refused: " + type(failure).__name__
 
 
-def run(qrexec_checkout, output):
+def run(qrexec_checkout, output, seed=SEED, set_count=SET_COUNT):
     parser, exc = import_qubes_parser(qrexec_checkout)
     logging.disable(logging.CRITICAL)  # Qubes logs warnings for unknown targets: not answers
-    sets = policy_cases.generate(SEED, SET_COUNT, REQUESTS_PER_SET)
+    sets = policy_cases.generate(seed, set_count, REQUESTS_PER_SET)
     counts = {"sets": 0, "invalid_sets": 0, "requests": 0}
     with tempfile.TemporaryDirectory(prefix="qubes-oracle-") as scratch:
         scratch = pathlib.Path(scratch).resolve()
@@ -155,7 +155,7 @@ def run(qrexec_checkout, output):
     document = {
         "about": "Qubes' policy engine's answers; regenerate with scripts/policy-oracle (see qubes_oracle.py)",
         "qubes_qrexec": qubes_version(qrexec_checkout),
-        "seed": SEED,
+        "seed": seed,
         "counts": counts,
         "sets": sets,
     }
@@ -178,8 +178,11 @@ def main():
     arguments = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     arguments.add_argument("--qrexec", required=True, help="a qubes-core-qrexec checkout (the R4.3 line, 4.4.x)")
     arguments.add_argument("--output", required=True, help="where to write the cases and answers (JSON)")
+    arguments.add_argument("--seed", type=int, default=SEED,
+                           help="another draw, for a run beside the committed one (default %(default)s)")
+    arguments.add_argument("--sets", type=int, default=SET_COUNT, help="policy sets (default %(default)s)")
     options = arguments.parse_args()
-    run(pathlib.Path(options.qrexec).resolve(), options.output)
+    run(pathlib.Path(options.qrexec).resolve(), options.output, options.seed, options.sets)
 
 
 if __name__ == "__main__":
