@@ -20,6 +20,9 @@ TYPES = ["AppVM", "AppVM", "AppVM", "TemplateVM", "DispVM", "StandaloneVM"]
 SERVICES = ["svc", "svc", "qubes.Filecopy", "other.Svc"]
 ARGUMENTS = ["+", "+a", "+b", "+a+b"]
 GHOST = "ghost"  # a name no domain has
+# Requested targets a caller may send that no rule can name: each refused with its own text.
+ODD_TARGETS = ["@dispvm:", "@", "*", "@type:AppVM", "@dispvm:@tag:dvm", "@default:x", "@adminvm:x", "@tag:",
+               "@dispvm:@tag:", "uuid:", "@dispvmx", "@DISPVM", "Dom0"]
 
 
 def make_uuid(rng):
@@ -232,7 +235,7 @@ def make_requests(rng, policy_set, count):
             "uuid:" + source_domain["uuid"], "dom0", "@adminvm", "uuid:" + ZERO_UUID, "", "@default",
             "@dispvm", "@dispvm", "@dispvm:" + rng.choice(templates or names), "@dispvm:" + rng.choice(names),
             "@dispvm:uuid:" + other["uuid"], GHOST,
-        ] * 8 + ["@dispvm:" + GHOST, "@anyvm", "@tag:work"])
+        ] * 8 + ["@dispvm:" + GHOST, "@anyvm", "@tag:work", rng.choice(ODD_TARGETS)])
         service = policy_set["focus"] if rng.random() < 0.8 else rng.choice(SERVICES)
         if service == "*":
             service = "svc"
