@@ -6,7 +6,7 @@ BUILD      := build
 DEBUG_BIN   = $(shell $(SWIFT) build --show-bin-path)
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps build vm-kit xen-kit demo test test-xen bench bench-xen install install-sdk install-qubes-compat clean help
+.PHONY: all deps build vm-kit xen-kit demo test test-xen bench bench-xen install install-sdk install-qubes-compat clean help policy-oracle
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make vm-kit       (root, where QEMU is installed) build the guest kernel pool, start libvirtd"
 	@echo "make test-xen     (root) the Xen tier alone: Xen under QEMU, the Xen suites in dom0"
 	@echo "make xen-kit      (root, where QEMU is installed) build the Xen tier's kit (scripts/xen-kit)"
+	@echo "make policy-oracle regenerate the policy corpus Qubes' own engine answered (git, python3)"
 
 deps:
 	@scripts/install-deps
@@ -56,6 +57,12 @@ test: build vm-kit xen-kit
 	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) timeout 2400 $(SWIFT) test --skip-build --disable-swift-testing \
 		--skip 'UnderXen$$' --skip 'XenDescribedDomUTests' --skip 'XenDomUTests' \
 		--skip 'LazyLoadChild' --skip 'testHelperStartsDomainThenWaitsForDeath' --skip 'BenchmarkTests'
+
+# Regenerates Tests/Fixtures/policy-oracle/cases.json: our generated policy sets and requests,
+# answered by Qubes' own engine (qubes-core-qrexec, cloned outside the tree; QubesOracleTests
+# replays it in make test, which needs neither git nor Python).
+policy-oracle:
+	scripts/policy-oracle
 
 # The Xen tier alone: one boot of Xen under QEMU, every Xen suite in dom0
 # (scripts/xen-tests; make test runs the same through IntegrationTests.XenTierTests).
