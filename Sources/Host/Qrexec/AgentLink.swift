@@ -97,7 +97,7 @@ public final class AgentLink: @unchecked Sendable {
         }
         wake = (p[0], p[1])
         do {
-            control = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: Self.controlPort))
+            control = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: Self.controlPort), asSocket: true)
         } catch {
             Glibc.close(p[0]); Glibc.close(p[1])
             throw error
@@ -173,7 +173,7 @@ public final class AgentLink: @unchecked Sendable {
         let port = try allocatePort()
         let channel: VchanChannel
         do {
-            channel = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: port))
+            channel = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: port), asSocket: true)
         } catch {
             releasePort(port, host: true, agent: true)
             throw error
@@ -342,7 +342,7 @@ public final class AgentLink: @unchecked Sendable {
 
     /// Serves the channel until it ends; returns why.
     private func serve() -> String {
-        let fd: Int32
+        var fd: Int32
         do { fd = try control.pollFD() } catch { return "\(error)" }
         var connected = false
         var reader = MessageReader(direction: .agentToHost)
@@ -359,6 +359,8 @@ public final class AgentLink: @unchecked Sendable {
                 if st == .waiting { continue }
                 if st == .disconnected { return "the agent disconnected" }
                 connected = true
+                // A bridged channel (a vchan without fd passing) polls its socket from now on.
+                do { fd = try control.pollFD() } catch { return "\(error)" }
                 do { try send(.hello(PeerInfo(version: QrexecVersion.current))) } catch { return "sending MSG_HELLO: \(error)" }
                 continue
             }
