@@ -50,14 +50,30 @@ final class XenDomainTests: XCTestCase {
         self.dp = dp
         try dp.start()
         let rootfs = try Build.busyboxRootfs(at: dp.dir + "/rootfs")
-        for applet in ["uname", "cut", "seq"] {
+        for applet in ["uname", "cut", "seq", "sha256sum", "date"] {
             try? FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
         }
+        // The add-ons' runner (ody-copy) is a C program linked against glibc: the busybox root gets the two files it needs.
+        for lib in ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"] {
+            try FileManager.default.createDirectory(atPath: rootfs + (lib as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: lib)).map {
+                $0.hasPrefix("/") ? $0 : (lib as NSString).deletingLastPathComponent + "/" + $0 } ?? lib, toPath: rootfs + lib)
+        }
+        try FileManager.default.createDirectory(atPath: rootfs + "/etc/qubes-rpc", withIntermediateDirectories: true)
+        try "#!/bin/sh\nread line\necho \"$(hostname) got '$line' from $QREXEC_REMOTE_DOMAIN\"\n"
+            .write(toFile: rootfs + "/etc/qubes-rpc/test.Echo", atomically: true, encoding: .utf8)
+        chmod(rootfs + "/etc/qubes-rpc/test.Echo", 0o755)
         var r = try dp.ody(["template", "create", "tpl", "--from-rootfs", rootfs])
         XCTAssertEqual(r.0, 0, r.1)
-        r = try dp.ody(["create", "xwork", "--class", "AppVM", "--template", "tpl", "--label", "red",
-                        "--prop", "vmm=xen", "--prop", "memory=192", "--prop", "maxmem=192"])
-        XCTAssertEqual(r.0, 0, r.1)
+        let policy = dp.dir + "/state/policy.d"
+        try FileManager.default.createDirectory(atPath: policy, withIntermediateDirectories: true)
+        try "test.Echo * xwork xwork2 allow\nqubes.Filecopy * xwork xwork2 allow\n"
+            .write(toFile: policy + "/30-xen-tier.policy", atomically: true, encoding: .utf8)
+        for name in ["xwork", "xwork2"] {
+            r = try dp.ody(["create", name, "--class", "AppVM", "--template", "tpl", "--label", "red",
+                            "--prop", "vmm=xen", "--prop", "memory=160", "--prop", "maxmem=160"])
+            XCTAssertEqual(r.0, 0, r.1)
+        }
         return dp
     }
 
@@ -87,6 +103,7 @@ final class XenDomainTests: XCTestCase {
         XCTAssertEqual(r.1.trimmingCharacters(in: .whitespacesAndNewlines), "262144", r.1)
 
         measureRun(dp)
+        try calls(dp)
         try measureBaseline(pool: pool)
 
         // Stopped through the daemon: the link ends with the domU, nothing is left running.
@@ -94,6 +111,30 @@ final class XenDomainTests: XCTestCase {
         XCTAssertEqual(r.0, 0, r.1)
         let listed = try VmTier.sh("/usr/lib/xen-4.17/bin/xl", ["list"]).1
         XCTAssertFalse(listed.contains("xwork"), "xl still lists the domU after ody kill: \(listed)")
+    }
+
+    /// qrexec between two domUs under the policy (the caller's name from its
+    /// channel), a call the policy denies, one to dom0's own service, and a
+    /// file copy domU -> domU, checksummed. Every call's data crosses Xen
+    /// twice, relayed by dom0 (no descriptor passes between domains).
+    private func calls(_ dp: DaemonProcess) throws {
+        var r = try dp.ody(["start", "xwork2"])
+        XCTAssertEqual(r.0, 0, "start xwork2: \(r.1)\n--- daemon log ---\n\(dp.log.suffix(3000))")
+        guard r.0 == 0 else { return }
+        r = try dp.ody(["run", "-p", "-u", "user", "xwork", "--", "echo hi | ody-call xwork2 test.Echo"])
+        XCTAssertEqual(r.1, "xwork2 got 'hi' from xwork\n", "domU -> domU call: \(r.1)\n\(dp.log.suffix(2000))")
+        r = try dp.ody(["run", "-p", "-u", "user", "xwork2", "--", "echo ho | ody-call xwork test.Echo"])
+        XCTAssertEqual(r.0, 126, "the policy allows xwork -> xwork2 only: \(r.1)")
+        r = try dp.ody(["run", "-p", "-u", "user", "xwork", "--", "ody-call @default qubes.GetDate"])
+        XCTAssertEqual(r.0, 0, "domU -> dom0 qubes.GetDate: \(r.1)")
+        XCTAssertFalse(r.1.isEmpty, "qubes.GetDate printed nothing")
+        r = try dp.ody(["run", "-p", "-u", "user", "xwork", "--",
+                        "dd if=/dev/urandom of=blob bs=1024 count=2048 2>/dev/null && sha256sum blob | cut -d' ' -f1 && ody-copy --to xwork2 blob"])
+        XCTAssertEqual(r.0, 0, "ody-copy xwork -> xwork2: \(r.1)")
+        let sum = r.1.split(separator: "\n").first.map(String.init) ?? "?"
+        r = try dp.ody(["run", "-p", "-u", "user", "xwork2", "--", "sha256sum QubesIncoming/xwork/blob | cut -d' ' -f1"])
+        XCTAssertEqual(r.1, sum + "\n", "the copy arrived whole: \(r.1)")
+        XCTAssertEqual(try dp.ody(["kill", "xwork2"]).0, 0)
     }
 
     /// `ody run -p -- true` (median of 7) beside the guest's own spawn of

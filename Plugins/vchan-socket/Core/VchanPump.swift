@@ -14,8 +14,9 @@
 //
 // Ends (returning why) when the channel is disconnected and drained (the
 // socket's write side is shut first, so its reader sees EOF), when the
-// socket's reader closed (a vchan has no half-close: the channel goes), when
-// `wakeFD` polls readable (the owner closes), or on an error.
+// socket's last holder closed (EOF or a hang-up; a vchan has no half-close:
+// the channel goes), when `wakeFD` polls readable (the owner closes), or on
+// an error.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,7 +54,10 @@ public enum VchanPump {
         while true {
             let st = ch.pumpState()
             if st == .waiting {
-                if let why = sleep(ch, socket: -1, socketEvents: 0, wakeFD: wakeFD, hungUp: &socketHungUp) { return why }
+                // The socket is watched for a hang-up only (poll reports it
+                // whatever the events): its last holder gone, nobody waits.
+                if socketHungUp { return "the socket side closed before the channel connected" }
+                if let why = sleep(ch, socket: socket, socketEvents: 0, wakeFD: wakeFD, hungUp: &socketHungUp) { return why }
                 continue
             }
             // Move whatever is ready, until nothing moves.
@@ -115,8 +119,9 @@ public enum VchanPump {
             // did for data; this does for room when bytes wait for it).
             if outLen > outOff { _ = ch.pumpBufferSpace() }
             if inLen < bufferSize { _ = ch.pumpDataReady() }
-            if socketHungUp { events = 0 }
-            if let why = sleep(ch, socket: socket, socketEvents: events, wakeFD: wakeFD, hungUp: &socketHungUp) { return why }
+            // Hung up: polling the socket would return at once for ever.
+            if let why = sleep(ch, socket: socketHungUp ? -1 : socket, socketEvents: events, wakeFD: wakeFD,
+                               hungUp: &socketHungUp) { return why }
         }
     }
 
@@ -124,7 +129,7 @@ public enum VchanPump {
     /// the wake fd; consumes the channel's event if there was one.
     private static func sleep(_ ch: PumpableVchan, socket: Int32, socketEvents: Int16, wakeFD: Int32, hungUp: inout Bool) -> String? {
         var fds = [pollfd(fd: ch.pumpPollFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: socketEvents == 0 ? -1 : socket, events: socketEvents, revents: 0),
+                   pollfd(fd: socket, events: socketEvents, revents: 0),
                    pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
         let rc = poll(&fds, 3, -1)
         if rc < 0 {

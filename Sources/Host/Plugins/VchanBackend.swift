@@ -96,6 +96,22 @@ public final class VchanBackend: @unchecked Sendable {
         return VchanChannel(bridging: try VchanSocketBridge(channel, label: "vchan bridge \(endpoint)"), of: channel)
     }
 
+    /// A server end whose bytes a pump moves to and from a copy of `socket`
+    /// (a stream socket whose peer someone else holds): how a host without
+    /// fd passing hands a call's end to an agent, which dials the port
+    /// instead of receiving a descriptor. `onEnd` runs once the pump ended.
+    public func serverInit(_ endpoint: VchanEndpoint, pumpingInto socket: Int32,
+                           onEnd: @escaping @Sendable () -> Void) throws(OdysseyError) -> VchanChannel {
+        let fn = try slot(\.server_init, "server_init")
+        var ep = try endpoint.abi()
+        var out: OpaquePointer?
+        try BackendCall.run("\(label): server_init \(endpoint)") { fn(handle, &ep, 0, 0, 0, &out, $0) }
+        guard let out else { throw OdysseyError(.plugin, "\(label): server_init returned no channel") }
+        let channel = VchanChannel(backend: self, handle: out, endpoint: endpoint)
+        let bridge = try VchanSocketBridge(channel, label: "vchan relay \(endpoint)", into: socket, onEnd: onEnd)
+        return VchanChannel(bridging: bridge, of: channel)
+    }
+
     /// Connects the client end of a channel the peer serves.
     public func clientInit(_ endpoint: VchanEndpoint, flags: UInt32 = 0) throws(OdysseyError) -> VchanChannel {
         let fn = try slot(\.client_init, "client_init")

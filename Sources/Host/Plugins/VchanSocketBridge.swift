@@ -22,27 +22,34 @@ final class VchanSocketBridge: @unchecked Sendable {
     private let pumpFD: Int32
     /// Readable once the channel connected (a byte written, never read).
     private let connected: (r: Int32, w: Int32)
-    /// Readable when the owner closes: the pump ends.
-    private let wake: (r: Int32, w: Int32)
     private let phase = Mutex<VchanState>(.waiting)
     private let raw: PumpedPluginChannel
 
+    /// Runs when the pump has ended (the channel is closed by then).
+    private let onEnd: (@Sendable () -> Void)?
+
     /// Takes `channel` (closed by the pump when it ends) and starts the pump.
-    init(_ channel: VchanChannel, label: String) throws(OdysseyError) {
-        var s: [Int32] = [-1, -1], c: [Int32] = [-1, -1], w: [Int32] = [-1, -1]
+    /// `into`: pump into a copy of this stream socket (someone else holds
+    /// its peer: a call's other end) instead of a new socketpair, whose host
+    /// end then does not exist (hostFD -1).
+    init(_ channel: VchanChannel, label: String, into socket: Int32? = nil,
+         onEnd: (@Sendable () -> Void)? = nil) throws(OdysseyError) {
+        var s: [Int32] = [-1, -1], c: [Int32] = [-1, -1]
         let kind = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        guard socketpair(AF_UNIX, kind, 0, &s) == 0 else { throw Sys.error("\(label): socketpair") }
-        guard socketpair(AF_UNIX, kind, 0, &c) == 0 else { Sys.close(s[0]); Sys.close(s[1]); throw Sys.error("\(label): socketpair") }
-        guard socketpair(AF_UNIX, kind, 0, &w) == 0 else {
-            for fd in s + c { Sys.close(fd) }
-            throw Sys.error("\(label): socketpair")
+        if let socket {
+            s[1] = fcntl(socket, F_DUPFD_CLOEXEC, 0)
+            guard s[1] >= 0 else { throw Sys.error("\(label): dup") }
+        } else {
+            guard socketpair(AF_UNIX, kind, 0, &s) == 0 else { throw Sys.error("\(label): socketpair") }
         }
-        hostFD = s[0]; pumpFD = s[1]; connected = (c[0], c[1]); wake = (w[0], w[1])
+        guard socketpair(AF_UNIX, kind, 0, &c) == 0 else { for fd in s where fd >= 0 { Sys.close(fd) }; throw Sys.error("\(label): socketpair") }
+        hostFD = s[0]; pumpFD = s[1]; connected = (c[0], c[1])
         raw = PumpedPluginChannel(channel)
+        self.onEnd = onEnd
         do {
             try startThread(label) { [self] in pump() }
         } catch {
-            for fd in s + c + w { Sys.close(fd) }
+            for fd in s + c where fd >= 0 { Sys.close(fd) }
             throw error
         }
     }
@@ -55,7 +62,7 @@ final class VchanSocketBridge: @unchecked Sendable {
             var one: UInt8 = 1
             _ = Glibc.write(connected.w, &one, 1)
         }
-        _ = VchanPump.run(raw, socket: pumpFD, wakeFD: wake.r)
+        _ = VchanPump.run(raw, socket: pumpFD)
         phase.withLock { $0 = .disconnected }
         // Wake a waiter still on `connected`, then close the plugin's channel
         // (no other thread calls into it: only this pump ever did).
@@ -63,6 +70,7 @@ final class VchanSocketBridge: @unchecked Sendable {
         _ = Glibc.write(connected.w, &one, 1)
         Sys.close(pumpFD)
         raw.channel.close()
+        onEnd?()
     }
 
     var state: VchanState { phase.withLock { $0 } }
@@ -118,15 +126,17 @@ final class VchanSocketBridge: @unchecked Sendable {
     /// Room for a write without blocking: the pump's buffer size (the socket's own is larger).
     var bufferSpace: Int { state == .disconnected ? 0 : VchanPump.bufferSize }
 
-    /// Stops the pump (it closes the plugin's channel) and closes the host's socket.
+    /// Closes the host's copy of the socket. The pump goes on while another
+    /// copy lives (`ody run` received one with SCM_RIGHTS and the session
+    /// was closed here): it ends, closing the plugin's channel, when the
+    /// socket's last copy closes (EOF, or a hang-up while still WAITING) or
+    /// the channel's peer does.
     func close() {
-        var one: UInt8 = 1
-        _ = Glibc.write(wake.w, &one, 1)
-        Sys.close(hostFD)
+        if hostFD >= 0 { Sys.close(hostFD) }
     }
 
     /// The pump thread holds the bridge until it ends, so nothing polls these any more.
-    deinit { for fd in [connected.r, connected.w, wake.r, wake.w] { Sys.close(fd) } }
+    deinit { for fd in [connected.r, connected.w] { Sys.close(fd) } }
 }
 
 /// The plugin's channel as VchanPump drives it: its own ops, never blocking

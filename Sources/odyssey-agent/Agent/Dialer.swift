@@ -97,6 +97,13 @@ final class ChannelDialer: @unchecked Sendable {
         }
     }
 
+    /// Whether the host can attach descriptors to control messages over this
+    /// route (socket files and the mux do; Xen does not: it names ports).
+    var carriesDescriptors: Bool {
+        if case .xen = route { return false }
+        return true
+    }
+
     /// For log lines: what port `port` is reached through.
     func describe(_ domain: String, port: UInt32) -> String {
         switch route {
