@@ -38,15 +38,20 @@ final class XenDomainTests: XCTestCase {
     private func makeDaemon(pool: String) throws -> DaemonProcess {
         // The pool's parent is the kernel pool; `default` is the entry a domain boots.
         let kernelDir = (pool as NSString).deletingLastPathComponent
+        // The volumes on dom0's scratch disk (xen-run's, host-backed): in
+        // dom0's tmpfs, the domUs' first mounts zeroing their inode tables
+        // filled it (I/O errors in the guests).
+        var st = stat(), parent = stat()
+        let scratch = stat("/scratch", &st) == 0 && stat("/", &parent) == 0 && st.st_dev != parent.st_dev ? "/scratch" : "/tmp"
         let dp = try DaemonProcess("xen", extraConfig: """
             kernel_dir = "\(kernelDir)"
             [limits]
             memory_reserve_mib = 0
             [vmm.xen]
-            state_dir = "@STATE@/xen"
+            state_dir = "\(scratch)/odyssey-xen-state-\(UUID().uuidString.prefix(6))"
             [vchan]
             default = "xen"
-            """.replacingOccurrences(of: "@STATE@", with: "/tmp/odyssey-xen-state-\(UUID().uuidString.prefix(6))"))
+            """, base: scratch)
         self.dp = dp
         try dp.start()
         let rootfs = try Build.busyboxRootfs(at: dp.dir + "/rootfs")
@@ -71,7 +76,9 @@ final class XenDomainTests: XCTestCase {
             .write(toFile: policy + "/30-xen-tier.policy", atomically: true, encoding: .utf8)
         for name in ["xwork", "xwork2"] {
             r = try dp.ody(["create", name, "--class", "AppVM", "--template", "tpl", "--label", "red",
-                            "--prop", "vmm=xen", "--prop", "memory=160", "--prop", "maxmem=160"])
+                            "--prop", "vmm=xen", "--prop", "memory=160", "--prop", "maxmem=160",
+                            // TCG on a shared machine: a loaded boot took 90 s to the agent.
+                            "--prop", "qrexec_timeout=300"])
             XCTAssertEqual(r.0, 0, r.1)
         }
         return dp
@@ -148,13 +155,21 @@ final class XenDomainTests: XCTestCase {
             XCTAssertEqual(r?.0, 0, r?.1 ?? "")
         }
         let median = times.sorted()[times.count / 2]
+        // The floor every `ody` call pays in dom0 (its start over 9p, the admin socket).
+        var floor: [Double] = []
+        for _ in 0..<5 {
+            let t = Date()
+            _ = try? dp.ody(["ls"])
+            floor.append(Date().timeIntervalSince(t))
+        }
+        let floorMedian = floor.sorted()[floor.count / 2]
         // /proc/uptime has 10 ms steps: 200 spawns make that small.
         let loop = "s=$(cut -d' ' -f1 /proc/uptime); for i in $(seq 200); do /bin/true; done; e=$(cut -d' ' -f1 /proc/uptime); echo $s $e"
         let out = (try? dp.ody(["run", "-p", "xwork", "--", loop]))?.1 ?? ""
         let f = out.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) }
         let spawn = f.count == 2 ? (f[1] - f[0]) / 200 : .nan
-        print(String(format: "XenDomainTests: ody run -p -- true %.1f ms (median of 7); the guest's spawn of /bin/true %.2f ms (200 in a loop)",
-                     median * 1000, spawn * 1000))
+        print(String(format: "XenDomainTests: ody run -p -- true %.1f ms (median of 7); the guest's spawn of /bin/true %.2f ms (200 in a loop); "
+                     + "ody ls (the CLI's own floor in dom0) %.1f ms (median of 5)", median * 1000, spawn * 1000, floorMedian * 1000))
     }
 
     /// libxl creating the same kernel and initrd (no disks) to the init's

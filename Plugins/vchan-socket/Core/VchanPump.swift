@@ -71,7 +71,10 @@ public enum VchanPump {
                             let n = try ch.pumpRead(toSocket + inLen, min(ready, bufferSize - inLen))
                             if n > 0 { inLen += n; moved = true } else if ch.pumpState() == .disconnected { channelDone = true }
                         } catch { return "channel read: \(error)" }
-                    } else if ch.pumpState() == .disconnected {
+                    } else if ch.pumpState() == .disconnected && ch.pumpDataReady() == 0 {
+                        // In this order: the peer may write its last bytes and
+                        // close between a data_ready of 0 and the state; once
+                        // it is seen closed, nothing more arrives.
                         channelDone = true
                     }
                 }
