@@ -51,6 +51,10 @@ public enum VchanPump {
         // The socket hung up: polling it would return at once for ever, so it
         // is only read (to its EOF) while the channel takes what it sent.
         var socketHungUp = false
+        // The socket's reader is gone (EPIPE) but its writer may have sent
+        // its last bytes (a command's exit status, then close): those still
+        // go to the channel; what the channel sends from now on is dropped.
+        var socketReaderGone = false
         while true {
             let st = ch.pumpState()
             if st == .waiting {
@@ -64,7 +68,7 @@ public enum VchanPump {
             var moved = true
             while moved {
                 moved = false
-                if !channelDone && inLen < bufferSize {
+                if !channelDone && !socketReaderGone && inLen < bufferSize {
                     let ready = ch.pumpDataReady()
                     if ready > 0 {
                         do throws(VchanError) {
@@ -83,14 +87,16 @@ public enum VchanPump {
                     if n > 0 {
                         inOff += n; moved = true
                         if inOff == inLen { inOff = 0; inLen = 0 }
+                    } else if n < 0 && (errno == EPIPE || errno == ECONNRESET) {
+                        socketReaderGone = true; inLen = 0; inOff = 0
                     } else if n < 0 && errno != EAGAIN && errno != EINTR {
-                        return "the socket's reader is gone (\(String(cString: strerror(errno))))"
+                        return "socket write: \(String(cString: strerror(errno)))"
                     }
                 }
                 if outLen < bufferSize {
                     let n = recv(socket, toChannel + outLen, bufferSize - outLen, 0)
                     if n > 0 { outLen += n; moved = true }
-                    else if n == 0 {
+                    else if n == 0 || (n < 0 && errno == ECONNRESET) {
                         // The socket side closed: deliver what it sent, then end.
                         if outOff == outLen { return "the socket side closed" }
                     } else if errno != EAGAIN && errno != EINTR {
