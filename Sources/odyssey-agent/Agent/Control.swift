@@ -132,12 +132,7 @@ enum Control {
             if case .justExec = m { just = true } else { just = false }
             let passed = fds.first
             for f in fds.dropFirst() { close(f) }
-            let ok = startThread { Session.run(p, justExec: just, passedFD: passed, cfg) }
-            if !ok {
-                Log.say("cannot start a thread for a command; dropped")
-                if let passed { close(passed) }
-                try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort))
-            }
+            Session.start(p, justExec: just, passedFD: passed, cfg)
         case .serviceConnect(let p):
             // The caller side of a service call: the data channel comes
             // attached; LocalCalls hands it to the waiting ody-call.

@@ -19,8 +19,59 @@ enum Session {
     /// Exit status for failures of qrexec itself (Qubes: 125).
     static let qrexecFailure: Int32 = 125
 
+    /// A session between its opening (channel, our HELLO, a plain command
+    /// already spawned) and the caller's HELLO.
+    struct Opened {
+        let p: ExecParams
+        let justExec: Bool
+        let ch: SocketChannel
+        let stream: QrexecStream
+        let early: Result<Child, StartFailure>?
+
+        /// Nothing more will happen (no thread for it): the command goes, the
+        /// channel closes, the host hears the session is over.
+        func abandon() {
+            if case .success(let c)? = early { c.abandon() }
+            ch.close()
+            Session.terminated(p)
+        }
+    }
+
+    /// The whole session on the calling thread.
     static func run(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
-        defer { try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort)) }
+        guard let o = begin(p, justExec: justExec, passedFD: passedFD, cfg) else { return }
+        serve(o, cfg)
+    }
+
+    /// Where a data channel came with the message (nothing to dial, nothing
+    /// that blocks), the control thread opens the session itself and spawns a
+    /// plain command before any thread is made: a new thread costs
+    /// milliseconds under TCG and now overlaps the command's own run. Qubes'
+    /// agent forks from its main loop the same way. Otherwise the session
+    /// gets its thread first (a dial may wait for the host).
+    static func start(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
+        guard passedFD != nil else {
+            if !startThread({ run(p, justExec: justExec, passedFD: nil, cfg) }) {
+                Log.say("cannot start a thread for a command; dropped")
+                terminated(p)
+            }
+            return
+        }
+        guard let o = begin(p, justExec: justExec, passedFD: passedFD, cfg) else { return }
+        if !startThread({ serve(o, cfg) }) {
+            Log.say("cannot start a thread for a command; dropped")
+            o.abandon()
+        }
+    }
+
+    /// Tells the host the session's port is free again.
+    static func terminated(_ p: ExecParams) {
+        try? ControlWriter.shared.send(.connectionTerminated(connectDomain: p.connectDomain, connectPort: p.connectPort))
+    }
+
+    /// The data channel (passed, or dialed), our HELLO, and a plain command
+    /// spawned at once; nil when the channel failed (logged, host told).
+    static func begin(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) -> Opened? {
         let port = p.connectPort
         let ch: SocketChannel
         if let passedFD {
@@ -28,36 +79,49 @@ enum Session {
         } else if p.connectDomain == 0 {
             do { ch = try cfg.dialer.dial(domain: cfg.domain, port: port, timeoutNs: connectTimeoutNs) } catch {
                 Log.say("data channel \(cfg.dialer.describe(cfg.domain, port: port)): \(error)")
-                return
+                terminated(p)
+                return nil
             }
         } else {
             // Channels to other domains come as passed descriptors (issue 5).
             Log.say("data channel to domain id \(p.connectDomain) port \(port) without a passed descriptor; dropped")
-            return
+            terminated(p)
+            return nil
         }
-        defer { ch.close() }
-        let fd = ch.fd
-        var stream = QrexecStream(fd: fd, incoming: .clientToService)
+        let stream = QrexecStream(fd: ch.fd, incoming: .clientToService)
         do { try stream.sendHello() } catch {
             Log.say("data channel port \(port): sending MSG_HELLO: \(error)")
-            return
+            ch.close()
+            terminated(p)
+            return nil
         }
-        // The channel first (in a VM its OPEN is then on its way), then a
-        // plain command starts at once, beside the channel's ACCEPT and the
-        // caller's HELLO (each a round trip of a VM's channel, milliseconds
-        // under TCG; the spawn is as long again). Nothing of it reaches the
-        // caller before that HELLO, and it is killed if the HELLO never
-        // comes. Anything else (services, JUST_EXEC, errors) waits for the
-        // HELLO, as before.
+        // The channel first (our HELLO is then on its way), then a plain
+        // command starts at once, beside the caller's HELLO (a round trip of
+        // a VM's channel, milliseconds under TCG; the spawn is as long
+        // again). Nothing of it reaches the caller before that HELLO, and it
+        // is killed if the HELLO never comes. Anything else (services,
+        // JUST_EXEC, errors) waits for the HELLO, as before.
         var early: Result<Child, StartFailure>?
         if !justExec, let (user, command) = try? Names.splitUserCommand(p.cmdline), !ServiceCommand.isServiceCall(command),
            let entry = Users.lookup(user), geteuid() == 0 || entry.uid == geteuid() {
             let argv: [[UInt8]] = [Array("/bin/sh".utf8), Array("-c".utf8), command]
             early = startChild([("/bin/sh", argv)], env: baseEnvironment(entry), entry, geteuid() == 0)
         }
-        func abandonEarly() { if case .success(let c)? = early { c.abandon() } }
-        guard let version = awaitHello(&stream, port: port) else { return abandonEarly() }
-        switch early {
+        return Opened(p: p, justExec: justExec, ch: ch, stream: stream, early: early)
+    }
+
+    /// From the caller's HELLO to the exit status, on the session's thread.
+    static func serve(_ o: Opened, _ cfg: AgentConfig) {
+        let p = o.p, justExec = o.justExec, port = p.connectPort
+        defer { terminated(p) }
+        defer { o.ch.close() }
+        var stream = o.stream
+        let fd = o.ch.fd
+        guard let version = awaitHello(&stream, port: port) else {
+            if case .success(let c)? = o.early { c.abandon() }
+            return
+        }
+        switch o.early {
         case .success(let c)?: return pumpChild(c, fd: fd, version: version)
         case .failure(let f)?: return fail(stream, f.status(notRunnable: 127), f.message("/bin/sh"))
         case nil: break
