@@ -66,7 +66,7 @@ policy-oracle:
 
 # The Xen tier alone: one boot of Xen under QEMU, every Xen suite in dom0
 # (scripts/xen-tests; make test runs the same through IntegrationTests.XenTierTests).
-test-xen: build xen-kit
+test-xen: build vm-kit xen-kit
 	$(SWIFT) build --build-tests
 	scripts/xen-tests $(DEBUG_BIN)
 
