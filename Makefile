@@ -55,7 +55,7 @@ test: build vm-kit xen-kit
 	# (IntegrationTests.XenTierTests, below), the child-process halves are run
 	# by their parents, and the native timings are benchmarks (make bench).
 	ODYSSEY_BUILD_DIR=$(DEBUG_BIN) timeout 2400 $(SWIFT) test --skip-build --disable-swift-testing \
-		--skip 'UnderXen$$' --skip 'XenDescribedDomUTests' --skip 'XenDomUTests' \
+		--skip 'UnderXen$$' --skip 'XenDescribedDomUTests' --skip 'XenDomUTests' --skip 'XenDomainTests' \
 		--skip 'LazyLoadChild' --skip 'testHelperStartsDomainThenWaitsForDeath' --skip 'BenchmarkTests'
 
 # Regenerates Tests/Fixtures/policy-oracle/cases.json: our generated policy sets and requests,
