@@ -14,7 +14,7 @@ help:
 	@echo "make demo         install deps, build, run the guided tour"
 	@echo "make test         install deps, build, run every test"
 	@echo "make bench        release build, print the benchmark table (bars vs baselines)"
-	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile vm"
+	@echo "                  GROUPS=\"policy domains\" for some groups: host policy admin domains broker addons hostile vm (vm-run: its ody run bar alone)"
 	@echo "make bench-xen    (root) the vchan-xen bars, in dom0 under Xen (the Xen tier), beside raw libxenvchan"
 	@echo "make install      install odysseyd, ody, plugins and the plugin SDK under PREFIX=$(PREFIX)"
 	@echo "make install-sdk  install only the plugin header and odyssey-plugin.pc"
