@@ -124,7 +124,7 @@ final class EventHub: Sendable {
         state.withLock { st in
             if st.lastLifecycle[domain] == name { return }
             st.lastLifecycle[domain] = name
-            deliver([e], &st)
+            deliver(Self.withFollowers(e), &st)
         }
     }
 
@@ -145,14 +145,23 @@ final class EventHub: Sendable {
             if name == "running" {
                 switch st.lastLifecycle[domain] {
                 case "domain-paused": event = "domain-unpaused"
-                case "domain-pre-start", "domain-start", "domain-unpaused": return
+                case "domain-pre-start", "domain-spawn", "domain-start", "domain-unpaused": return
                 default: event = "domain-start"
                 }
             }
             if st.lastLifecycle[domain] == event { return }
             st.lastLifecycle[domain] = event
-            deliver([AdminEvent(subject: domain, name: event, domain: domain)], &st)
+            // Started another way: qubesd's domain-spawn comes before domain-start.
+            let spawn = event == "domain-start" ? [AdminEvent(subject: domain, name: "domain-spawn", domain: domain)] : []
+            deliver(spawn + Self.withFollowers(AdminEvent(subject: domain, name: event, domain: domain)), &st)
         }
+    }
+
+    /// qubesd fires domain-stopped right after domain-shutdown (its tools,
+    /// qvm-start-daemon among them, wait for either).
+    private static func withFollowers(_ e: AdminEvent) -> [AdminEvent] {
+        guard e.name == "domain-shutdown", let d = e.domain else { return [e] }
+        return [e, AdminEvent(subject: d, name: "domain-stopped", domain: d)]
     }
 
     private func deliver(_ events: [AdminEvent], _ st: inout State) {

@@ -19,6 +19,9 @@ extension QubesAPI {
                     hub.lifecycle(name, "domain-start-failed", [("reason", error.description)])
                     throw startError(error)
                 }
+                // qubesd: domain-spawn once the domain exists, domain-start once it is up;
+                // here both once lifecycle.start has returned.
+                hub.lifecycle(name, "domain-spawn")
                 hub.lifecycle(name, "domain-start")
                 return []
             },
