@@ -66,7 +66,7 @@ public enum DomainError: Error, CustomStringConvertible, Sendable, Equatable {
         case .labelNotFound(let l): "Label does not exist: '\(l)'"
         case .featureNotFound(let d, let f): "Feature not set: '\(d).\(f)'"
         case .tagNotFound(let d, let t): "Tag not set for domain \(d): '\(t)'"
-        case .notHalted(let d): "Domain '\(d)' is not halted"
+        case .notHalted(let d): "Domain is not powered off: '\(d)'"
         case .permissionDenied(let m): m
         case .automaticTag(let t): "tag '\(t)' is maintained from the vmm property and cannot be changed by hand"
         case .storage(let m): m

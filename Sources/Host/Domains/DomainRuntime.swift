@@ -25,6 +25,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         var link: AgentLink
         var paused = false
         var stopping = false
+        /// UNIX time of the start (nil: adopted at the daemon's start, when it is not known).
+        var startedAt: Double? = nil
     }
 
     let store: DomainStore
@@ -99,6 +101,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             if case .ready = d.link.state { return .running }
             return .transient
         }
+    }
+
+    public func startTime(_ name: String) -> Double? { running.withLock { $0[name]?.startedAt } }
+
+    static func wallClock() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec / 1000) / 1e6
     }
 
     public func currentState(_ name: String) -> DomainCurrentState {
@@ -275,7 +285,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             for other in backends().openVmms where other != vmmName { try? backends().vmm(other).undefine(name) }
             try vmm.define(spec)
             try vmm.start(name)
-            running.withLock { $0[name] = Running(vmm: vmmName, link: link) }
+            running.withLock { $0[name] = Running(vmm: vmmName, link: link, startedAt: Self.wallClock()) }
             let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
             try link.waitReady(timeoutMs: timeout * 1000)
             logger.info("\(name) started (\(vmmName)), agent ready; memory committed \(memory.committedMiB)/\(memory.capacityMiB(reserveMiB: reserve)) MiB")
