@@ -26,7 +26,7 @@ final class MethodTests: XCTestCase {
         XCTAssertEqual(h.fails("admin.vm.Create.AppVM", "tpl", payload: "name=x").type, "ProtocolError")
         XCTAssertEqual(h.fails("admin.vm.Create.AppVM", "tpl", payload: "name=x label=red color=1").type, "ProtocolError")
         XCTAssertEqual(h.fails("admin.vm.Create.TemplateVM", "tpl", payload: "name=x label=red").type, "QubesValueError")
-        XCTAssertEqual(h.fails("admin.vm.Create.AdminVM", payload: "name=x label=red").type, "ProtocolError")
+        XCTAssertEqual(h.fails("admin.vm.Create.AdminVM", payload: "name=x label=red").type, "QubesNotImplementedError")
         XCTAssertEqual(h.fails("admin.vm.Create.AppVM", "tpl", dest: "work", payload: "name=x label=red").type, "ProtocolError")
 
         XCTAssertEqual(h.fails("admin.vm.Remove", dest: "tpl").type, "QubesVMInUseError")

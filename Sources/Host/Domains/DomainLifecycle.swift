@@ -29,3 +29,8 @@ public protocol DomainLifecycle: Sendable {
     /// unknown (a domain the daemon adopted at its own start).
     func startTime(_ name: String) -> Double?
 }
+
+extension DomainLifecycle {
+    /// A lifecycle that keeps no start times (test doubles) reports none.
+    public func startTime(_ name: String) -> Double? { nil }
+}

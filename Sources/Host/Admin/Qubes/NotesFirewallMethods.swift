@@ -31,13 +31,13 @@ extension QubesAPI {
             AdminMethod("admin.vm.firewall.Set", argument: .none, payload: .optional, destination: .notAdminVM, scope: .local, access: .write) { [self] c throws(AdminError) in
                 let rules = try FirewallRule.parseRules(c.payload)
                 try writeSideFile(try sideFile(c.dest, "firewall.rules"), String(decoding: QubesAPI.lines(rules.map(\.apiText)), as: UTF8.self))
-                hub.lifecycle(c.dest, "firewall-changed")
+                hub.publish([AdminEvent(subject: c.dest, name: "firewall-changed", domain: c.dest)])
                 return []
             },
             // qubesd re-applies the rules (firewall-changed); enforcement is the network issue's.
             AdminMethod("admin.vm.firewall.Reload", argument: .none, destination: .notAdminVM, scope: .local, access: .execute) { [self] c throws(AdminError) in
                 _ = try firewallRules(c.dest)
-                hub.lifecycle(c.dest, "firewall-changed")
+                hub.publish([AdminEvent(subject: c.dest, name: "firewall-changed", domain: c.dest)])
                 return []
             },
         ]
