@@ -57,11 +57,16 @@ extension QubesAPI {
     static func withoutPools(_ c: AdminCall) throws(AdminError) -> AdminCall {
         let text = try text(c.payload)
         var rest: [Substring] = []
-        var sawPool = false
+        var keys: Set<Substring> = []
         for token in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
-            guard token.hasPrefix("pool=") || token.hasPrefix("pool:") else { rest.append(token); continue }
-            guard let eq = token.firstIndex(of: "=") else { throw .protocolError("Invalid param name") }
+            guard token.hasPrefix("pool") else { rest.append(token); continue }
+            guard let eq = token.firstIndex(of: "="), token[..<eq] == "pool" || token.hasPrefix("pool:") else {
+                throw .protocolError("Invalid param name")
+            }
             let key = token[..<eq], pool = token[token.index(after: eq)...]
+            guard keys.insert(key).inserted else { throw .protocolError("duplicated parameters") }
+            // qubesd: one pool for all volumes, or one per volume, not both.
+            guard !(keys.contains("pool") && keys.count > 1) else { throw .protocolError("pool= and pool:VOLUME= cannot be combined") }
             if key != "pool" {
                 let volume = key.dropFirst("pool:".count)
                 guard ["private", "root", "volatile"].contains(volume) else {
@@ -71,9 +76,8 @@ extension QubesAPI {
             guard pool == VolumeManager.pool else {
                 throw AdminError("StoragePoolException", "No such pool: '\(shown(String(pool)))' (Odyssey has one pool, '\(VolumeManager.pool)')")
             }
-            sawPool = true
         }
-        guard sawPool else { throw .protocolError("admin.vm.CreateInPool needs pool= or pool:VOLUME=") }
+        guard !keys.isEmpty else { throw .protocolError("admin.vm.CreateInPool needs pool= or pool:VOLUME=") }
         var r = c.request
         r.payload = Array(rest.joined(separator: " ").utf8)
         return AdminCall(request: r, stream: c.stream)
