@@ -48,8 +48,12 @@ final class QubesClient {
         try Self.capture(command(tool, args))
     }
 
+    /// Where run-tool.py records each call's bytes (nil: not recorded).
+    var recordPath: String?
+
     func command(_ tool: String, _ args: [String]) -> [String] {
-        let base = [python, Repo.root + "/scripts/qubes-client.d/run-tool.py", clientDir, harness.socket, tool] + args
+        let record = recordPath.map { ["--record", $0] } ?? []
+        let base = [python, Repo.root + "/scripts/qubes-client.d/run-tool.py"] + record + [clientDir, harness.socket, tool] + args
         let env = ["/usr/bin/env", "-i", "PATH=\(binDir):/usr/bin:/bin", "HOME=/tmp", "EDITOR=false"]
         return asNobody ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + env + base : env + base
     }
