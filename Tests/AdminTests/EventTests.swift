@@ -89,9 +89,12 @@ final class EventTests: XCTestCase {
         backend(.crashed)      // already halted: nothing new
         backend(.running, "not-in-the-store")
         h.ok("admin.vm.feature.Set", "end", dest: "work", payload: "1")
-        let names = (0..<8).compactMap { _ in s.next()?.name }
-        // qubesd's order: domain-spawn before domain-start, domain-stopped after domain-shutdown.
-        XCTAssertEqual(names, ["domain-spawn", "domain-start", "domain-paused", "domain-unpaused", "domain-shutdown", "domain-stopped",
+        let names = (0..<12).compactMap { _ in s.next()?.name }
+        // qubesd's order: xid and start_time announced, domain-spawn, domain-start; domain-shutdown,
+        // domain-stopped, xid and start_time announced again.
+        XCTAssertEqual(names, ["property-reset:xid", "property-reset:start_time", "domain-spawn", "domain-start",
+                               "domain-paused", "domain-unpaused",
+                               "domain-shutdown", "domain-stopped", "property-reset:xid", "property-reset:start_time",
                                "domain-feature-pre-set:end", "domain-feature-set:end"])
         XCTAssertTrue(s.hangUp())
     }

@@ -17,7 +17,8 @@
 // - Events carry qubesd's names and keyword arguments, in qubesd's order
 //   (property-pre-set:X before property-set:X, domain-feature-pre-set:X before
 //   domain-feature-set:X; domain-pre-start, domain-spawn, domain-start;
-//   domain-shutdown, domain-stopped); domain-pre-start, domain-spawn and
+//   domain-shutdown, domain-stopped; property-reset:xid and :start_time
+//   before domain-spawn and after domain-stopped); domain-pre-start, domain-spawn and
 //   domain-start carry no start_guid argument. A domain's subscription does
 //   not show events whose arguments name domains it may neither list nor read
 //   the property of; a domain holds at most EventHub.maxPerDomainCaller.
