@@ -33,9 +33,11 @@ extension VolumeManager {
         let (first, second) = src < dst ? (src, dst) : (dst, src)
         try PrivateVolumeLock.with(privateImage(first)) { () throws(DomainError) in
             try PrivateVolumeLock.with(privateImage(second)) { () throws(DomainError) in
+                // Checked again under the locks: a start marks the domain running under the same lock.
+                for d in [src, dst] where FileOps.exists(runningMarker(d)) { throw DomainError.notHalted(d) }
                 try refuseIfHeldByGuest(src)
                 try refuseIfHeldByGuest(dst)
-                if LoopDevice.isMountPoint(privateDir(dst)) { try closePrivate(dst) }
+                if LoopDevice.isMountPoint(privateDir(dst)) { try closePrivate(dst) }   // left by a crash
                 try makePrivateImageIfMissing(src)
                 let tmp = "\(domainDir(dst))/.private.img.clone"
                 _ = unlink(tmp)
@@ -52,6 +54,7 @@ extension VolumeManager {
     }
 
     private func cloneRoot(from src: String, to dst: String, in s: DomainsSnapshot) throws(DomainError) {
+        guard !FileOps.exists(runningMarker(dst)) else { throw .notHalted(dst) }
         try ensureRootTree(src, in: s)      // a VM session may have written the image since
         let staging = "\(domainDir(dst))/.root.clone", old = "\(domainDir(dst))/.root.old"
         try FileOps.removeTree(staging)

@@ -90,30 +90,30 @@ struct FirewallRule: Sendable, Equatable {
         var seen: Set<String> = []
         var rule = FirewallRule(action: "", comment: comment)
         for option in options.trimmingSpaces.split(separator: " ", omittingEmptySubsequences: false) {
-            guard let eq = option.firstIndex(of: "=") else { throw fail("option '\(option.prefix(40))' is not key=value") }
+            guard let eq = option.firstIndex(of: "=") else { throw fail("option '\(QubesAPI.shown(String(option)))' is not key=value") }
             let key = String(option[..<eq]), value = String(option[option.index(after: eq)...])
             let slot = ["dst4", "dst6", "dstname", "dsthost"].contains(key) ? "dsthost" : key
-            guard seen.insert(slot).inserted else { throw fail("Option '\(slot)' already set") }
+            guard seen.insert(slot).inserted else { throw fail("Option '\(QubesAPI.shown(slot))' already set") }
             guard value.utf8.allSatisfy(isSafe) else { throw fail("strange characters in rule") }
             switch key {
             case "action":
-                guard value == "accept" || value == "drop" else { throw fail("action must be accept or drop, not '\(value)'") }
+                guard value == "accept" || value == "drop" else { throw fail("action must be accept or drop, not '\(QubesAPI.shown(value))'") }
                 rule.action = value
             case "proto":
-                guard ["tcp", "udp", "icmp"].contains(value) else { throw fail("proto must be tcp, udp or icmp, not '\(value)'") }
+                guard ["tcp", "udp", "icmp"].contains(value) else { throw fail("proto must be tcp, udp or icmp, not '\(QubesAPI.shown(value))'") }
                 rule.proto = value
             case "specialtarget":
-                guard value == "dns" else { throw fail("specialtarget must be dns, not '\(value)'") }
+                guard value == "dns" else { throw fail("specialtarget must be dns, not '\(QubesAPI.shown(value))'") }
                 rule.specialTarget = value
             case "dst4", "dst6", "dstname", "dsthost": rule.destination = try destination(value)
             case "dstports": rule.ports = try ports(value)
             case "icmptype":
-                guard let n = number(value, maxDigits: 3), n <= 255 else { throw fail("bad ICMP type '\(value)' (0-255)") }
+                guard let n = number(value, maxDigits: 3), n <= 255 else { throw fail("bad ICMP type '\(QubesAPI.shown(value))' (0-255)") }
                 rule.icmpType = n
             case "expire":
-                guard let n = number(value, maxDigits: 12) else { throw fail("bad expiration time '\(value)' (UNIX time)") }
+                guard let n = number(value, maxDigits: 12) else { throw fail("bad expiration time '\(QubesAPI.shown(value))' (UNIX time)") }
                 rule.expire = Int64(n)
-            default: throw fail("Unknown firewall option '\(key.prefix(40))'")
+            default: throw fail("Unknown firewall option '\(QubesAPI.shown(key))'")
             }
         }
         guard !rule.action.isEmpty else { throw fail("a rule needs action=accept or action=drop") }
@@ -127,7 +127,7 @@ struct FirewallRule: Sendable, Equatable {
             let ends = v.split(separator: "-", omittingEmptySubsequences: false)
             guard ends.count <= 2, let lo = number(String(ends[0]), maxDigits: 5),
                   let hi = ends.count == 2 ? number(String(ends[1]), maxDigits: 5) : lo else {
-                throw fail("bad dstports '\(v)' (N or N-M)")
+                throw fail("bad dstports '\(QubesAPI.shown(v))' (N or N-M)")
             }
             guard lo < 65536, hi < 65536 else { throw fail("Ports out of range") }
             guard lo <= hi else { throw fail("Invalid port range") }
@@ -136,7 +136,7 @@ struct FirewallRule: Sendable, Equatable {
 
         func destination(_ v: String) throws(FirewallRuleError) -> Destination {
             let pieces = v.split(separator: "/", omittingEmptySubsequences: false)
-            guard pieces.count <= 2 else { throw fail("Too many /: \(v)") }
+            guard pieces.count <= 2 else { throw fail("Too many /: \(QubesAPI.shown(v))") }
             let host = String(pieces[0])
             if pieces.count == 2 {
                 guard let len = number(String(pieces[1]), maxDigits: 3) else { throw fail("bad prefix length") }
@@ -144,7 +144,7 @@ struct FirewallRule: Sendable, Equatable {
                     guard len <= 128 else { throw fail("netmask for IPv6 must be <= 128") }
                     return .ipv6(v)
                 }
-                guard isAddress(host, AF_INET) else { throw fail("Invalid IP address: \(host)") }
+                guard isAddress(host, AF_INET) else { throw fail("Invalid IP address: \(QubesAPI.shown(host))") }
                 guard len <= 32 else { throw fail("netmask for IPv4 must be <= 32") }
                 return .ipv4(v)
             }
