@@ -12,9 +12,11 @@
 //   icmptype=0-255 (icmp only)   expire=UNIX-TIME (an expired rule is not answered)
 //   comment=TEXT (letters, digits, space and :;,./-_[])
 // Answered in qubesd's order: action expire dst* proto specialtarget dstports icmptype comment.
-// Stricter than qubesd on purpose: numbers are plain ASCII digits (Python's
-// int() also takes "+80" or "8_0"), a host name is not empty, at most
-// maxRules rules.
+// Lines and spaces are split and stripped as Python does (qubesd's
+// splitlines() and strip()). Stricter than qubesd on purpose: numbers are
+// plain ASCII digits (Python's int() also takes "+80" or "8_0"), a host name
+// is not empty, at most maxRules rules. FirewallOracleTests measures the
+// agreement with qubesd's own parser.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -59,8 +61,7 @@ struct FirewallRule: Sendable, Equatable {
     static func parseRules(_ untrusted: [UInt8]) throws(AdminError) -> [FirewallRule] {
         guard untrusted.allSatisfy({ $0 < 0x80 }) else { throw .protocolError("Rules contains non-ASCII characters") }
         let text = String(decoding: untrusted, as: UTF8.self)
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        if lines.last == "" { lines.removeLast() }      // the final newline ends the last rule
+        let lines = pythonLines(text)
         guard lines.count <= maxRules else { throw .value("Too many firewall rules: \(lines.count) (at most \(maxRules))") }
         var rules: [FirewallRule] = []
         for (i, line) in lines.enumerated() {
@@ -89,7 +90,7 @@ struct FirewallRule: Sendable, Equatable {
         }
         var seen: Set<String> = []
         var rule = FirewallRule(action: "", comment: comment)
-        for option in options.trimmingSpaces.split(separator: " ", omittingEmptySubsequences: false) {
+        for option in pythonStrip(options).split(separator: " ", omittingEmptySubsequences: false) {
             guard let eq = option.firstIndex(of: "=") else { throw fail("option '\(QubesAPI.shown(String(option)))' is not key=value") }
             let key = String(option[..<eq]), value = String(option[option.index(after: eq)...])
             let slot = ["dst4", "dst6", "dstname", "dsthost"].contains(key) ? "dsthost" : key
@@ -108,10 +109,10 @@ struct FirewallRule: Sendable, Equatable {
             case "dst4", "dst6", "dstname", "dsthost": rule.destination = try destination(value)
             case "dstports": rule.ports = try ports(value)
             case "icmptype":
-                guard let n = number(value, maxDigits: 3), n <= 255 else { throw fail("bad ICMP type '\(QubesAPI.shown(value))' (0-255)") }
+                guard let n = number(value, maxDigits: 3, max: 255) else { throw fail("bad ICMP type '\(QubesAPI.shown(value))' (0-255)") }
                 rule.icmpType = n
             case "expire":
-                guard let n = number(value, maxDigits: 12) else { throw fail("bad expiration time '\(QubesAPI.shown(value))' (UNIX time)") }
+                guard let n = number(value, max: maxExpire) else { throw fail("bad expiration time '\(QubesAPI.shown(value))' (UNIX time)") }
                 rule.expire = Int64(n)
             default: throw fail("Unknown firewall option '\(QubesAPI.shown(key))'")
             }
@@ -125,8 +126,8 @@ struct FirewallRule: Sendable, Equatable {
 
         func ports(_ v: String) throws(FirewallRuleError) -> ClosedRange<Int> {
             let ends = v.split(separator: "-", omittingEmptySubsequences: false)
-            guard ends.count <= 2, let lo = number(String(ends[0]), maxDigits: 5),
-                  let hi = ends.count == 2 ? number(String(ends[1]), maxDigits: 5) : lo else {
+            guard ends.count <= 2, let lo = number(String(ends[0]), max: 65535),
+                  let hi = ends.count == 2 ? number(String(ends[1]), max: 65535) : lo else {
                 throw fail("bad dstports '\(QubesAPI.shown(v))' (N or N-M)")
             }
             guard lo < 65536, hi < 65536 else { throw fail("Ports out of range") }
@@ -139,7 +140,7 @@ struct FirewallRule: Sendable, Equatable {
             guard pieces.count <= 2 else { throw fail("Too many /: \(QubesAPI.shown(v))") }
             let host = String(pieces[0])
             if pieces.count == 2 {
-                guard let len = number(String(pieces[1]), maxDigits: 3) else { throw fail("bad prefix length") }
+                guard let len = number(String(pieces[1]), max: 1000) else { throw fail("bad prefix length") }
                 if isAddress(host, AF_INET6) {
                     guard len <= 128 else { throw fail("netmask for IPv6 must be <= 128") }
                     return .ipv6(v)
@@ -155,10 +156,48 @@ struct FirewallRule: Sendable, Equatable {
         }
     }
 
-    /// ASCII digits only, at most `maxDigits` of them.
-    private static func number(_ s: String, maxDigits: Int) -> Int? {
+    /// The last expiry Python's datetime can hold (9999-12-31 23:59:59 UTC); qubesd refuses later ones.
+    static let maxExpire = 253_402_300_799
+
+    /// ASCII digits only (leading zeros allowed, as int() takes them), at most
+    /// `maxDigits` of them, the value at most `max`; nil otherwise.
+    private static func number(_ s: String, maxDigits: Int = .max, max: Int) -> Int? {
         guard !s.isEmpty, s.utf8.count <= maxDigits, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return Int(s)
+        var n = 0
+        for b in s.utf8 {
+            n = n * 10 + Int(b - 0x30)
+            if n > max { return nil }
+        }
+        return n
+    }
+
+    /// Python's str.splitlines() on ASCII: \n, \r\n, \r, \v, \f and \x1c-\x1e end a line; a last empty line is none.
+    static func pythonLines(_ text: String) -> [Substring] {
+        var out: [Substring] = []
+        let u = text.utf8
+        var start = u.startIndex, i = u.startIndex
+        while i < u.endIndex {
+            let b = u[i]
+            if b == 0x0a || b == 0x0d || b == 0x0b || b == 0x0c || (b >= 0x1c && b <= 0x1e) {
+                out.append(Substring(text[start..<i]))
+                var next = u.index(after: i)
+                if b == 0x0d, next < u.endIndex, u[next] == 0x0a { next = u.index(after: next) }
+                start = next; i = next
+            } else {
+                i = u.index(after: i)
+            }
+        }
+        if start < u.endIndex { out.append(Substring(text[start...])) }
+        return out
+    }
+
+    /// Python's str.strip() on ASCII: space, \t-\r and \x1c-\x1f.
+    static func pythonStrip(_ s: String) -> Substring {
+        let isSpace = { (c: Character) in c.asciiValue.map { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0d) || ($0 >= 0x1c && $0 <= 0x1f) } ?? false }
+        var t = Substring(s)
+        while let f = t.first, isSpace(f) { t = t.dropFirst() }
+        while let l = t.last, isSpace(l) { t = t.dropLast() }
+        return t
     }
 
     /// Letters, digits and :;,./-_[] (qubesd's safe set for option values).
