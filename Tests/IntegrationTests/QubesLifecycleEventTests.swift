@@ -70,6 +70,42 @@ final class QubesLifecycleEventTests: XCTestCase {
         XCTAssertEqual(served.wait(timeout: .now() + 10), .success)
     }
 
+    /// qvm-clone of a running domain: its private volume as of its last stop
+    /// (Qubes' pools copy a running volume's last committed state).
+    func testCloneOfARunningDomainCopiesItsPrivateVolumeAsOfItsLastStop() throws {
+        let h = try Host()
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("work")
+        try h.create("copy")
+        let methods = AdminMethods(daemon: h.daemon)
+        defer { methods.close() }
+        func call(_ method: String, _ arg: String = "", dest: String, payload: String = "") -> AdminResponse {
+            methods.handle(AdminRequest(method: method, argument: arg, dest: dest, payload: Array(payload.utf8)), callerSource: "dom0")
+        }
+        func token() throws -> String {
+            guard case .success(let t) = call("admin.vm.volume.CloneFrom", "private", dest: "work") else { throw XCTSkip("CloneFrom failed") }
+            return String(decoding: t, as: UTF8.self)
+        }
+        try h.daemon.runtime.start("work")
+        // Never stopped: nothing committed yet.
+        guard case .failure(let e) = call("admin.vm.volume.CloneTo", "private", dest: "copy", payload: try token()) else {
+            return XCTFail("a clone of a domain that never stopped")
+        }
+        XCTAssertTrue(e.message.contains("shut it down first"), e.message)
+        XCTAssertEqual(try h.run("work", "echo committed > /rw/first").0, 0)
+        try h.daemon.runtime.shutdown("work", wait: true)
+        try h.daemon.runtime.start("work")
+        XCTAssertEqual(try h.run("work", "echo live > /rw/second").0, 0)
+        XCTAssertEqual(call("admin.vm.volume.CloneTo", "private", dest: "copy", payload: try token()), .success([]))
+        // The destination must be halted; the source's root is not cloned while it runs.
+        try h.daemon.runtime.start("copy")
+        XCTAssertEqual(call("admin.vm.volume.CloneTo", "private", dest: "copy", payload: try token()),
+                       .failure(AdminError("QubesVMNotHaltedError", "Domain is not powered off: 'copy'")))
+        let r = try h.run("copy", "cat /rw/first; ls /rw/second 2>/dev/null || echo no-second")
+        XCTAssertEqual(r.1, "committed\nno-second\n")
+    }
+
     /// The index of the NUL that ends the first whole event frame, if any:
     /// `1\0subject\0name\0` then key/value pairs, then an empty field.
     static func frameEnd(_ b: [UInt8]) -> Int? {

@@ -1,8 +1,11 @@
 // admin.vm.volume.CloneTo's copy: one domain's persistent volume replaced by
 // a copy of another's (qvm-clone copies every save_on_stop volume after
-// creating the new domain). Both domains are halted (the caller checks): a
-// running domain's private image is being written, so a copy of it would be
-// torn. The copy is built beside the volume and renamed over it, so a
+// creating the new domain). The destination is halted. A running source's
+// private volume is copied as of its last stop (the tree kept for its next
+// revision, private.base), as Qubes' pools copy a running volume's last
+// committed state: the live image is being written, a copy of it would be
+// torn. A running source's root is refused (a persistent root is written in
+// place). The copy is built beside the volume and renamed over it, so a
 // failure leaves the destination as it was.
 #if canImport(Glibc)
 import Glibc
@@ -33,16 +36,26 @@ extension VolumeManager {
         let (first, second) = src < dst ? (src, dst) : (dst, src)
         try PrivateVolumeLock.with(privateImage(first)) { () throws(DomainError) in
             try PrivateVolumeLock.with(privateImage(second)) { () throws(DomainError) in
-                // Checked again under the locks: a start marks the domain running under the same lock.
-                for d in [src, dst] where FileOps.exists(runningMarker(d)) { throw DomainError.notHalted(d) }
-                try refuseIfHeldByGuest(src)
+                // Checked under the locks: a start marks the domain running under the same lock.
+                if FileOps.exists(runningMarker(dst)) { throw DomainError.notHalted(dst) }
                 try refuseIfHeldByGuest(dst)
                 if LoopDevice.isMountPoint(privateDir(dst)) { try closePrivate(dst) }   // left by a crash
-                try makePrivateImageIfMissing(src)
                 let tmp = "\(domainDir(dst))/.private.img.clone"
                 _ = unlink(tmp)
                 do throws(DomainError) {
-                    _ = try Spawn.run(["cp", "--reflink=auto", "--sparse=always", "--", privateImage(src), tmp])
+                    if FileOps.exists(runningMarker(src)) {
+                        // Its state as of its last stop (a stop rewrites the base under this same lock).
+                        guard FileOps.isDirectory(baseDir(src)) else {
+                            throw DomainError.storage("\(src) has run since it was created and has not stopped yet: "
+                                                      + "nothing of its private volume is committed to copy; shut it down first")
+                        }
+                        let bytes = VolumeImage.size(privateImage(src)) ?? defaultPrivateSize
+                        try VolumeImage.create(tmp, bytes: bytes, populateFrom: baseDir(src))
+                    } else {
+                        try refuseIfHeldByGuest(src)
+                        try makePrivateImageIfMissing(src)
+                        _ = try Spawn.run(["cp", "--reflink=auto", "--sparse=always", "--", privateImage(src), tmp])
+                    }
                     try FileOps.rename(tmp, privateImage(dst))
                 } catch {
                     _ = unlink(tmp)
@@ -54,7 +67,7 @@ extension VolumeManager {
     }
 
     private func cloneRoot(from src: String, to dst: String, in s: DomainsSnapshot) throws(DomainError) {
-        guard !FileOps.exists(runningMarker(dst)) else { throw .notHalted(dst) }
+        for d in [src, dst] where FileOps.exists(runningMarker(d)) { throw .notHalted(d) }
         try ensureRootTree(src, in: s)      // a VM session may have written the image since
         let staging = "\(domainDir(dst))/.root.clone", old = "\(domainDir(dst))/.root.old"
         try FileOps.removeTree(staging)

@@ -13,7 +13,8 @@
 //   Console, pool.Add...) is QubesNotImplementedError, which Qubes' tools
 //   report, where qubesd drops the connection (ProtocolError).
 // - Devices: Qubes' classes with nothing in them (no domain exposes devices).
-// - admin.vm.volume.CloneFrom/CloneTo copy between halted domains only.
+// - admin.vm.volume.CloneTo needs a halted destination; a running source's
+//   private volume is copied as of its last stop, its root not at all.
 // - Events carry qubesd's names and keyword arguments, in qubesd's order
 //   (property-pre-set:X before property-set:X, domain-feature-pre-set:X before
 //   domain-feature-set:X; domain-pre-start, domain-spawn, domain-start;

@@ -4,9 +4,10 @@
 // stands for the write right on the source volume (CloneFrom needs it, as in
 // qubesd), so CloneTo needs only the write right on the destination.
 //
-// Where Odyssey differs from qubesd: both domains must be halted (qubesd's
-// pools copy a running source's last committed state; here the private image
-// of a running domain is live); at most VolumeCloneTokens.limit tokens wait
+// Where Odyssey differs from qubesd: the destination must be halted, and so
+// must the source of a root (a running source's private volume is copied as
+// of its last stop, as qubesd's pools copy a running volume's last committed
+// state); at most VolumeCloneTokens.limit tokens wait
 // at once (the oldest is forgotten), and a token dies with its source domain
 // (checked by uuid, so a new domain of the same name does not inherit it).
 import Domains
@@ -65,7 +66,9 @@ extension QubesAPI {
                 guard src.volume == c.argument else {
                     throw .value("Cannot copy volume '\(src.volume)' of \(src.domain) onto volume '\(c.argument)' of \(c.dest)")
                 }
-                for name in [src.domain, c.dest] where lifecycle.powerState(name) != .halted {
+                // A running source's private volume is copied as of its last stop (VolumeClone.swift).
+                let mustBeHalted = c.argument == "root" ? [src.domain, c.dest] : [c.dest]
+                for name in mustBeHalted where lifecycle.powerState(name) != .halted {
                     throw AdminError("QubesVMNotHaltedError", "Domain is not powered off: '\(name)'")
                 }
                 try domain { () throws(DomainError) in try daemon.volumes.cloneVolume(c.argument, from: src.domain, to: dst.name, in: snap) }
