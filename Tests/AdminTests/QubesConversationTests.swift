@@ -28,6 +28,15 @@ final class QubesConversationTests: XCTestCase {
         ("qvm_create", ["-P", "default", "-t", "tpl", "-l", "red", "pooled"]),
         ("qvm_tags", ["work", "add", "isolation-xen"]),
         ("qvm_prefs", ["work"]),
+        ("qvm_ls", []),
+        ("qvm_volume", ["list"]),
+        ("qvm_pool", []),
+        ("qubes_prefs", []),
+        ("qvm_features", ["work2"]),
+        ("qvm_tags", ["work2"]),
+        ("qvm_firewall", ["work", "del", "--rule-no", "0"]),
+        ("qvm_device", ["usb", "attach", "work", "sys-usb:2-1"]),
+        ("qvm_remove", ["-f", "work2"]),
     ]
 
     func testRecordConversation() throws {
@@ -63,8 +72,10 @@ final class QubesConversationTests: XCTestCase {
         }
         XCTAssertEqual(compared, calls.count)
         // The session's effect, as the client left it.
-        XCTAssertEqual(h.ok("admin.vm.tag.List", dest: "work2"), "isolation-native\nmine\n")
-        XCTAssertEqual(h.ok("admin.vm.notes.Get", dest: "work2"), "hello notes")
+        XCTAssertEqual(h.ok("admin.vm.notes.Get", dest: "work"), "hello notes")
+        XCTAssertEqual(h.ok("admin.vm.firewall.Get", dest: "work"), "action=accept\n", "rule 0 deleted")
+        XCTAssertEqual(h.fails("admin.vm.List", dest: "work2").type, "QubesVMNotFoundError", "the clone removed")
+        XCTAssertEqual(h.ok("admin.vm.List", dest: "pooled").split(separator: " ").first, "pooled")
     }
 
     /// What differs between two runs of the same session, named.
