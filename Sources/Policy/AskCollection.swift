@@ -8,11 +8,14 @@ struct CollectedChoices {
     var set: ChoiceSet
     /// The keyword `@dispvm`, resolved through the source's `default_dispvm` at the end.
     var dispVMKeyword = false
+    /// The keyword `@adminvm`, which becomes `dom0` at the end: a separate entry until then, so
+    /// a deny of `dom0` does not take away an `@adminvm` (nor the reverse), as in the reference.
+    var adminKeyword = false
 }
 
 enum AskCollection {
     /// Adds (or, for a deny rule, removes) what `token` expands to.
-    /// Dom0 in any spelling is one choice ("dom0"), as the reference's keyword `@adminvm` is.
+    /// `dom0` and the all-zero UUID are the choice "dom0"; the keyword `@adminvm` is kept apart.
     static func apply(_ token: PolicyToken, removing: Bool, to choices: inout CollectedChoices,
                       system: PolicySystem, location: @autoclosure () -> String) throws(Refusal) {
         func single(_ position: Int?) {
@@ -33,7 +36,7 @@ enum AskCollection {
             many(system.everyTemplate)
             choices.dispVMKeyword = !removing
         case .adminVM:
-            single(system.dom0Position)
+            choices.adminKeyword = !removing
         case .defaultTarget:
             break
         case .dispVM:
@@ -84,8 +87,9 @@ enum AskCollection {
         return choices
     }
 
-    /// The final list: `@dispvm` through `default_dispvm`, minus the source and internal domains,
-    /// minus anything not running when the rule says `autostart=no`; sorted.
+    /// The final list, in the reference's order of steps: `@dispvm` through `default_dispvm`,
+    /// `@adminvm` as `dom0`, minus the source, minus internal domains (and their `@dispvm:`),
+    /// then with `autostart=no` only dom0 and running domains; sorted.
     static func finish(_ collected: CollectedChoices, context: MatchContext, autostart: Bool,
                        location: String) throws(Refusal) -> [String] {
         let system = context.system
@@ -93,25 +97,29 @@ enum AskCollection {
         var extra: [String] = []
         if collected.dispVMKeyword, let sourceIndex = context.source.domain,
            let name = system.domains[sourceIndex].defaultDispvm {
-            if let index = system.domainIndex(of: name), let position = system.templatePosition[index] {
+            // The reference offers "@dispvm:" + default_dispvm unchecked, then fails reading
+            // the facts of a domain that does not exist.
+            guard let index = system.domainIndex(of: name) else {
+                throw Refusal("ask: default_dispvm \(PythonText.repr(name)) of \(context.sourceText) names no "
+                              + "existing domain (\(location))")
+            }
+            if let position = system.templatePosition[index], system.domains[index].name == name {
                 set.insert(position)
-            } else {
-                // The reference offers "@dispvm:NAME" without checking NAME.
-                extra.append("@dispvm:" + name)
+            } else if !system.domains[index].internal {
+                extra.append("@dispvm:" + name)  // not a template: offered all the same
             }
         }
+        if collected.adminKeyword { set.insert(system.dom0Position) }
         if context.source.kind == .dom0 || context.source.kind == .adminKeyword {
             set.remove(system.dom0Position)
         } else if let sourceIndex = context.source.domain {
             set.remove(system.namePosition[sourceIndex])
         }
-        extra.removeAll { $0 == context.sourceText }
         set.subtract(system.internalChoices)
         if !autostart {
-            if set.contains(system.dom0Position) && system.dom0Index == nil {
-                throw Refusal("autostart=no: dom0 is not a known domain (\(location))")
-            }
+            let keepsDom0 = set.contains(system.dom0Position)  // dom0 needs no start
             set.formIntersection(system.runningChoices)
+            if keepsDom0 { set.insert(system.dom0Position) }
             extra.removeAll()  // only "@dispvm:..." can be here, and a disposable always starts
         }
         var names: [String] = []

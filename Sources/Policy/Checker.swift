@@ -109,7 +109,8 @@ extension Policy {
                     triedAny = true
                     let context = MatchContext(system: system, serviceId: serviceId, argumentId: argumentId,
                                                source: source, target: Subject(kind: .defaultTarget),
-                                               defaultDispVM: .unset, sourceText: domain.name)
+                                               defaultDispVM: .unset, sourceText: domain.name,
+                                               targetText: "")
                     if offersSomething(askRule, context: context) { return false }
                 }
             }

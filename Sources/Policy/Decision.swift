@@ -29,8 +29,9 @@ enum DecisionReason: Sendable, Equatable {
 
 /// The decision for one call.
 ///
-/// - `allow`: `target` is the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a
-///   new disposable); `user` is nil when the rule sets none (the reference daemon prints
+/// - `allow`: `target` is the reference's answer (the target as written: `uuid:...` stays),
+///   `targetName` the domain to connect to (`dom0`, a name, or `@dispvm:TEMPLATE` for a new
+///   disposable); `user` is nil when the rule sets none (the reference daemon prints
 ///   `user=DEFAULT` there: the target's default user).
 /// - `ask`: `targetsForAsk` lists the choices, sorted in code-point order; `defaultTarget` is
 ///   the preselected one, if any. The broker turns the user's answer into an allow or a deny
@@ -40,7 +41,12 @@ enum DecisionReason: Sendable, Equatable {
 /// `rule` is "BASENAME:LINE" of the deciding rule (nil when no rule decided).
 public struct Decision: Sendable, Equatable {
     public var resolution: Resolution
+    /// For `allow`: the target as the reference answers it, in the form the request or the
+    /// rule wrote it (`uuid:UUID`, `@dispvm:uuid:UUID` stay so; every spelling of dom0 is `dom0`).
     public var target: String?
+    /// For `allow`: the same target by name, what the broker connects to (`dom0`, a domain's
+    /// name, or `@dispvm:TEMPLATE-NAME`).
+    public var targetName: String?
     public var user: String?
     public var autostart: Bool
     public var notify: Bool
@@ -60,6 +66,7 @@ public struct Decision: Sendable, Equatable {
          why: DecisionReason) {
         self.resolution = resolution
         self.target = target
+        self.targetName = target
         self.user = user
         self.autostart = autostart
         self.notify = notify
@@ -81,6 +88,7 @@ public struct Decision: Sendable, Equatable {
         var decision = self
         decision.resolution = .deny
         decision.target = nil
+        decision.targetName = nil
         decision.user = nil
         decision.autostart = false
         decision.notify = notify
@@ -90,30 +98,31 @@ public struct Decision: Sendable, Equatable {
         return decision
     }
 
-    /// The user approved an ask with `choice`. The choice must be one offered; `@dispvm` is
-    /// refused (the reference fails on it), `@adminvm` means dom0, and a call back to the
-    /// source itself is refused. With the system snapshot, a `uuid:` choice is compared with the
-    /// source by identity and turned into the domain's name, and a name no domain has is refused.
+    /// The user approved an ask with `choice`, which must be one offered. As in the reference,
+    /// the answer keeps the choice as written (`dom0` for its spellings), a choice equal to the
+    /// source's name as given is a loopback and refused, and a choice naming no domain (`@dispvm`
+    /// from `ask target=@dispvm`, an unchecked `target=`) is refused, where the reference fails.
+    /// With the system snapshot, `targetName` is the domain's name to connect to.
     public func approving(_ choice: String, source: String, in system: PolicySystem? = nil) -> Decision {
         guard resolution == .ask else { return self }
         guard targetsForAsk.contains(choice) else { return denied("target \(choice) is not a valid choice") }
         if choice == "@dispvm" {
             return denied("ask choice @dispvm cannot be approved: it names no disposable template")
         }
-        var target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
-        var sameDomain = false
-        if let system, target != "dom0", target.unicodeScalars.first != "@" {
-            guard let index = system.domainIndex(of: target) else { return denied("invalid target: \(choice)") }
-            target = system.domains[index].name
-            sameDomain = system.domainIndex(of: source) == index
-        }
-        if sameDomain || target == source || (target == "dom0" && PolicyToken.isDom0Like(source)) {
-            return denied("loopback qrexec connection not supported")
+        if choice == source { return denied("loopback qrexec connection not supported") }
+        let target = PolicyToken.isDom0Like(choice) ? "dom0" : choice
+        var name = target
+        if let system, target != "dom0" {
+            let isDispVM = target.hasPrefix("@dispvm:")
+            let domainText = isDispVM ? String(target.dropFirst("@dispvm:".count)) : target
+            guard let index = system.domainIndex(of: domainText) else { return denied("invalid target: \(choice)") }
+            name = (isDispVM ? "@dispvm:" : "") + system.domains[index].name
         }
         var decision = self
         decision.why = .allowed(location: "\(rulePath ?? "?"):\(ruleLine ?? 0)")
         decision.resolution = .allow
         decision.target = target
+        decision.targetName = name
         decision.targetsForAsk = []
         decision.defaultTarget = nil
         return decision

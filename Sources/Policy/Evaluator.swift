@@ -6,15 +6,14 @@ extension Policy {
     /// `useIndex: false` scans every rule in order (the plain first-match scan) instead of only
     /// the rules of the request's service; the decision is the same, only slower.
     public func evaluate(_ request: PolicyRequest, in system: PolicySystem, useIndex: Bool = true) -> Decision {
-        if rules.isEmpty {
-            if let loadError { return .deny(.policyNotLoaded(loadError)) }
-            return .deny(.noMatchingRule)
-        }
+        if rules.isEmpty, let loadError { return .deny(.policyNotLoaded(loadError)) }
+        // The request is checked before any rule is read, as the reference builds it first.
         let context: MatchContext
         switch makeContext(request, system: system) {
         case .success(let made): context = made
         case .failure(let refusal): return .deny(.refused(refusal.message))
         }
+        if rules.isEmpty { return .deny(.noMatchingRule) }
         switch firstMatch(context, useIndex: useIndex) {
         case .none:
             return .deny(.noMatchingRule)
@@ -41,7 +40,8 @@ extension Policy {
         }
         return .success(MatchContext(system: system, serviceId: index.services.id(request.service),
                                      argumentId: index.arguments.id(argument), source: source, target: target,
-                                     defaultDispVM: defaultDispVM, sourceText: request.source))
+                                     defaultDispVM: defaultDispVM, sourceText: request.source,
+                                     targetText: request.target))
     }
 
     enum FirstMatch {
@@ -86,7 +86,10 @@ extension Policy {
     // MARK: allow
 
     private func allow(_ rule: PolicyRule, context: MatchContext) -> Decision {
+        // `target` is the reference's answer: the form the request or the redirect gave
+        // (`uuid:...` and `@dispvm:uuid:...` stay as written); `name` is the domain to connect to.
         let target: String
+        let name: String
         let targetDomain: Int?
         switch allowedTarget(rule, context: context) {
         case .failure(let refusal): return .deny(.refused(refusal.message), rule: rule)
@@ -95,7 +98,9 @@ extension Policy {
         let system = context.system
         if !rule.action.autostart {
             let wouldStart: Bool
-            if target.hasPrefix("@dispvm") {
+            if PolicyToken.isDom0Like(target) {
+                wouldStart = false
+            } else if target.hasPrefix("@dispvm") {
                 wouldStart = true  // a disposable is always started
             } else if let index = targetDomain {
                 wouldStart = system.domains[index].powerState != "Running"
@@ -108,19 +113,35 @@ extension Policy {
                              notify: rule.action.notify)
             }
         }
-        let isLoopback = target == context.sourceText
-            || (targetDomain != nil && targetDomain == context.source.domain)
-            || (target == "dom0" && (context.source.kind == .dom0 || context.source.kind == .adminKeyword))
-        if isLoopback { return .deny(.refused("loopback qrexec connection not supported"), rule: rule) }
-
-        return Decision(resolution: .allow, target: target, user: rule.action.user, autostart: rule.action.autostart,
-                        notify: rule.action.notify, rule: rule, why: .allowed(location: rule.location))
+        // The reference compares the two strings: a call to oneself spelled differently (a
+        // `uuid:` form, `dom0` from `uuid:0...`) is decided like any other call.
+        if target == context.sourceText { return .deny(.refused("loopback qrexec connection not supported"), rule: rule) }
+        if PolicyToken.isDom0Like(target) {
+            name = "dom0"
+        } else if target.hasPrefix("@dispvm:") {
+            // The reference reads the template's facts here and fails when there is none.
+            let template = String(target.dropFirst("@dispvm:".count))
+            guard let index = system.domainIndex(of: template) else {
+                return .deny(.refused("@dispvm:\(template): no such domain to start a disposable from "
+                                      + "(\(rule.location))"), rule: rule)
+            }
+            name = "@dispvm:" + system.domains[index].name
+        } else if let index = targetDomain {
+            name = system.domains[index].name
+        } else {
+            return .deny(.refused("\(target) is not a known domain (\(rule.location))"), rule: rule)
+        }
+        var decision = Decision(resolution: .allow, target: PolicyToken.isDom0Like(target) ? "dom0" : target,
+                                user: rule.action.user, autostart: rule.action.autostart,
+                                notify: rule.action.notify, rule: rule, why: .allowed(location: rule.location))
+        decision.targetName = name
+        return decision
     }
 
     /// Where an allow rule sends the call: its redirect if it has one (applied after matching, so
-    /// deny rules for the new target are not consulted), else the requested target. Either is
-    /// verified like a caller's request; `@dispvm` becomes the source's `default_dispvm` and any
-    /// spelling of dom0 becomes `dom0`.
+    /// deny rules for the new target are not consulted), else the requested target, in the form
+    /// it was written. Either is verified like a caller's request; `@dispvm` becomes the
+    /// source's `default_dispvm` (not checked here) and `@adminvm` becomes `dom0`.
     private func allowedTarget(_ rule: PolicyRule, context: MatchContext) -> Result<(String, Int?), Refusal> {
         let system = context.system
         func noTarget() -> Refusal {
@@ -137,15 +158,16 @@ extension Policy {
             switch context.target.kind {
             case .defaultTarget:
                 return .failure(noTarget())
-            case .dom0, .adminKeyword:
+            case .adminKeyword:
                 return .success(("dom0", system.dom0Index))
+            case .dom0:
+                return .success((context.targetText, system.dom0Index))
             case .dispVM:
                 return dispVM()
             case .dispVMTemplate, .named:
                 // Normalization gives both kinds a domain; a missing one is refused, not trapped on.
                 guard let index = context.target.domain else { return .failure(noTarget()) }
-                let name = system.domains[index].name
-                return context.target.kind == .named ? .success((name, index)) : .success(("@dispvm:" + name, nil))
+                return .success((context.targetText, index))
             }
         }
         switch redirect {
@@ -157,21 +179,23 @@ extension Policy {
             guard let index = system.domainIndex(of: name), system.domains[index].templateForDispvms else {
                 return .failure(Refusal("not a template for dispvm: \(name)"))
             }
-            return .success(("@dispvm:" + system.domains[index].name, nil))
+            return .success(("@dispvm:" + name, nil))
         case .name(let name):
-            if PolicyToken.isDom0Like(name) { return .success(("dom0", system.dom0Index)) }
-            guard let index = system.domainIndex(of: name) else { return .failure(noTarget()) }
-            return .success((system.domains[index].name, index))
+            guard let index = system.domainIndex(of: name) else {
+                if PolicyToken.isDom0Like(name) { return .success((name, nil)) }
+                return .failure(noTarget())
+            }
+            return .success((name, index))
         default:
             return .failure(noTarget())  // the grammar admits no other redirect
         }
     }
 
-    /// `@dispvm` for this source: "@dispvm:" + its `default_dispvm`, nil if unset.
+    /// `@dispvm` for this source: "@dispvm:" + its `default_dispvm` as the facts spell it (the
+    /// reference does not check it here), nil if unset.
     private func dispVMTemplate(of context: MatchContext) -> String? {
         guard let sourceIndex = context.source.domain,
               let name = context.system.domains[sourceIndex].defaultDispvm else { return nil }
-        if let index = context.system.domainIndex(of: name) { return "@dispvm:" + context.system.domains[index].name }
         return "@dispvm:" + name
     }
 
@@ -211,12 +235,13 @@ extension Policy {
                         defaultTarget: defaultTarget, why: .asked(location: location))
     }
 
-    /// `ask target=X` offers exactly X, as written. With `autostart=no` it must be running.
+    /// `ask target=X` offers exactly X, as written (any spelling of dom0 as `dom0`); it is not
+    /// checked. With `autostart=no` it must be dom0 or running.
     func fixedChoice(_ redirect: PolicyToken, autostart: Bool, system: PolicySystem,
-                             location: String) throws(Refusal) -> [String] {
-        let choice = redirect.description
-        guard !autostart else { return [choice] }
-        if redirect == .adminVM { return [choice] }
+                     location: String) throws(Refusal) -> [String] {
+        let isDom0 = redirect == .adminVM || redirect.isDom0LikeName
+        let choice = isDom0 ? "dom0" : redirect.description
+        guard !autostart, !isDom0 else { return [choice] }
         if choice.hasPrefix("@dispvm") { return [] }
         // The reference looks the domain up unconditionally here and fails if it is missing.
         guard let index = system.domainIndex(of: choice) else {

@@ -19,8 +19,10 @@ struct MatchContext {
     let target: Subject
     /// Only computed when the target is `@dispvm` (the only case that reads it).
     let defaultDispVM: DefaultDispVM
-    /// The source as the caller's transport named it, for messages.
+    /// The source as the caller's transport named it (the reference's loopback test compares it).
     let sourceText: String
+    /// The requested target as the caller wrote it (an allow answers it in that form).
+    let targetText: String
 }
 
 enum Matcher {
@@ -64,21 +66,27 @@ enum Matcher {
             return matches(token, context.target) ? .yes : .no
         }
         switch token {
-        case .dispVMTemplateName(let id), .dispVMTemplateUUID(let id):
-            let byName: Bool
-            if case .dispVMTemplateName = token { byName = true } else { byName = false }
+        case .dispVMTemplateName(let id):
+            // The reference compares "@dispvm:" + default_dispvm with the rule's text as strings.
             switch context.defaultDispVM {
             case .unset:
                 return .refused(Refusal(noDefaultDispVM(context, location: location())))
-            case .missing(_, let nameId, let uuidId):
-                return (byName ? nameId : uuidId) == id ? .yes : .no
+            case .missing(_, let nameId, _):
+                return nameId == id ? .yes : .no
             case .existing(let template):
-                return (byName ? template.nameId : template.uuidId) == id ? .yes : .no
+                return template.nameId == id ? .yes : .no
             }
+        case .dispVMTemplateUUID:
+            // `@dispvm:uuid:U` never equals "@dispvm:" + a name as a string: no match, but the
+            // lookup of an unset default_dispvm fails first in the reference.
+            if case .unset = context.defaultDispVM {
+                return .refused(Refusal(noDefaultDispVM(context, location: location())))
+            }
+            return .no
         case .dispVMTag(let id):
             switch context.defaultDispVM {
             case .unset:
-                return .refused(Refusal(noDefaultDispVM(context, location: location())))
+                return .no  // the reference finds no template and moves on
             case .missing(let name, _, _):
                 return .refused(Refusal("default_dispvm \(PythonText.repr(name)) of \(context.sourceText) does not "
                                         + "exist (needed by \(location()))"))

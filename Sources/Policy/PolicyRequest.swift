@@ -109,7 +109,8 @@ struct Subject {
             do {
                 token = try PolicyToken.parse(text, context: .intendedTarget)
             } catch {
-                return .failure(Refusal(error.message))
+                // The reference raises its syntax error without a file: "<unknown>:0: ".
+                return .failure(Refusal("<unknown>:0: " + error.message))
             }
             switch token {
             case .defaultTarget: return .success(Subject(kind: .defaultTarget))
@@ -121,7 +122,7 @@ struct Subject {
                 return .success(Subject(kind: .dispVMTemplate, domain: index, system: system, policy: policy))
             default:
                 // The intended-target context admits no other token; kept for completeness.
-                return .failure(Refusal("invalid intendedtarget token: \(PythonText.repr(text))"))
+                return .failure(Refusal("<unknown>:0: invalid intendedtarget token: \(PythonText.repr(text))"))
             }
         }
         // A caller cannot probe which domains exist: an unknown name is just "no target given".

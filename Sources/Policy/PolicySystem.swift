@@ -13,7 +13,7 @@ public struct PolicyDomain: Sendable, Codable, Equatable {
     public var powerState: String
     /// Without the `uuid:` prefix.
     public var uuid: String?
-    /// Internal domains are never offered as ask choices.
+    /// Internal domains are never offered as ask choices (nor their `@dispvm:NAME`).
     public var `internal`: Bool
 
     public init(name: String, type: String = "AppVM", tags: [String] = [], templateForDispvms: Bool = false,
@@ -134,7 +134,11 @@ final class PolicySystemTables: Sendable {
             everyName.insert(position)
             if domain.type != "AdminVM" { nonAdminNames.insert(position) }
             if domain.powerState == "Running" { running.insert(position) }
-            if domain.internal { internalChoices.insert(position) }
+            // An internal domain is never offered, neither itself nor as `@dispvm:NAME`.
+            if domain.internal {
+                internalChoices.insert(position)
+                if let templatePosition = templatePosition[index] { internalChoices.insert(templatePosition) }
+            }
             byType[domain.type, default: empty].insert(position)
             for tag in domain.tags { byTag[tag, default: empty].insert(position) }
             if let templatePosition = templatePosition[index] {

@@ -26,6 +26,7 @@ struct Ody: ParsableCommand {
                       Events.self, Plugins.self, Addons.self, PolicyCommand.self, Backend.self])
 }
 
+QrexecClientCompat.runIfInvoked(CommandLine.arguments)   // called as Qubes' qrexec-client
 let arguments = RunFastPath.normalizeDispvm(CommandLine.arguments)
 RunFastPath.runIfPlain(arguments)
 Ody.main(Array(arguments.dropFirst()))

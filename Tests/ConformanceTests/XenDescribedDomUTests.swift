@@ -6,7 +6,8 @@
 // scripts/xen-tests); skips elsewhere, saying where it runs.
 //   - the guest kit's init reaches `odyssey-init: exec /.odyssey/bin/odyssey-agent`
 //     on hvc0 with root, private, swap, the modules image and odybin mounted
-//     (the agent then cannot reach dom0 until vchan-xen lands: expected);
+//     (nothing serves the agent's channel here: IntegrationTests.XenDomainTests
+//     runs the whole domain under odysseyd);
 //   - the template's image is never written; the per-start files are gone
 //     once the domain is killed;
 //   - the start bar's pair: vmm-xen start to that line, and libxl creating

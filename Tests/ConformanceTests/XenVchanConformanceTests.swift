@@ -40,7 +40,8 @@ final class XenVchanConformanceTests: XCTestCase {
         let fx = try fixture()
         let f = try XCTUnwrap(fx.backends.registry.factory(.vchan, "xen"))
         XCTAssertEqual(f.pluginID, "vchan-xen")
-        XCTAssertEqual(f.capabilities, ODY_VCHAN_CAP_CROSS_KERNEL, "cross-kernel, no fd passing")
+        XCTAssertEqual(f.capabilities, ODY_VCHAN_CAP_CROSS_KERNEL | ODY_VCHAN_CAP_PEER_MUST_EXIST,
+                       "cross-kernel, the peer must exist before server_init, no fd passing")
     }
 
     func testNoXenIsRefusedCleanlyAndHostKeepsRunning() throws {

@@ -59,6 +59,59 @@ extension XenVchanConformanceTests {
         server.close()
         try XenConformanceTests.waitForConsole(name, "XEN VCHAN CHECK OK 100000", seconds: 60)
         print("XenVchanDomUTests: dom0 <-> domU \(name) over vchan-xen: 100 KB echoed, the domU saw EOF")
+        try peerDeath(v, vmm: vmm, domU: name, ports: (port + 1, port + 2))
+    }
+
+    /// The same boot, second part (issue 13): the domU's init then runs two
+    /// more clients at once, which echo until they are killed. Dom0 serves
+    /// one raw (the plugin's own blocking read) and one bridged (a socket, as
+    /// agent links use), measures 1,000 round trips of 64 B on the raw one
+    /// (printed: the qrexec bar's raw vchan round trip), blocks a reader in
+    /// each, and destroys the domU without either closing: both reads must
+    /// end (EOF or an error), not block for ever.
+    func peerDeath(_ v: VchanBackend, vmm: VmmBackend, domU name: String, ports: (UInt32, UInt32)) throws {
+        let raw = try v.serverInit(VchanEndpoint(local: "dom0", remote: name, port: ports.0))
+        defer { raw.close() }
+        let bridged = try v.serverInit(VchanEndpoint(local: "dom0", remote: name, port: ports.1), asSocket: true)
+        defer { bridged.close() }
+        for _ in 0..<600 where try raw.state() == .waiting || bridged.state() == .waiting { usleep(100_000) }
+        XCTAssertEqual(try raw.state(), .connected, "the domU's second client never connected")
+        XCTAssertEqual(try bridged.state(), .connected, "the domU's third client never connected")
+
+        let ping = [UInt8](repeating: 0x5a, count: 64)
+        var pong = [UInt8](repeating: 0, count: 64)
+        let t0 = Date()
+        for _ in 0..<1000 {
+            try raw.send(ping)
+            try pong.withUnsafeMutableBytes { try raw.recv($0) }
+        }
+        let rtt = Date().timeIntervalSince(t0)
+        XCTAssertEqual(pong, ping)
+        print(String(format: "XenVchanDomUTests: 1,000 round trips of 64 B dom0 <-> domU over vchan-xen: %.0f ms (%.2f ms each)", rtt * 1000, rtt))
+
+        let ended = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var rawResult = "", bridgedResult = ""
+        let fd = try bridged.pollFD()
+        Thread {
+            var b = [UInt8](repeating: 0, count: 64)
+            do { rawResult = "read \(try b.withUnsafeMutableBytes { try raw.read($0) }) bytes" } catch { rawResult = "\(error)" }
+            ended.signal()
+        }.start()
+        Thread {
+            var b = [UInt8](repeating: 0, count: 64)
+            let n = b.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            bridgedResult = "read \(n) bytes"
+            ended.signal()
+        }.start()
+        let k0 = Date()
+        try vmm.kill(name)   // libxl destroys it: nothing in the domU closes anything
+        XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "a blocked read outlived its peer domain by 30 s")
+        XCTAssertEqual(ended.wait(timeout: .now() + 30), .success, "a blocked read outlived its peer domain by 30 s")
+        print(String(format: "XenVchanDomUTests: the domU destroyed under blocked reads: raw %@, bridged %@, both within %.1f s",
+                     rawResult, bridgedResult, Date().timeIntervalSince(k0)))
+        XCTAssertTrue(rawResult == "read 0 bytes" || rawResult.contains("closed"), "raw: \(rawResult)")
+        XCTAssertEqual(bridgedResult, "read 0 bytes", "the bridged socket ends with EOF")
+        XCTAssertEqual(try raw.state(), .disconnected)
     }
 
     /// A newc cpio of /vchan-init, the static client and two modules, then the base initrd.
@@ -80,6 +133,8 @@ extension XenVchanConformanceTests {
         \(insmods)
         echo "XEN VCHAN DOMU UP"
         /odyssey-xen-vchan-check 0 \(port)
+        /odyssey-xen-vchan-check 0 \(port + 1) &
+        /odyssey-xen-vchan-check 0 \(port + 2) &
         while :; do /bin/busybox sleep 3600; done
 
         """

@@ -13,9 +13,10 @@ final class DaemonProcess {
     var env: [String: String] { ["ODYSSEY_SOCKET": dir + "/state/admin.sock"] }
 
     /// Needs root (native domains); skips with the reason otherwise.
-    init(_ label: String, extraConfig: String = "") throws {
+    /// `base`: where its directory goes (the Xen tier uses dom0's scratch disk).
+    init(_ label: String, extraConfig: String = "", base: String = "/tmp") throws {
         guard geteuid() == 0 else { throw XCTSkip("needs root (native domains); CI runs as root") }
-        dir = "/tmp/odyssey-\(label)-\(UUID().uuidString.prefix(6))"
+        dir = "\(base)/odyssey-\(label)-\(UUID().uuidString.prefix(6))"
         let plugins = dir + "/plugins"
         try Build.stagePlugins(into: plugins)
         config = dir + "/odyssey.toml"

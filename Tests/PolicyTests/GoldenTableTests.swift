@@ -51,7 +51,7 @@ final class GoldenTableTests: XCTestCase {
                        + "/golden/test.policy:2 but no DispVM base is set for this VM")
         XCTAssertEqual(reason("svc", "work"), "loopback qrexec connection not supported")
         XCTAssertEqual(reason("svc", "@dispvm:vault"), "not a template for dispvm: vault")
-        XCTAssertEqual(reason("svc", "@anyvm"), "invalid intendedtarget token: '@anyvm'")
+        XCTAssertEqual(reason("svc", "@anyvm"), "<unknown>:0: invalid intendedtarget token: '@anyvm'")
         XCTAssertEqual(reason("ask", ""), "policy define 'ask' action at /golden/test.policy:3 but no target is "
                        + "available to choose from")
     }

@@ -9,16 +9,22 @@
 #define ODYSSEY_CXENVCHAN_SHIM_H
 #include <stdint.h>
 #include <libxenvchan.h>
+#include <xenevtchn.h>
 #include <xenstore.h>
 
 /* libxenvchan_server_init leaves `blocking` uninitialised (malloc): every
  * channel is made non-blocking before its first use. */
 static inline void ody_xenvchan_set_nonblocking(struct libxenvchan *ctrl) { ctrl->blocking = 0; }
 
+/* The channel's event-channel handle: XenChannel binds a loopback pair of
+ * ports on it to wake its own blocked waiter (peer death, close). */
+static inline xenevtchn_handle *ody_xenvchan_event_handle(struct libxenvchan *ctrl) { return ctrl->event; }
+
 /* The libraries these headers (libxen-dev 4.17) describe. libxenvchan's
  * soname carries the Xen release; libxenstore's is stable. */
 #define ODY_LIBXENVCHAN_SONAME "libxenvchan.so.4.17"
 #define ODY_LIBXENSTORE_SONAME "libxenstore.so.4"
+#define ODY_LIBXENEVTCHN_SONAME "libxenevtchn.so.1"
 
 static const uint32_t ODY_XS_TRANSACTION_NONE = XBT_NULL;
 
@@ -38,5 +44,12 @@ ODY_XV_FN(xs_close)
 ODY_XV_FN(xs_read)
 ODY_XV_FN(xs_rm)
 ODY_XV_FN(xs_directory)
+ODY_XV_FN(xs_watch)
+ODY_XV_FN(xs_unwatch)
+ODY_XV_FN(xs_fileno)
+ODY_XV_FN(xs_check_watch)
+ODY_XV_FN(xenevtchn_bind_unbound_port)
+ODY_XV_FN(xenevtchn_bind_interdomain)
+ODY_XV_FN(xenevtchn_notify)
 #undef ODY_XV_FN
 #endif

@@ -11,6 +11,13 @@
 //    and a writer) polls the fd in slices without consuming, and looks at
 //    the ring again after each: an event the primary consumed costs it at
 //    most one slice, never a hang.
+// A peer domain destroyed without closing never signals again, and its live
+// flag in the ring stays set: the primary would block for ever. So the
+// channel can wake itself: kick() binds (once, lazily) a loopback pair of
+// event-channel ports on the channel's own handle and notifies it, which
+// makes the blocked read of the event fd return. XenPeerWatch calls
+// peerDied() (then kick) when the peer's domain is gone; close() kicks too.
+// The fast path is unchanged: no extra system call per wake-up.
 import CXenvchan
 import Glibc
 import PluginABI
@@ -30,28 +37,70 @@ public final class XenChannel: @unchecked Sendable {
     private var closed = false
     /// A thread is blocked reading the event channel (the primary waiter).
     private var primaryWaiting = false
+    /// The domain at the other end, and this one (for the loopback kick).
+    public let peerDomid: Int32
+    let ownDomid: Int32
+    /// The peer's domain is gone (XenPeerWatch): the channel is DISCONNECTED.
+    private var peerGone = false
+    /// The port notified to wake this channel's own waiter (bound on first kick).
+    private var kickPort: Int32?
+    private weak var watch: XenPeerWatch?
 
     /// How long a second waiter's poll lasts before it looks at the ring again.
     static let sliceMs: Int32 = 20
 
     init(api: XenVchanAPI, ctrl: UnsafeMutablePointer<libxenvchan>, isServer: Bool, label: String,
-         advertised: (store: XenStore, path: String)?) throws(XenVchanError) {
+         advertised: (store: XenStore, path: String)?, peer: Int32, own: Int32, watch: XenPeerWatch?) throws(XenVchanError) {
         // Checked before self is whole: a throw here runs no deinit (no double close).
         let fd = api.fd_for_select(ctrl)
         guard fd >= 0 else { api.close(ctrl); throw XenVchanError(ODY_E_BACKEND, "\(label): libxenvchan has no event channel fd") }
         self.api = api; self.ctrl = ctrl; self.isServer = isServer; self.label = label; self.advertised = advertised
+        peerDomid = peer; ownDomid = own
         eventFD = fd
         ody_xenvchan_set_nonblocking(ctrl)
+        // A peer in the same domain dies with this process; any other is watched.
+        if let watch, peer != own { self.watch = watch; watch.register(self) }
     }
 
     /// The last reference gone (no operation can be running): the ring is
     /// unshared or unmapped and the peer notified. libxenvchan_close also
     /// removes a server's xenstore entries if they are still there.
-    deinit { api.close(ctrl) }
+    deinit { watch?.unregister(self); api.close(ctrl) }
 
     /// close(): operations still running in other threads end with CLOSED
-    /// within a slice; the peer learns of it when the ring goes (deinit).
-    public func close() { lock.with { closed = true } }
+    /// (the primary is kicked, a second waiter sees it within a slice); the
+    /// peer learns of it when the ring goes (deinit).
+    public func close() {
+        lock.with { closed = true }
+        kick()
+    }
+
+    /// The peer's domain no longer exists: reads end (EOF once the ring is
+    /// drained), writes and waits fail, and a blocked waiter is woken.
+    public func peerDied() {
+        let first = lock.with { () -> Bool in defer { peerGone = true }; return !peerGone }
+        if first { kick() }
+    }
+
+    public var isPeerGone: Bool { lock.with { peerGone } }
+
+    /// Wakes the primary waiter: an event on a loopback pair of ports bound
+    /// on this channel's own event-channel handle (the read of eventFD
+    /// returns that port; libxenvchan_wait unmasks it). Bound on first use,
+    /// unbound with the handle when the channel closes.
+    func kick() {
+        let port: Int32? = lock.with {
+            if let p = kickPort { return p }
+            let h = ody_xenvchan_event_handle(ctrl)
+            let a = api.evtchn_bind_unbound_port(h, UInt32(ownDomid))
+            guard a >= 0 else { return nil }
+            let b = api.evtchn_bind_interdomain(h, UInt32(ownDomid), UInt32(a))
+            guard b >= 0 else { return nil }
+            kickPort = Int32(b)
+            return Int32(b)
+        }
+        if let port { _ = api.evtchn_notify(ody_xenvchan_event_handle(ctrl), UInt32(port)) }
+    }
 
     private var isClosed: Bool { lock.with { closed } }
 
@@ -62,6 +111,7 @@ public final class XenChannel: @unchecked Sendable {
     // MARK: state
 
     public var state: ody_vchan_state {
+        if isPeerGone { return ODY_VCHAN_DISCONNECTED }
         let raw = api.is_open(ctrl)
         let s: ody_vchan_state = switch raw {
         case 1: ODY_VCHAN_CONNECTED
@@ -103,6 +153,10 @@ public final class XenChannel: @unchecked Sendable {
         _ = api.wait(ctrl)   // readable, and only the primary reads: does not block
         return true
     }
+
+    /// Consumes the pending event if there is one, never blocking (a caller
+    /// that polls eventFD itself, as VchanPump does, calls this when it is readable).
+    public func consumeEvent() { _ = consumePendingEvent() }
 
     /// Blocks until the peer signals (the primary: consumes the event and
     /// unmasks the port) or, for a second waiter, at most one slice.

@@ -14,9 +14,12 @@ public struct XenVchanEnds: Sendable {
     /// This domain's id (xenstore "domid").
     public let ownDomid: Int32
     public let connectTimeoutNs: UInt64
+    /// Ends the channels of peers destroyed without closing (nil: not
+    /// watched; the agent's peer is dom0, whose death ends the domU anyway).
+    public let watch: XenPeerWatch?
 
-    public init(api: XenVchanAPI, store: XenStore, connectTimeoutNs: UInt64) throws(XenVchanError) {
-        self.api = api; self.store = store; self.connectTimeoutNs = connectTimeoutNs
+    public init(api: XenVchanAPI, store: XenStore, connectTimeoutNs: UInt64, watch: XenPeerWatch? = nil) throws(XenVchanError) {
+        self.api = api; self.store = store; self.connectTimeoutNs = connectTimeoutNs; self.watch = watch
         ownDomid = try store.ownDomid()
     }
 
@@ -41,7 +44,7 @@ public struct XenVchanEnds: Sendable {
             throw XenVchanError.call("server_init \(label) (libxenvchan_server_init, domid \(client))", errno: errno)
         }
         return try XenChannel(api: api, ctrl: ctrl, isServer: true, label: label,
-                              advertised: (store, "/local/domain/\(ownDomid)/\(path)"))
+                              advertised: (store, "/local/domain/\(ownDomid)/\(path)"), peer: client, own: ownDomid, watch: watch)
     }
 
     /// Maps the ring `server` published for this domain, retrying while it
@@ -55,7 +58,8 @@ public struct XenVchanEnds: Sendable {
         while true {
             errno = 0
             if let ctrl = api.client_init(nil, Int32(server), path) {
-                return try XenChannel(api: api, ctrl: ctrl, isServer: false, label: label, advertised: nil)
+                return try XenChannel(api: api, ctrl: ctrl, isServer: false, label: label, advertised: nil,
+                                      peer: server, own: ownDomid, watch: watch)
             }
             lastErrno = errno
             if XenVchanEnds.monotonicNs() >= deadline { break }

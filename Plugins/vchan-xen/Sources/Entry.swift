@@ -29,7 +29,9 @@ import Glibc
 import PluginABI
 import PluginKit
 
-let xenCapabilities: UInt64 = ODY_VCHAN_CAP_CROSS_KERNEL
+// PEER_MUST_EXIST: a ring is granted to a domain id, which exists only once
+// libxl created the domain, so the host listens after the vmm's start.
+let xenCapabilities: UInt64 = ODY_VCHAN_CAP_CROSS_KERNEL | ODY_VCHAN_CAP_PEER_MUST_EXIST
 
 nonisolated(unsafe) private let vchanOps: UnsafeMutablePointer<ody_vchan_ops> = {
     let p = UnsafeMutablePointer<ody_vchan_ops>.allocate(capacity: 1)

@@ -13,6 +13,9 @@ final class XenBackend: @unchecked Sendable {
 
     private init(host: HostServices, ends: XenVchanEnds) { self.host = host; self.ends = ends }
 
+    /// The peer watch's thread ends with the instance (within its recheck interval).
+    deinit { ends.watch?.stop() }
+
     /// The device nodes every channel needs; without them Xen is not running here.
     static let devices = ["/dev/xen/evtchn", "/dev/xen/gntdev", "/dev/xen/gntalloc"]
 
@@ -36,7 +39,8 @@ final class XenBackend: @unchecked Sendable {
         do throws(LibraryError) { api = try XenVchanLoader.shared.get() } catch {
             throw XenVchanError(ODY_E_BACKEND, error.message)
         }
-        let ends = try XenVchanEnds(api: api, store: try XenStore(api: api), connectTimeoutNs: timeoutMs * 1_000_000)
+        let ends = try XenVchanEnds(api: api, store: try XenStore(api: api), connectTimeoutNs: timeoutMs * 1_000_000,
+                                    watch: XenPeerWatch(api: api))
         return XenBackend(host: host, ends: ends)
     }
 

@@ -187,7 +187,7 @@ public final class Broker: @unchecked Sendable {
     /// Connects (or refuses) a decided call.
     private func complete(_ caller: AgentLink, _ decision: Decision, source: String, service: String, target: String,
                           ident: String) {
-        guard decision.resolution == .allow, let final = decision.target else {
+        guard decision.resolution == .allow, let final = decision.targetName else {
             logger.info("\(source) -> \(target.isEmpty ? "@default" : target) \(service): refused (\(decision.reason))")
             refuse(caller, ident, decision.reason)
             return

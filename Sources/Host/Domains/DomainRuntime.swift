@@ -2,7 +2,8 @@
 //
 //   start     store facts -> volumes.prepareStart (root/private/run paths)
 //             -> AgentLink (listens on the domain's control channel first, so
-//             the agent connects on its first try) -> vmm.define + vmm.start
+//             the agent connects on its first try; after vmm.start for a vchan
+//             whose peer must exist, as Xen's) -> vmm.define + vmm.start
 //             -> wait for the agent's HELLO (qrexec_timeout) -> Running.
 //   stop      vmm.shutdown/kill -> link closed -> volumes.cleanupAfterStop
 //             (AppVM root discarded, private revision kept).
@@ -262,10 +263,15 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         }
 
         let handler: TriggerHandler? = triggerHandler.withLock { $0 }
-        let link: AgentLink
-        do throws(OdysseyError) { link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler) } catch {
-            _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
-            throw error
+        // Listen first, so the agent connects on its first try; a vchan that
+        // can only serve an existing domain (PEER_MUST_EXIST) listens right
+        // after the vmm's start instead, and the agent retries until then.
+        var early: AgentLink?
+        if !vchan.peerMustExist {
+            do throws(OdysseyError) { early = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler) } catch {
+                _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
+                throw error
+            }
         }
         let spec = DomainSpec(name: name, uuid: "\(d.uuid)", memoryMiB: UInt64(memoryMiB), maxmemMiB: UInt64(maxmemMiB),
                               vcpus: UInt32(vcpus), description: description)
@@ -274,7 +280,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             try memory.commit(name, mib: MemoryBudget.limitMiB(memory: spec.memoryMiB, maxmem: spec.maxmemMiB), reserveMiB: reserve)
         } catch {
             logger.warning("start of \(name) refused: \(error.message)")
-            link.close(reason: "start refused")
+            early?.close(reason: "start refused")
             _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
             throw error
         }
@@ -285,6 +291,11 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             for other in backends().openVmms where other != vmmName { try? backends().vmm(other).undefine(name) }
             try vmm.define(spec)
             try vmm.start(name)
+            let link: AgentLink
+            if let early { link = early } else {
+                link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler)
+                early = link
+            }
             running.withLock { $0[name] = Running(vmm: vmmName, link: link, startedAt: Self.wallClock()) }
             let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
             try link.waitReady(timeoutMs: timeout * 1000)
@@ -297,7 +308,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
                 running.withLock { _ = $0.removeValue(forKey: name) }
                 stops.broadcast()
             }
-            link.close(reason: "start failed")
+            early?.close(reason: "start failed")
             _ = try? volumes.cleanupAfterStop(name, in: store.snapshot())
             throw error
         }

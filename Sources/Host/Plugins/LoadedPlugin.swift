@@ -46,7 +46,8 @@ public enum CapabilityNames {
                     (ODY_VMM_CAP_BLOCK_VOLUMES, "block-volumes"), (ODY_VMM_CAP_CHANNEL_SOCKET_DIR, "channel-socket-dir"),
                     (ODY_VMM_CAP_CHANNEL_VIRTIO_SERIAL, "channel-virtio-serial"), (ODY_VMM_CAP_CHANNEL_VSOCK, "channel-vsock"),
                     (ODY_VMM_CAP_CHANNEL_XEN, "channel-xen")]
-        case .vchan: [(ODY_VCHAN_CAP_FD_PASSING, "fd-passing"), (ODY_VCHAN_CAP_CROSS_KERNEL, "cross-kernel")]
+        case .vchan: [(ODY_VCHAN_CAP_FD_PASSING, "fd-passing"), (ODY_VCHAN_CAP_CROSS_KERNEL, "cross-kernel"),
+                      (ODY_VCHAN_CAP_PEER_MUST_EXIST, "peer-must-exist")]
         case .addon: [(ODY_ADDON_CAP_ADMIN_SIDE, "admin-side"), (ODY_ADDON_CAP_DOMAIN_SIDE, "domain-side"),
                       (ODY_ADDON_CAP_EVENT_HOOKS, "event-hooks")]
         case .gui: []

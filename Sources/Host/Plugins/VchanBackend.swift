@@ -46,6 +46,10 @@ public final class VchanBackend: @unchecked Sendable {
     /// True when channel fds are Unix stream sockets that may be passed with SCM_RIGHTS.
     public var canPassFDs: Bool { factory.capabilities & ODY_VCHAN_CAP_FD_PASSING != 0 }
 
+    /// True when a server end can only be made for a domain that exists
+    /// (ODY_VCHAN_CAP_PEER_MUST_EXIST): the host listens after the vmm's start.
+    public var peerMustExist: Bool { factory.capabilities & ODY_VCHAN_CAP_PEER_MUST_EXIST != 0 }
+
     /// Opens an instance of `factory` with its config section.
     init(factory: LoadedFactory, context: ServiceContext) throws(OdysseyError) {
         precondition(factory.kind == .vchan)
@@ -77,13 +81,35 @@ public final class VchanBackend: @unchecked Sendable {
     }
 
     /// Makes the server end of a channel; it is WAITING until the client connects.
-    public func serverInit(_ endpoint: VchanEndpoint, readMin: Int = 0, writeMin: Int = 0, flags: UInt32 = 0) throws(OdysseyError) -> VchanChannel {
+    /// `asSocket`: the caller wants a Unix stream socket behind pollFD (to
+    /// poll, read, or pass with SCM_RIGHTS) whatever the vchan; a channel of
+    /// a vchan without fd passing is then bridged (VchanSocketBridge).
+    public func serverInit(_ endpoint: VchanEndpoint, readMin: Int = 0, writeMin: Int = 0, flags: UInt32 = 0,
+                           asSocket: Bool = false) throws(OdysseyError) -> VchanChannel {
         let fn = try slot(\.server_init, "server_init")
         var ep = try endpoint.abi()
         var out: OpaquePointer?
         try BackendCall.run("\(label): server_init \(endpoint)") { fn(handle, &ep, readMin, writeMin, flags, &out, $0) }
         guard let out else { throw OdysseyError(.plugin, "\(label): server_init returned no channel") }
-        return VchanChannel(backend: self, handle: out, endpoint: endpoint)
+        let channel = VchanChannel(backend: self, handle: out, endpoint: endpoint)
+        guard asSocket && !canPassFDs else { return channel }
+        return VchanChannel(bridging: try VchanSocketBridge(channel, label: "vchan bridge \(endpoint)"), of: channel)
+    }
+
+    /// A server end whose bytes a pump moves to and from a copy of `socket`
+    /// (a stream socket whose peer someone else holds): how a host without
+    /// fd passing hands a call's end to an agent, which dials the port
+    /// instead of receiving a descriptor. `onEnd` runs once the pump ended.
+    public func serverInit(_ endpoint: VchanEndpoint, pumpingInto socket: Int32,
+                           onEnd: @escaping @Sendable () -> Void) throws(OdysseyError) -> VchanChannel {
+        let fn = try slot(\.server_init, "server_init")
+        var ep = try endpoint.abi()
+        var out: OpaquePointer?
+        try BackendCall.run("\(label): server_init \(endpoint)") { fn(handle, &ep, 0, 0, 0, &out, $0) }
+        guard let out else { throw OdysseyError(.plugin, "\(label): server_init returned no channel") }
+        let channel = VchanChannel(backend: self, handle: out, endpoint: endpoint)
+        let bridge = try VchanSocketBridge(channel, label: "vchan relay \(endpoint)", into: socket, onEnd: onEnd)
+        return VchanChannel(bridging: bridge, of: channel)
     }
 
     /// Connects the client end of a channel the peer serves.
@@ -109,12 +135,24 @@ public final class VchanChannel: @unchecked Sendable {
     private let handle: OpaquePointer
     private var closed = false
     private var label: String { "\(backend.label) channel \(endpoint)" }
+    /// Set for a channel seen as a socket (serverInit asSocket): every
+    /// operation goes to the bridge, whose pump owns the plugin's channel.
+    private let bridge: VchanSocketBridge?
 
     init(backend: VchanBackend, handle: OpaquePointer, endpoint: VchanEndpoint) {
         self.backend = backend
         self.handle = handle
         self.endpoint = endpoint
+        bridge = nil
     }
+
+    init(bridging bridge: VchanSocketBridge, of raw: VchanChannel) {
+        backend = raw.backend; handle = raw.handle; endpoint = raw.endpoint
+        self.bridge = bridge
+    }
+
+    /// Its pollFD is a Unix stream socket once connected (fd passing, or bridged).
+    public var isSocket: Bool { bridge != nil || backend.canPassFDs }
 
     deinit { close() }
 
@@ -125,6 +163,7 @@ public final class VchanChannel: @unchecked Sendable {
 
     /// Partial read; blocks until at least one byte. 0 means the peer closed.
     public func read(_ buf: UnsafeMutableRawBufferPointer) throws(OdysseyError) -> Int {
+        if let bridge { return try bridge.read(buf, label: label) }
         let fn = try slot(\.read, "read")
         var done = 0
         var err = makeErr()
@@ -136,6 +175,7 @@ public final class VchanChannel: @unchecked Sendable {
 
     /// Partial write; blocks until at least one byte is taken.
     public func write(_ buf: UnsafeRawBufferPointer) throws(OdysseyError) -> Int {
+        if let bridge { return try bridge.write(buf, label: label) }
         let fn = try slot(\.write, "write")
         var done = 0
         try BackendCall.run("\(label): write") { fn(handle, buf.baseAddress, buf.count, &done, 0, $0) }
@@ -144,12 +184,14 @@ public final class VchanChannel: @unchecked Sendable {
 
     /// Exactly `buf.count` bytes; throws (code .io) if the peer closed first.
     public func recv(_ buf: UnsafeMutableRawBufferPointer) throws(OdysseyError) {
+        if let bridge { return try bridge.recv(buf, label: label) }
         let fn = try slot(\.recv, "recv")
         try BackendCall.run("\(label): recv") { fn(handle, buf.baseAddress, buf.count, 0, $0) }
     }
 
     /// All of `buf`, blocking.
     public func send(_ buf: UnsafeRawBufferPointer) throws(OdysseyError) {
+        if let bridge { return try bridge.send(buf, label: label) }
         let fn = try slot(\.send, "send")
         try BackendCall.run("\(label): send") { fn(handle, buf.baseAddress, buf.count, 0, $0) }
     }
@@ -160,6 +202,7 @@ public final class VchanChannel: @unchecked Sendable {
 
     /// Blocks until the peer connects, data arrives, or the peer closes.
     public func wait() throws(OdysseyError) {
+        if let bridge { return bridge.wait() }
         let fn = try slot(\.wait, "wait")
         try BackendCall.run("\(label): wait") { fn(handle, 0, $0) }
     }
@@ -168,6 +211,7 @@ public final class VchanChannel: @unchecked Sendable {
     /// ODY_VCHAN_CAP_FD_PASSING it is a Unix stream socket (the connection
     /// itself once the peer connected) that may be passed with SCM_RIGHTS.
     public func pollFD() throws(OdysseyError) -> Int32 {
+        if let bridge { return bridge.pollFD }
         let fn = try slot(\.fd_for_poll, "fd_for_poll")
         var fd: Int32 = -1
         try BackendCall.run("\(label): fd_for_poll") { fn(handle, &fd, 0, $0) }
@@ -175,6 +219,7 @@ public final class VchanChannel: @unchecked Sendable {
     }
 
     public func state() throws(OdysseyError) -> VchanState {
+        if let bridge { return bridge.state }
         let fn = try slot(\.is_open, "is_open")
         var s: UInt32 = 0
         try BackendCall.run("\(label): is_open") { fn(handle, &s, 0, $0) }
@@ -182,6 +227,7 @@ public final class VchanChannel: @unchecked Sendable {
     }
 
     public func dataReady() throws(OdysseyError) -> Int {
+        if let bridge { return bridge.dataReady }
         let fn = try slot(\.data_ready, "data_ready")
         var n = 0
         try BackendCall.run("\(label): data_ready") { fn(handle, &n, 0, $0) }
@@ -189,6 +235,7 @@ public final class VchanChannel: @unchecked Sendable {
     }
 
     public func bufferSpace() throws(OdysseyError) -> Int {
+        if let bridge { return bridge.bufferSpace }
         let fn = try slot(\.buffer_space, "buffer_space")
         var n = 0
         try BackendCall.run("\(label): buffer_space") { fn(handle, &n, 0, $0) }
@@ -199,6 +246,7 @@ public final class VchanChannel: @unchecked Sendable {
     public func close() {
         guard !closed else { return }
         closed = true
+        if let bridge { bridge.close(); return }   // its pump closes the plugin's channel
         if let fn = try? backend.slot(\.close, "close") { fn(handle, 0) }
     }
 

@@ -76,6 +76,9 @@ public final class AgentLink: @unchecked Sendable {
     /// true once the control channel is closed; held while writing to it.
     private let writer = Mutex<Bool>(false)
     private let wake: (r: Int32, w: Int32)
+    /// Data channels the host relays into a call's socket (a vchan without
+    /// fd passing: AgentLinkRelay.swift), closed with the link.
+    let relays = Mutex<[UInt32: VchanChannel]>([:])
 
     /// Listens for `domain`'s agent on the control port and starts the link's
     /// reader thread. `onTrigger` receives validated service requests (the
@@ -97,7 +100,7 @@ public final class AgentLink: @unchecked Sendable {
         }
         wake = (p[0], p[1])
         do {
-            control = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: Self.controlPort))
+            control = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: Self.controlPort), asSocket: true)
         } catch {
             Glibc.close(p[0]); Glibc.close(p[1])
             throw error
@@ -173,7 +176,7 @@ public final class AgentLink: @unchecked Sendable {
         let port = try allocatePort()
         let channel: VchanChannel
         do {
-            channel = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: port))
+            channel = try vchan.serverInit(VchanEndpoint(local: Self.adminDomain, remote: domain, port: port), asSocket: true)
         } catch {
             releasePort(port, host: true, agent: true)
             throw error
@@ -199,9 +202,9 @@ public final class AgentLink: @unchecked Sendable {
     /// the session's id (freed by the agent's MSG_CONNECTION_TERMINATED).
     @discardableResult
     public func exec(user: String, command: String, connectDomain: UInt32, passing dataFD: Int32) throws(OdysseyError) -> UInt32 {
-        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
         guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
         let cmdline = try commandLine(user: user, command: command)
+        guard vchan.canPassFDs else { return try execRelayed(cmdline: cmdline, dataFD: dataFD) }
         let port = try allocatePort()
         releasePort(port, host: true)   // nothing of the host's to close: only the agent's end is pending
         let bytes = QrexecMessage.execCmdline(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: cmdline)).encoded
@@ -222,8 +225,8 @@ public final class AgentLink: @unchecked Sendable {
     /// `port` is the call's id (the target's session port); no port of this
     /// link is taken. The caller keeps (and may close) its copy of `dataFD`.
     public func serviceConnect(ident: String, connectDomain: UInt32, port: UInt32, passing dataFD: Int32) throws(OdysseyError) {
-        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
         guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
+        guard vchan.canPassFDs else { return try serviceConnectRelayed(ident: ident, dataFD: dataFD) }
         let bytes = QrexecMessage.serviceConnect(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: ident)).encoded
         let controlFD = try control.pollFD()
         let r: Result<Void, OdysseyError> = writer.withLock { closed in
@@ -243,7 +246,10 @@ public final class AgentLink: @unchecked Sendable {
         guard case .ready = state else { throw OdysseyError(.state, "agent of \(domain) is not ready (\(state))") }
         let m = QrexecMessage.serviceConnect(ExecParams(connectDomain: connectDomain, connectPort: port, cmdline: ident))
         guard !fds.isEmpty else { return try send(m) }
-        guard vchan.canPassFDs else { throw OdysseyError(.unsupported, "\(vchan.label) cannot pass descriptors") }
+        guard vchan.canPassFDs else {
+            guard fds.count == 1 else { throw OdysseyError(.unsupported, "\(vchan.label) relays one descriptor per call, not \(fds.count)") }
+            return try serviceConnectRelayed(ident: ident, dataFD: fds[0])
+        }
         let bytes = m.encoded
         let controlFD = try control.pollFD()
         let r: Result<Void, OdysseyError> = writer.withLock { closed in
@@ -294,7 +300,7 @@ public final class AgentLink: @unchecked Sendable {
         try r.get()
     }
 
-    private func allocatePort() throws(OdysseyError) -> UInt32 {
+    func allocatePort() throws(OdysseyError) -> UInt32 {
         let p: UInt32? = monitor.withLock {
             guard ports.count < Self.maxSessions else { return nil }
             var port = Self.firstDataPort
@@ -323,6 +329,7 @@ public final class AgentLink: @unchecked Sendable {
 
     private func readerLoop() {
         let reason = serve()
+        for ch in relays.withLock({ r in defer { r.removeAll() }; return Array(r.values) }) { ch.close() }
         writer.withLock { closed in
             closed = true
             control.close()
@@ -342,7 +349,7 @@ public final class AgentLink: @unchecked Sendable {
 
     /// Serves the channel until it ends; returns why.
     private func serve() -> String {
-        let fd: Int32
+        var fd: Int32
         do { fd = try control.pollFD() } catch { return "\(error)" }
         var connected = false
         var reader = MessageReader(direction: .agentToHost)
@@ -359,6 +366,8 @@ public final class AgentLink: @unchecked Sendable {
                 if st == .waiting { continue }
                 if st == .disconnected { return "the agent disconnected" }
                 connected = true
+                // A bridged channel (a vchan without fd passing) polls its socket from now on.
+                do { fd = try control.pollFD() } catch { return "\(error)" }
                 do { try send(.hello(PeerInfo(version: QrexecVersion.current))) } catch { return "sending MSG_HELLO: \(error)" }
                 continue
             }

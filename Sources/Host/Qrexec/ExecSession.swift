@@ -49,9 +49,9 @@ public final class ExecSession: @unchecked Sendable {
 
     /// Pumps the session as the caller: HELLO, `stdin` (nil: EOF at once) to
     /// the command, its stdout/stderr to the fds, until its exit status, which
-    /// is returned. Needs an fd-passing vchan (the fd is a stream socket).
+    /// is returned. Needs a channel seen as a stream socket (fd passing, or bridged).
     public func run(stdin: Int32?, stdout: Int32, stderr: Int32, connectTimeoutMs: Int32 = 10_000) throws(OdysseyError) -> Int32 {
-        guard link.vchan.canPassFDs else {
+        guard channel.isSocket else {
             throw OdysseyError(.unsupported, "\(link.vchan.label): pumping a session needs a vchan whose channels are sockets (fd-passing)")
         }
         try waitConnected(timeoutMs: connectTimeoutMs)

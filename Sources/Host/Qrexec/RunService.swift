@@ -9,6 +9,7 @@
 // SO_PEERCRED). Request (admin wire framing):
 //   odyssey.Run+<user> dom0 name <domain>\0<command>      (command for sh -c)
 //   odyssey.JustExec+<user> dom0 name <domain>\0<command> (stdio to /dev/null)
+// <user> DEFAULT is the domain's default_user (Qubes' qrexec-client form).
 // <domain> may be @dispvm or @dispvm:TEMPLATE (with Run only): a fresh or
 // preloaded disposable that is destroyed when the command ends.
 // Reply: "0\0" with the data channel fd attached (Run), "0\0" (JustExec), or
@@ -80,19 +81,20 @@ public final class RunService: @unchecked Sendable {
             guard let command = String(validating: request.payload, as: UTF8.self), !command.isEmpty else {
                 throw OdysseyError(.invalid, "the command must be non-empty UTF-8")
             }
-            let user = request.argument.isEmpty ? "user" : request.argument
-            guard UserName.isValid(user) else { throw OdysseyError(.invalid, "invalid user name '\(user)'") }
+            let asked = request.argument.isEmpty ? "user" : request.argument
+            guard UserName.isValid(asked) else { throw OdysseyError(.invalid, "invalid user name '\(asked)'") }
             if request.dest == "@dispvm" || request.dest.hasPrefix("@dispvm:") {
                 guard request.method == "odyssey.Run" else {
                     throw OdysseyError(.invalid, "a disposable needs --pass-io: it is destroyed when the command ends")
                 }
                 let template = request.dest == "@dispvm" ? nil : String(request.dest.dropFirst("@dispvm:".count))
-                try runInDisposable(template: template, user: user, command: command, reply: fd)
+                try runInDisposable(template: template, user: asked, command: command, reply: fd)
                 return
             }
             let domain = request.dest
             if runtime.powerState(domain) == .halted { try runtime.start(domain) }   // as qvm-run does
             let link = try runtime.link(domain)
+            let user = resolve(asked, in: domain)
             if request.method == "odyssey.JustExec" {
                 try justExec(link, user: user, command: command)
                 try Sys.writeAll(fd, AdminResponse.success([]).encoded(), what: "run reply")
@@ -112,6 +114,14 @@ public final class RunService: @unchecked Sendable {
 }
 
 extension RunService {
+    /// Qubes' `DEFAULT` user (what qrexec-client callers send) is the
+    /// domain's default_user, as qrexec-daemon substitutes it.
+    func resolve(_ user: String, in domain: String) -> String {
+        guard user == "DEFAULT" else { return user }
+        let u = try? runtime.store.snapshot().property("default_user", of: domain).value
+        return u.flatMap { $0.isEmpty ? nil : $0 } ?? "user"
+    }
+
     /// MSG_JUST_EXEC: the agent starts the command with stdio on /dev/null
     /// and answers 0 once it runs. The agent still waits for the caller's
     /// HELLO on the data channel, so the daemon plays the caller here (closing
@@ -133,7 +143,7 @@ extension RunService {
         let link: AgentLink, call: CallerChannel
         do throws(OdysseyError) {
             link = try runtime.link(name)
-            call = try CallerChannel.exec(link, user: user, command: command)
+            call = try CallerChannel.exec(link, user: resolve(user, in: name), command: command)
         } catch {
             disposables.destroy(name)
             throw error
@@ -154,6 +164,17 @@ public enum RunClient {
     /// started detached with stdio to /dev/null (qvm-run without --pass-io).
     public static func run(socket: String, domain: String, user: String, command: String,
                            passIO: Bool) throws(AdminClientError) -> Int32 {
+        guard let channel = try request(socket: socket, domain: domain, user: user, command: command, passIO: passIO) else { return 0 }
+        defer { Sys.close(channel) }
+        do { return try DataClient.run(channel: channel, stdin: 0, stdout: 1, stderr: 2) } catch {
+            throw .unreachable("qrexec session with \(domain) failed: \(error)")
+        }
+    }
+
+    /// Asks the daemon to start `command`; the data channel (passIO), ready
+    /// for the caller's HELLO, or nil once a detached command started.
+    public static func request(socket: String, domain: String, user: String, command: String,
+                               passIO: Bool) throws(AdminClientError) -> Int32? {
         let fd: Int32
         do { fd = try UnixSocket.connect(path: socket) } catch {
             throw .unreachable("cannot reach odysseyd at \(socket): \(error.message) (is it running?)")
@@ -167,12 +188,10 @@ public enum RunClient {
         let head: [UInt8]
         do { head = try FDPassing.recvExact(fd, 2, fds: &fds) } catch { throw .unreachable("odysseyd closed the connection: \(error)") }
         if head == Array("0\0".utf8) {
-            guard passIO else { return 0 }
+            for f in fds.dropFirst() { Sys.close(f) }
+            guard passIO else { fds.first.map { Sys.close($0) }; return nil }
             guard let channel = fds.first else { throw .unreachable("odysseyd sent no data channel") }
-            defer { Sys.close(channel) }
-            do { return try DataClient.run(channel: channel, stdin: 0, stdout: 1, stderr: 2) } catch {
-                throw .unreachable("qrexec session with \(domain) failed: \(error)")
-            }
+            return channel
         }
         for f in fds { Sys.close(f) }
         let rest = (try? Sys.readAll(fd, limit: 65536, what: "run reply")) ?? []

@@ -401,6 +401,11 @@ typedef struct ody_vmm_ops {
 /* vchan capability bits */
 #define ODY_VCHAN_CAP_FD_PASSING   (1ull << 0) /* can carry file descriptors */
 #define ODY_VCHAN_CAP_CROSS_KERNEL (1ull << 1) /* peers may run other kernels */
+/* server_init needs the peer domain to exist (the peer is an id its vmm
+ * assigns when it creates the domain, and the channel is granted to that id
+ * alone, as Xen's): the host serves a domain's control channel right after
+ * the vmm started it, not before (the agent retries until it is served). */
+#define ODY_VCHAN_CAP_PEER_MUST_EXIST (1ull << 2)
 
 /* is_open states, as libvchan */
 enum ody_vchan_state {

@@ -136,7 +136,7 @@ enum Control {
         case .serviceConnect(let p):
             // The caller side of a service call: the data channel comes
             // attached; LocalCalls hands it to the waiting ody-call.
-            LocalCalls.shared.connected(p, fds: fds)
+            LocalCalls.shared.connected(p, fds: fds, dialer: cfg.dialer, domain: cfg.domain)
         case .serviceRefused(let s):
             for f in fds { close(f) }
             LocalCalls.shared.refused(s.ident)

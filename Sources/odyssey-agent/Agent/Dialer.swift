@@ -7,6 +7,8 @@
 //                            multiplexer (a Unix socket path works too: tests).
 //   ODYSSEY_VCHAN=vsock:CID:PORT
 //                            one vsock connection to the host carrying the mux.
+//   ODYSSEY_VCHAN=xen        a Xen domU: one vchan-xen client of dom0 per
+//                            channel, behind a socketpair (XenRoute.swift).
 //
 // Either way dial() returns the same connected SocketChannel the agent used
 // before (the mux's stream is a socketpair end), retrying while the host has
@@ -19,7 +21,7 @@ import StreamMux
 import VchanSocketCore
 
 final class ChannelDialer: @unchecked Sendable {
-    enum Route { case socketDir(String), mux(MuxSession) }
+    enum Route { case socketDir(String), mux(MuxSession), xen(XenRoute) }
     let route: Route
     let label: String
 
@@ -29,7 +31,10 @@ final class ChannelDialer: @unchecked Sendable {
     /// teaches the format otherwise.
     static func from(environment value: String?, socketDir: String) -> Result<ChannelDialer, VchanError> {
         guard let value, !value.isEmpty else { return .success(ChannelDialer(route: .socketDir(socketDir), label: socketDir)) }
-        let usage = "ODYSSEY_VCHAN must be virtio-serial:/dev/vportNpM or vsock:CID:PORT (got \"\(value)\")"
+        let usage = "ODYSSEY_VCHAN must be virtio-serial:/dev/vportNpM, vsock:CID:PORT or xen (got \"\(value)\")"
+        if value == "xen" {
+            return XenRoute.open().map { ChannelDialer(route: .xen($0), label: $0.label) }
+        }
         let transport: MuxTransport
         if value.hasPrefix("virtio-serial:") {
             let path = String(value.dropFirst("virtio-serial:".count))
@@ -57,20 +62,12 @@ final class ChannelDialer: @unchecked Sendable {
         case .socketDir(let dir):
             let path = ChannelLayout.clientPath(base: dir, local: domain, remote: ChannelLayout.adminDomain, port: port)
             return try SocketChannel.connect(path: path, timeoutNs: timeoutNs, maxBackoffNs: maxBackoffNs)
-        case .mux(let session):
+        case .mux, .xen:
             let deadline = timeoutNs.map { SocketChannel.monotonicNs() + $0 }
             var backoff: Int64 = 50_000
             while true {
                 let left = deadline.map { max($0 - SocketChannel.monotonicNs(), 0) }
-                do throws(MuxError) {
-                    return SocketChannel.adopt(connectedFD: try session.dial(port: port, timeoutNs: left))
-                } catch {
-                    switch error {
-                    case .refused, .reset: break   // no listener yet, or the host came back: try again
-                    case .timeout: throw .timeout("\(label) port \(port): no host listener after \((timeoutNs ?? 0) / 1_000_000) ms")
-                    default: throw .invalid("\(label) port \(port): \(error)")
-                    }
-                }
+                if let ch = try attempt(port: port, timeoutNs: left, totalNs: timeoutNs) { return ch }
                 if let deadline, SocketChannel.monotonicNs() >= deadline {
                     throw .timeout("\(label) port \(port): no host listener after \((timeoutNs ?? 0) / 1_000_000) ms")
                 }
@@ -81,11 +78,37 @@ final class ChannelDialer: @unchecked Sendable {
         }
     }
 
+    /// One try over a mux or Xen route: nil while the host has no listener
+    /// on `port` (try again, as ECONNREFUSED on a socket file).
+    private func attempt(port: UInt32, timeoutNs left: Int64?, totalNs: Int64?) throws(VchanError) -> SocketChannel? {
+        switch route {
+        case .socketDir: return nil   // dial() connects these itself
+        case .xen(let xen): return try xen.tryDial(port: port)
+        case .mux(let session):
+            do throws(MuxError) {
+                return SocketChannel.adopt(connectedFD: try session.dial(port: port, timeoutNs: left))
+            } catch {
+                switch error {
+                case .refused, .reset: return nil   // no listener yet, or the host came back: try again
+                case .timeout: throw .timeout("\(label) port \(port): no host listener after \((totalNs ?? 0) / 1_000_000) ms")
+                default: throw .invalid("\(label) port \(port): \(error)")
+                }
+            }
+        }
+    }
+
+    /// Whether the host can attach descriptors to control messages over this
+    /// route (socket files and the mux do; Xen does not: it names ports).
+    var carriesDescriptors: Bool {
+        if case .xen = route { return false }
+        return true
+    }
+
     /// For log lines: what port `port` is reached through.
     func describe(_ domain: String, port: UInt32) -> String {
         switch route {
         case .socketDir(let dir): ChannelLayout.clientPath(base: dir, local: domain, remote: ChannelLayout.adminDomain, port: port)
-        case .mux: "\(label) port \(port)"
+        case .mux, .xen: "\(label) port \(port)"
         }
     }
 }

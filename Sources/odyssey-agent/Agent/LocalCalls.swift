@@ -12,6 +12,8 @@
 //     data path. Anything else attached (no descriptor, several, not a stream
 //     socket) fails that call only (ody-call exits 125); the control channel
 //     and every other call carry on.
+//   Over Xen (a route without descriptors): MSG_SERVICE_CONNECT naming a data
+//     port the host serves; the agent dials it and passes that socket on.
 //   MSG_SERVICE_REFUSED: passed on (ody-call exits 126).
 // If the control channel closes, every waiting call fails (the host forgot
 // them); ody-call exits 125.
@@ -178,11 +180,27 @@ final class LocalCalls: @unchecked Sendable {
     // MARK: answers from the host (control thread)
 
     /// MSG_SERVICE_CONNECT with whatever descriptors came with it (all closed here).
-    func connected(_ p: ExecParams, fds: [Int32]) {
+    /// Over a route that carries no descriptors (Xen), the host names a data
+    /// port instead, which is dialed here (on a thread of its own).
+    func connected(_ p: ExecParams, fds: [Int32], dialer: ChannelDialer, domain: String) {
         let ident = p.cmdlineString
         defer { for f in fds { close(f) } }
         guard let c = take(ident) else {
             Log.say("MSG_SERVICE_CONNECT for \(ident), which no caller waits for; ignored")
+            return
+        }
+        if fds.isEmpty && !dialer.carriesDescriptors {
+            let ok = startThread { [self] in
+                do throws(VchanError) {
+                    let ch = try dialer.dial(domain: domain, port: p.connectPort, timeoutNs: 10_000_000_000)
+                    reply(c, .connect(p), passing: [ch.fd])
+                    ch.close()
+                } catch {
+                    Log.say("MSG_SERVICE_CONNECT for \(ident): the data channel on port \(p.connectPort): \(error)")
+                    reply(c, .failed("the data channel the host named (port \(p.connectPort)) could not be reached: \(error)"))
+                }
+            }
+            if !ok { reply(c, .failed("no thread for the call's data channel")) }
             return
         }
         guard fds.count == 1 else {
