@@ -107,8 +107,10 @@ final class AdminLimitsTests: XCTestCase {
         h.ok("admin.vm.property.Set", "default_dispvm", dest: "m1", payload: "pub-dvm")
         h.ok("admin.vm.property.Set", "default_dispvm", dest: "m1", payload: "secret-dvm")
         h.ok("admin.vm.feature.Set", "x", dest: "m1", payload: "1")
-        XCTAssertEqual(mine.next()?.args.prefix(4), ["name", "default_dispvm", "newvalue", "pub-dvm"])
-        XCTAssertEqual(mine.next()?.name, "feature-set:x", "nothing naming secret-dvm")
+        XCTAssertEqual(mine.next()?.args.prefix(4), ["name", "default_dispvm", "newvalue", "pub-dvm"])   // property-pre-set
+        XCTAssertEqual(mine.next()?.args.prefix(4), ["name", "default_dispvm", "newvalue", "pub-dvm"])   // property-set
+        XCTAssertEqual(mine.next()?.name, "domain-feature-pre-set:x", "nothing naming secret-dvm")
+        XCTAssertEqual(mine.next()?.name, "domain-feature-set:x")
         XCTAssertNil(mine.reader.next(timeoutMs: 300))
         XCTAssertTrue(mine.hangUp())
     }

@@ -41,19 +41,25 @@ final class EventTests: XCTestCase {
         h.create("work", template: "tpl", label: "blue")
         XCTAssertEqual(s.next(), .init(subject: "", name: "domain-add", args: ["vm", "work"]))
         XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-tag-add:isolation-native", args: ["tag", "isolation-native"]))
+        // qubesd's order: each change's pre-event first, with the same arguments.
         h.ok("admin.vm.property.Set", "memory", dest: "work", payload: "800")
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "property-pre-set:memory", args: ["name", "memory", "newvalue", "800", "oldvalue", "400"]))
         XCTAssertEqual(s.next(), .init(subject: "work", name: "property-set:memory", args: ["name", "memory", "newvalue", "800", "oldvalue", "400"]))
         h.ok("admin.vm.property.Reset", "memory", dest: "work")
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "property-pre-reset:memory", args: ["name", "memory", "oldvalue", "800"]))
         XCTAssertEqual(s.next(), .init(subject: "work", name: "property-reset:memory", args: ["name", "memory", "oldvalue", "800"]))
         h.ok("admin.vm.feature.Set", "f", dest: "work", payload: "v")
-        XCTAssertEqual(s.next(), .init(subject: "work", name: "feature-set:f", args: ["feature", "f", "value", "v"]))
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-feature-pre-set:f", args: ["feature", "f", "value", "v"]))
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-feature-set:f", args: ["feature", "f", "value", "v"]))
         h.ok("admin.vm.feature.Remove", "f", dest: "work")
-        XCTAssertEqual(s.next(), .init(subject: "work", name: "feature-delete:f", args: ["feature", "f"]))
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-feature-pre-delete:f", args: ["feature", "f"]))
+        XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-feature-delete:f", args: ["feature", "f"]))
         h.ok("admin.vm.tag.Set", "t", dest: "work")
         XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-tag-add:t", args: ["tag", "t"]))
         h.ok("admin.vm.tag.Remove", "t", dest: "work")
         XCTAssertEqual(s.next(), .init(subject: "work", name: "domain-tag-delete:t", args: ["tag", "t"]))
         h.ok("admin.property.Set", "default_template", payload: "tpl")
+        XCTAssertEqual(s.next()?.name, "property-pre-set:default_template")
         XCTAssertEqual(s.next(), .init(subject: "", name: "property-set:default_template", args: ["name", "default_template", "newvalue", "tpl", "oldvalue", ""]))
         // A failed start: pre-start, then start-failed with the reason.
         _ = h.fails("admin.vm.Start", dest: "work")
@@ -83,8 +89,13 @@ final class EventTests: XCTestCase {
         backend(.crashed)      // already halted: nothing new
         backend(.running, "not-in-the-store")
         h.ok("admin.vm.feature.Set", "end", dest: "work", payload: "1")
-        let names = (0..<5).compactMap { _ in s.next()?.name }
-        XCTAssertEqual(names, ["domain-start", "domain-paused", "domain-unpaused", "domain-shutdown", "feature-set:end"])
+        let names = (0..<12).compactMap { _ in s.next()?.name }
+        // qubesd's order: xid and start_time announced, domain-spawn, domain-start; domain-shutdown,
+        // domain-stopped, xid and start_time announced again.
+        XCTAssertEqual(names, ["property-reset:xid", "property-reset:start_time", "domain-spawn", "domain-start",
+                               "domain-paused", "domain-unpaused",
+                               "domain-shutdown", "domain-stopped", "property-reset:xid", "property-reset:start_time",
+                               "domain-feature-pre-set:end", "domain-feature-set:end"])
         XCTAssertTrue(s.hangUp())
     }
 
@@ -95,7 +106,8 @@ final class EventTests: XCTestCase {
         let s = Subscriber(h, dest: "a")
         h.ok("admin.vm.feature.Set", "x", dest: "b", payload: "1")
         h.ok("admin.vm.feature.Set", "x", dest: "a", payload: "2")
-        XCTAssertEqual(s.next(), .init(subject: "a", name: "feature-set:x", args: ["feature", "x", "value", "2"]))
+        XCTAssertEqual(s.next(), .init(subject: "a", name: "domain-feature-pre-set:x", args: ["feature", "x", "value", "2"]))
+        XCTAssertEqual(s.next(), .init(subject: "a", name: "domain-feature-set:x", args: ["feature", "x", "value", "2"]))
         XCTAssertTrue(s.hangUp())
     }
 
@@ -111,10 +123,12 @@ final class EventTests: XCTestCase {
         h.ok("admin.property.Set", "default_template", payload: "tpl")
         h.ok("admin.vm.tag.Remove", "managed", dest: "m1")   // the last event mgmt may see about m1? No: after removal it no longer may.
         h.ok("admin.vm.feature.Set", "y", dest: "m1", payload: "1")
+        XCTAssertEqual(mine.next()?.name, "domain-feature-pre-set:x")
         XCTAssertEqual(mine.next()?.subject, "m1")
+        XCTAssertEqual(mine.next()?.name, "property-pre-set:default_template")
         XCTAssertEqual(mine.next()?.name, "property-set:default_template")
         XCTAssertNil(mine.reader.next(timeoutMs: 300), "nothing about other, nor about m1 once it is no longer managed")
-        XCTAssertEqual((0..<5).compactMap { _ in all.next()?.subject }, ["other", "m1", "", "m1", "m1"])
+        XCTAssertEqual((0..<9).compactMap { _ in all.next()?.subject }, ["other", "other", "m1", "m1", "", "", "m1", "m1", "m1"])
         XCTAssertTrue(mine.hangUp()); XCTAssertTrue(all.hangUp())
         // Without admin.Events on @adminvm, no stream at all.
         let denied = try AdminHarness(grants: ["admin-global-ro": rule])
@@ -134,13 +148,14 @@ final class EventTests: XCTestCase {
         var sequences: [[EventReader.Event]] = []
         for s in subs {
             var seq: [EventReader.Event] = []
-            for _ in 0..<(names.count * perWriter) { if let e = s.next() { seq.append(e) } }
-            XCTAssertEqual(seq.count, names.count * perWriter)
+            // Each set is property-pre-set then property-set.
+            for _ in 0..<(names.count * perWriter * 2) { if let e = s.next() { seq.append(e) } }
+            XCTAssertEqual(seq.count, names.count * perWriter * 2)
             sequences.append(seq)
         }
         XCTAssertEqual(sequences[0], sequences[1]); XCTAssertEqual(sequences[0], sequences[2])
         for n in names {   // each writer's changes in its own order
-            let values = sequences[0].filter { $0.subject == n }.map { Int($0.args[3])! }
+            let values = sequences[0].filter { $0.subject == n && $0.name == "property-set:memory" }.map { Int($0.args[3])! }
             XCTAssertEqual(values, (1...perWriter).map { 500 + $0 })
         }
         for s in subs { XCTAssertTrue(s.hangUp()) }

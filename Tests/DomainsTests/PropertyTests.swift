@@ -26,14 +26,14 @@ final class PropertyTests: XCTestCase {
         XCTAssertEqual(try get(s, "virt_mode", "work"), "default=True type=str pvh")
         XCTAssertEqual(try get(s, "vmm", "work"), "default=True type=str native")
         XCTAssertEqual(try get(s, "klass", "work"), "default=True type=str AppVM")
-        XCTAssertEqual(try get(s, "name", "work"), "default=True type=str work")
+        XCTAssertEqual(try get(s, "name", "work"), "default=False type=str work")   // qubesd: set at creation
         XCTAssertEqual(try get(s, "updateable", "work"), "default=True type=bool False")
         XCTAssertEqual(try get(s, "updateable", "fedora"), "default=True type=bool True")
         XCTAssertEqual(try get(s, "icon", "work"), "default=True type=str appvm-blue")
         XCTAssertEqual(try get(s, "icon", "dom0"), "default=True type=str adminvm-black")
         XCTAssertFalse(try s.snapshot().globalPropertyHelp("default_vmm").isEmpty)
         XCTAssertEqual(try s.property("uuid", of: "work").value, try s.domain("work").uuid.text)
-        XCTAssertEqual(try get(s, "qid", "dom0"), "default=True type=int 0")
+        XCTAssertEqual(try get(s, "qid", "dom0"), "default=False type=int 0")
         XCTAssertEqual(try get(s, "label", "dom0"), "default=False type=label black")
         // Class-specific property sets.
         assertDomainError("QubesNoSuchPropertyError", "'template' of fedora") { try s.property("template", of: "fedora") }

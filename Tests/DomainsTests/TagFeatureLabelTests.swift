@@ -15,8 +15,9 @@ final class TagFeatureLabelTests: XCTestCase {
         assertDomainError("QubesTagNotFoundError", "managed") { try s.removeTag("managed", from: "work") }
         assertDomainError("QubesValueError", "may contain only") { try s.addTag("bad tag", to: "work") }
         // The isolation tag follows vmm, and cannot be changed by hand.
-        assertDomainError("PermissionDenied", "vmm property") { try s.removeTag("isolation-native", from: "work") }
-        assertDomainError("PermissionDenied", "vmm property") { try s.addTag("isolation-xen", to: "work") }
+        assertDomainError("QubesValueError", "vmm property") { try s.removeTag("isolation-native", from: "work") }
+        assertDomainError("QubesValueError", "vmm property") { try s.addTag("isolation-xen", to: "work") }
+        try s.addTag("isolation-native", to: "work")     // present: a no-op, as qubesd
         try s.setProperty("vmm", of: "work", to: "libvirt")
         XCTAssertEqual(try s.tags(of: "work"), ["isolation-libvirt"])
         try s.setProperty("vmm", of: "fedora", to: "xen")
@@ -108,9 +109,9 @@ final class ChangeRecordTests: XCTestCase {
             "#5 work domain-tag-add:isolation-native tag=isolation-native",
             "#6 work property-set:memory name=memory newvalue=800 oldvalue=400",
             "#7 work property-reset:memory name=memory oldvalue=800",
-            "#8 work feature-set:service.x feature=service.x value=1",
-            "#9 work feature-set:service.x feature=service.x value=2 oldvalue=1",
-            "#10 work feature-delete:service.x feature=service.x",
+            "#8 work domain-feature-set:service.x feature=service.x value=1",
+            "#9 work domain-feature-set:service.x feature=service.x value=2 oldvalue=1",
+            "#10 work domain-feature-delete:service.x feature=service.x",
             "#11 work domain-tag-add:t1 tag=t1",
             "#12 work domain-tag-delete:t1 tag=t1",
             "#13 fedora property-set:vmm name=vmm newvalue=xen oldvalue=native",

@@ -76,7 +76,7 @@ final class DelegatedAdminTests: XCTestCase {
         }
         for _ in 0..<50 where !box.done { usleep(100_000) }
         XCTAssertTrue(box.done, "ody events ends once its reader (head) is gone")
-        XCTAssertTrue(box.output.hasPrefix("work feature-set:probe"), box.output)
+        XCTAssertTrue(box.output.hasPrefix("work domain-feature-pre-set:probe"), box.output)
 
         // ody run: qubes.VMExec to work is denied by the default policy...
         r = try inMgmt("\(ody) run work -p -- echo hi")

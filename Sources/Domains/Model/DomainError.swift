@@ -19,8 +19,11 @@ public enum DomainError: Error, CustomStringConvertible, Sendable, Equatable {
     case tagNotFound(domain: String, tag: String)
     /// The operation needs a halted domain (volume revert...).
     case notHalted(String)
-    /// Refused by rule (automatic tags, created-by-* from a non-admin caller).
+    /// Refused by rule (created-by-* from a non-admin caller).
     case permissionDenied(String)
+    /// An automatic tag (isolation-*) set or removed by hand: a bad value, not
+    /// a permission question, so the Qubes tools handle it (a QubesException).
+    case automaticTag(String)
     /// A volume or template operation failed (I/O, missing root, bad tarball).
     case storage(String)
     /// The database failed; the change was rolled back.
@@ -42,6 +45,7 @@ public enum DomainError: Error, CustomStringConvertible, Sendable, Equatable {
         case .tagNotFound: "QubesTagNotFoundError"
         case .notHalted: "QubesVMNotHaltedError"
         case .permissionDenied: "PermissionDenied"
+        case .automaticTag: "QubesValueError"
         case .storage: "StoragePoolException"
         case .database, .other: "QubesException"
         }
@@ -62,8 +66,9 @@ public enum DomainError: Error, CustomStringConvertible, Sendable, Equatable {
         case .labelNotFound(let l): "Label does not exist: '\(l)'"
         case .featureNotFound(let d, let f): "Feature not set: '\(d).\(f)'"
         case .tagNotFound(let d, let t): "Tag not set for domain \(d): '\(t)'"
-        case .notHalted(let d): "Domain '\(d)' is not halted"
+        case .notHalted(let d): "Domain is not powered off: '\(d)'"
         case .permissionDenied(let m): m
+        case .automaticTag(let t): "tag '\(t)' is maintained from the vmm property and cannot be changed by hand"
         case .storage(let m): m
         case .database(let e): "store: \(e.description)"
         case .other(let m): m

@@ -33,15 +33,23 @@ public struct PropertyDefinition: Sendable {
     public let readOnly: Bool
     /// vm properties: whether None ("") is allowed.
     let allowNone: Bool
+    /// Fixed at creation and reported `default=False`, as qubesd reports the
+    /// properties it sets when it creates a domain (name, qid, uuid).
+    public let setAtCreation: Bool
+    /// The value lives in the running domain, not the store (xid,
+    /// start_time): the store answers the halted value, the daemon the live one.
+    public let live: Bool
 
     init(_ name: String, _ type: PropertyType, _ rule: DefaultRule, classes: Set<DomainClass> = PropertyDefinition.qubesVMs,
-         readOnly: Bool = false, allowNone: Bool = true, help: String) {
+         readOnly: Bool = false, allowNone: Bool = true, setAtCreation: Bool = false, live: Bool = false, help: String) {
         self.name = name
         self.type = type
         self.rule = rule
         self.classes = classes
         self.readOnly = readOnly
         self.allowNone = allowNone
+        self.setAtCreation = setAtCreation
+        self.live = live
         self.help = help
     }
 
@@ -77,42 +85,58 @@ public enum PropertyTable {
         .init("kernelopts", .str, .template(.fixed("")), help: "Kernel command line options"),
         .init("klass", .str, .computed { $0.klass.rawValue }, classes: PropertyDefinition.all, readOnly: true,
               help: "Domain class"),
+        // qubesd: the GUI domain's layout (us++ without one); the admin domain's own is us++.
+        .init("keyboard_layout", .str, .fixed("us++"), classes: PropertyDefinition.all,
+              help: "Keyboard layout for this domain: LAYOUT+VARIANT+OPTIONS (us++)"),
         .init("label", .label, .required, classes: PropertyDefinition.all, help: "Colourful label assigned to the domain"),
+        .init("management_dispvm", .vm, .template(.global("management_dispvm")),
+              help: "Disposable template for disposables that manage this domain"),
         .init("maxmem", .int, .template(.fixed(String(defaultMaxmem))), help: "Maximum memory in MiB"),
         .init("memory", .int, .template(.fixed(String(defaultMemory))), help: "Initial memory in MiB"),
-        .init("name", .str, .computed { $0.name }, classes: PropertyDefinition.all, readOnly: true,
+        .init("name", .str, .computed { $0.name }, classes: PropertyDefinition.all, readOnly: true, setAtCreation: true,
               help: "Domain name (cannot be changed)"),
         .init("netvm", .vm, .global("default_netvm"),
               help: "Domain that provides network to this domain (must have provides_network)"),
         .init("provides_network", .bool, .fixed("False"), help: "Whether this domain can be the netvm of others"),
-        .init("qid", .int, .computed { String($0.qid) }, classes: PropertyDefinition.all, readOnly: true,
+        .init("qid", .int, .computed { String($0.qid) }, classes: PropertyDefinition.all, readOnly: true, setAtCreation: true,
               help: "Internal numeric identifier"),
         .init("qrexec_timeout", .int, .template(.global("default_qrexec_timeout")),
               help: "Seconds to wait for the domain's agent at start"),
         .init("shutdown_timeout", .int, .template(.global("default_shutdown_timeout")),
               help: "Seconds to wait for a clean shutdown before killing"),
+        // Live values (the daemon fills them in while the domain runs); qubesd: None when halted.
+        .init("start_time", .str, .computed { _ in "" }, readOnly: true, live: true,
+              help: "When the domain was started (UNIX time; empty when halted)"),
         .init("template", .vm, .required, classes: PropertyDefinition.templated, allowNone: false,
               help: "Template the domain's root comes from (a TemplateVM; for a DispVM, a disposable template)"),
         .init("template_for_dispvms", .bool, .fixed("False"), classes: [.appVM, .standaloneVM],
               help: "Whether disposables can be created from this domain"),
         .init("updateable", .bool, .computed { PropertyTable.rootPersists($0) ? "True" : "False" }, readOnly: true,
               help: "Whether changes to the root volume persist (TemplateVM, StandaloneVM)"),
-        .init("uuid", .str, .computed { $0.uuid.text }, classes: PropertyDefinition.all, readOnly: true,
+        .init("uuid", .str, .computed { $0.uuid.text }, classes: PropertyDefinition.all, readOnly: true, setAtCreation: true,
               help: "UUID of the domain"),
         .init("vcpus", .int, .template(.fixed(String(defaultVcpus))), help: "Number of virtual CPUs"),
         .init("virt_mode", .str, .template(.fixed("pvh")), help: "Virtualisation mode (pv, pvh, hvm; providers may ignore it)"),
+        .init("xid", .int, .computed { _ in "-1" }, readOnly: true, live: true,
+              help: "The provider's id of the running domain (-1 when halted, or when the provider reports none)"),
         .init("vmm", .str, .template(.global("default_vmm")),
               help: "Isolation provider of the domain (a vmm factory name); tags the domain isolation-<provider>"),
     ]
 
     /// Global properties (admin.property.*).
     public static let global: [PropertyDefinition] = [
+        .init("check_updates_vm", .bool, .fixed("True"), classes: [], help: "Check for updates inside domains"),
         .init("clockvm", .vm, .fixed(""), classes: [], help: "Domain that provides time"),
         .init("default_audiovm", .vm, .fixed(DomainUUID.adminVM.text), classes: [], help: "Default audio domain"),
         .init("default_dispvm", .vm, .fixed(""), classes: [], help: "Default disposable template"),
         .init("default_guivm", .vm, .fixed(DomainUUID.adminVM.text), classes: [], help: "Default GUI domain"),
         .init("default_kernel", .str, .fixed(""), classes: [], help: "Default kernel (empty: the provider's default)"),
         .init("default_netvm", .vm, .fixed(""), classes: [], help: "Default network domain"),
+        .init("default_pool", .str, .fixed("default"), classes: [], help: "Default storage pool (Odyssey has one: default)"),
+        .init("default_pool_kernel", .str, .global("default_pool"), classes: [], help: "Default storage pool for kernel volumes"),
+        .init("default_pool_private", .str, .global("default_pool"), classes: [], help: "Default storage pool for private volumes"),
+        .init("default_pool_root", .str, .global("default_pool"), classes: [], help: "Default storage pool for root volumes"),
+        .init("default_pool_volatile", .str, .global("default_pool"), classes: [], help: "Default storage pool for volatile volumes"),
         .init("default_qrexec_timeout", .int, .fixed("60"), classes: [], help: "Default qrexec_timeout in seconds"),
         .init("default_shutdown_timeout", .int, .fixed("60"), classes: [], help: "Default shutdown_timeout in seconds"),
         .init("default_template", .vm, .fixed(""), classes: [], help: "Default template for new AppVMs"),

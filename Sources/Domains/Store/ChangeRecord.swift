@@ -29,12 +29,27 @@ public struct ChangeRecord: Sendable, Equatable, CustomStringConvertible {
         case .domainDelete: "domain-delete"
         case .propertySet(let n, _, _): "property-set:\(n)"
         case .propertyReset(let n, _): "property-reset:\(n)"
-        case .featureSet(let k, _, _): "feature-set:\(k)"
-        case .featureDelete(let k): "feature-delete:\(k)"
+        case .featureSet(let k, _, _): "domain-feature-set:\(k)"
+        case .featureDelete(let k): "domain-feature-delete:\(k)"
         case .tagAdd(let t): "domain-tag-add:\(t)"
         case .tagDelete(let t): "domain-tag-delete:\(t)"
         case .labelAdd: "label-add"
         case .labelRemove: "label-remove"
+        }
+    }
+
+    /// The event qubesd fires just before this change, with the same keyword
+    /// arguments (`property-pre-set:memory`, `domain-feature-pre-set:gui`...);
+    /// nil where qubesd fires none. Sent right before the change's own event:
+    /// a change refused is never announced here (qubesd announces some before
+    /// a handler refuses them; its tools act on the event after).
+    public var preEventName: String? {
+        switch kind {
+        case .propertySet(let n, _, _): "property-pre-set:\(n)"
+        case .propertyReset(let n, _): "property-pre-reset:\(n)"
+        case .featureSet(let k, _, _): "domain-feature-pre-set:\(k)"
+        case .featureDelete(let k): "domain-feature-pre-delete:\(k)"
+        default: nil
         }
     }
 

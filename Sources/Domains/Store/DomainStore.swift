@@ -325,6 +325,9 @@ public final class DomainStore: Sendable {
     /// `created-by-*` tags may only be changed by dom0; `isolation-*` never by hand.
     public func addTag(_ tag: String, to name: String, caller: String = "dom0") throws(DomainError) {
         try TagRules.validate(tag)
+        // qubesd: adding a tag the domain has is a no-op, automatic ones included
+        // (qvm-clone copies every tag of the source, isolation-* among them).
+        if try snapshot().hasTag(tag, name) { return }
         try Self.checkManualTag(tag, caller: caller)
         try mutate { (t) throws(DomainError) in try t.addTag(tag, to: name) }
     }
@@ -343,7 +346,7 @@ public final class DomainStore: Sendable {
 
     static func checkManualTag(_ tag: String, caller: String) throws(DomainError) {
         if tag.hasPrefix(TagRules.isolationPrefix) {
-            throw .permissionDenied("tag '\(tag)' is maintained from the vmm property and cannot be changed by hand")
+            throw .automaticTag(tag)
         }
         if tag.hasPrefix(TagRules.createdByPrefix), caller != "dom0" {
             throw .permissionDenied("tag '\(tag)' can only be changed by the admin domain")

@@ -22,7 +22,7 @@ public struct PropertyValue: Sendable, Equatable, CustomStringConvertible {
     public let name: String
     public let type: PropertyType
     /// The value as text: bool True/False, int decimal, vm the domain's name ("" = None), label its name.
-    public let value: String
+    public var value: String
     public let isDefault: Bool
 
     /// `default=True type=int 400`: the admin.vm.property.Get answer.
@@ -108,7 +108,7 @@ public struct DomainsSnapshot: Sendable {
         guard let raw = explicit ?? defaultRaw(def, r) else {
             throw .propertyAccess(domain: name, property: prop, reason: "not set and has no default")
         }
-        return PropertyValue(name: prop, type: def.type, value: present(raw, def.type), isDefault: explicit == nil)
+        return PropertyValue(name: prop, type: def.type, value: present(raw, def.type), isDefault: explicit == nil && !def.setAtCreation)
     }
 
     /// admin.vm.property.GetAll: every property that has a value, by name.
@@ -151,8 +151,12 @@ public struct DomainsSnapshot: Sendable {
 
     func globalDefault(_ def: PropertyDefinition) -> String {
         if def.name == "default_vmm" { return defaultVmm }
-        if case .fixed(let v) = def.rule { return v }
-        return ""
+        switch def.rule {
+        case .fixed(let v): return v
+        // One level: default_pool_* follow default_pool (whose default is fixed).
+        case .global(let g) where g != def.name: return globals[g] ?? PropertyTable.globalByName[g].map(globalDefault) ?? ""
+        default: return ""
+        }
     }
 
     func globalRaw(_ prop: String) -> String {
@@ -185,6 +189,14 @@ public struct DomainsSnapshot: Sendable {
             // A domain is never its own default netvm (sys-firewall with default_netvm=sys-firewall).
             let g = globalRaw("default_netvm")
             return g == r.uuid.text ? "" : g
+        case ("keyboard_layout", .adminVM):
+            return "us++"
+        case ("keyboard_layout", _):          // qubesd: the GUI domain's layout, us++ without one
+            if depth < 8, let g = rawEffective("guivm", r), !g.isEmpty, let n = nameByUUID[DomainUUID(unchecked: g)],
+               let gr = domains[n], gr.name != r.name {
+                return gr.properties["keyboard_layout"] ?? defaultRaw(def, gr, depth: depth + 1)
+            }
+            return "us++"
         case ("icon", _):                     // Qubes icon names: appvm-blue, templatevm-black, dispvm-red...
             return "\(r.klass.rawValue.lowercased())-\(rawEffective("label", r) ?? "black")"
         default: break

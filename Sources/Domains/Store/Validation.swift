@@ -67,6 +67,16 @@ extension DomainsSnapshot {
                   u.allSatisfy({ DomainName.isLetter($0) || DomainName.isDigit($0) || $0 == 95 || $0 == 45 }) else {
                 throw bad("expected a user name ([a-zA-Z_][a-zA-Z0-9_-]*, at most 32 characters)")
             }
+        case "keyboard_layout":
+            // qubesd's rules: LAYOUT+VARIANT+OPTIONS, ASCII; layout letters only.
+            let parts = text.split(separator: "+", omittingEmptySubsequences: false).map { Array($0.utf8) }
+            guard text.utf8.count <= 128, parts.count == 3 else { throw bad("expected LAYOUT+VARIANT+OPTIONS (us++), at most 128 characters") }
+            let word = { (b: UInt8) in DomainName.isLetter(b) || DomainName.isDigit(b) || b == 45 || b == 95 }
+            guard !parts[0].isEmpty, parts[0].allSatisfy(DomainName.isLetter) else { throw bad("Invalid keyboard layout provided") }
+            guard parts[1].allSatisfy(word) else { throw bad("Invalid layout variant provided") }
+            guard parts[2].allSatisfy({ word($0) || $0 == 58 || $0 == 44 }) else { throw bad("Invalid layout options provided") }
+        case "default_pool", "default_pool_kernel", "default_pool_private", "default_pool_root", "default_pool_volatile":
+            guard text == VolumeManager.pool else { throw bad("No such storage pool (Odyssey has one: \(VolumeManager.pool))") }
         default: break
         }
     }

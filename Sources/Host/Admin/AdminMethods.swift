@@ -9,10 +9,17 @@
 // - A policy `ask` for an admin method is a deny: there is nobody to ask.
 // - admin.vm.Create.* and admin.vm.CreateDisposable tag the new domain
 //   created-by-<caller> only for callers other than dom0.
-// - admin.vm.volume.Resize is refused (volumes are directories);
-//   CreateInPool, Clone*, Import, devices, firewall, backup and Console are
-//   not implemented (ProtocolError: no such method).
-// - Events carry qubesd's names and keyword arguments; domain-pre-start and
+// - A method Odyssey does not implement (admin.vm.volume.Import, backup,
+//   Console, pool.Add...) is QubesNotImplementedError, which Qubes' tools
+//   report, where qubesd drops the connection (ProtocolError).
+// - Devices: Qubes' classes with nothing in them (no domain exposes devices).
+// - admin.vm.volume.CloneTo needs a halted destination; a running source's
+//   private volume is copied as of its last stop, its root not at all.
+// - Events carry qubesd's names and keyword arguments, in qubesd's order
+//   (property-pre-set:X before property-set:X, domain-feature-pre-set:X before
+//   domain-feature-set:X; domain-pre-start, domain-spawn, domain-start;
+//   domain-shutdown, domain-stopped; property-reset:xid and :start_time
+//   before domain-spawn and after domain-stopped); domain-pre-start, domain-spawn and
 //   domain-start carry no start_guid argument. A domain's subscription does
 //   not show events whose arguments name domains it may neither list nor read
 //   the property of; a domain holds at most EventHub.maxPerDomainCaller.
@@ -42,12 +49,16 @@ public final class AdminMethods: @unchecked Sendable {
         permission = AdminPermission(policy: { [unowned daemon] in daemon.policy })
         let api = QubesAPI(daemon: daemon, hub: hub, permission: permission)
         let all = api.vmMethods() + api.propertyMethods() + api.featureTagMethods() + api.lifecycleMethods()
-            + api.storageMethods() + api.labelMethods() + [api.eventsMethod()] + api.templateMethods() + odysseyMethods()
+            + api.storageMethods() + api.volumeCloneMethods() + api.notesFirewallMethods() + api.devicePoolMethods() + api.labelMethods() + [api.eventsMethod()] + api.templateMethods() + odysseyMethods()
         for m in all { table[m.name] = m }
 
         // Committed changes become events, in commit order (this runs under the store's write lock).
         storeToken = daemon.store.addObserver { records in
-            hub.publish(records.map { AdminEvent(ChangeRecordView(domain: $0.domain, eventName: $0.eventName, arguments: $0.arguments)) })
+            hub.publish(records.flatMap { r in
+                let args = r.arguments
+                let pre = r.preEventName.map { [AdminEvent(ChangeRecordView(domain: r.domain, eventName: $0, arguments: args))] } ?? []
+                return pre + [AdminEvent(ChangeRecordView(domain: r.domain, eventName: r.eventName, arguments: args))]
+            })
         }
         // Backends report halts (by itself, or after a shutdown without wait), pauses,
         // and starts that did not go through admin.vm.Start.
@@ -99,7 +110,10 @@ public final class AdminMethods: @unchecked Sendable {
             daemon.logger.notice("admin: denied \(r.method)+\(r.argument) from \(callerSource) to \(r.dest)")
             return .failure(.permissionDenied())
         }
-        guard let m = table[r.method] else { return .failure(.protocolError("no such method: \(r.method)")) }
+        // A QubesException subclass, not ProtocolError: Qubes' tools report it and go on.
+        guard let m = table[r.method] else {
+            return .failure(AdminError("QubesNotImplementedError", "Method not implemented by Odyssey: \(QubesAPI.shown(r.method))"))
+        }
         do throws(AdminError) {
             try m.checkShape(r)
             try m.checkCaller(callerSource)

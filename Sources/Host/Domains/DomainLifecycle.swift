@@ -25,4 +25,12 @@ public protocol DomainLifecycle: Sendable {
     /// Halted for a domain that is not running (never throws for a known name).
     func powerState(_ name: String) -> PowerState
     func currentState(_ name: String) -> DomainCurrentState
+    /// When the running domain was started (UNIX time), nil if halted or
+    /// unknown (a domain the daemon adopted at its own start).
+    func startTime(_ name: String) -> Double?
+}
+
+extension DomainLifecycle {
+    /// A lifecycle that keeps no start times (test doubles) reports none.
+    public func startTime(_ name: String) -> Double? { nil }
 }

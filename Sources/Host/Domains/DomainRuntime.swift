@@ -26,6 +26,8 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
         var link: AgentLink
         var paused = false
         var stopping = false
+        /// UNIX time of the start (nil: adopted at the daemon's start, when it is not known).
+        var startedAt: Double? = nil
     }
 
     let store: DomainStore
@@ -100,6 +102,14 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
             if case .ready = d.link.state { return .running }
             return .transient
         }
+    }
+
+    public func startTime(_ name: String) -> Double? { running.withLock { $0[name]?.startedAt } }
+
+    static func wallClock() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec / 1000) / 1e6
     }
 
     public func currentState(_ name: String) -> DomainCurrentState {
@@ -286,7 +296,7 @@ public final class DomainRuntime: DomainLifecycle, @unchecked Sendable {
                 link = try AgentLink(domain: name, vchan: vchan, logger: logger, onTrigger: handler)
                 early = link
             }
-            running.withLock { $0[name] = Running(vmm: vmmName, link: link) }
+            running.withLock { $0[name] = Running(vmm: vmmName, link: link, startedAt: Self.wallClock()) }
             let timeout = (try? intProperty("qrexec_timeout", of: name, snap)) ?? 60
             try link.waitReady(timeoutMs: timeout * 1000)
             logger.info("\(name) started (\(vmmName)), agent ready; memory committed \(memory.committedMiB)/\(memory.capacityMiB(reserveMiB: reserve)) MiB")

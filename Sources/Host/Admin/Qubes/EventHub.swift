@@ -124,7 +124,7 @@ final class EventHub: Sendable {
         state.withLock { st in
             if st.lastLifecycle[domain] == name { return }
             st.lastLifecycle[domain] = name
-            deliver([e], &st)
+            deliver(Self.withFollowers(e), &st)
         }
     }
 
@@ -145,14 +145,34 @@ final class EventHub: Sendable {
             if name == "running" {
                 switch st.lastLifecycle[domain] {
                 case "domain-paused": event = "domain-unpaused"
-                case "domain-pre-start", "domain-start", "domain-unpaused": return
+                case "domain-pre-start", "domain-spawn", "domain-start", "domain-unpaused": return
                 default: event = "domain-start"
                 }
             }
             if st.lastLifecycle[domain] == event { return }
             st.lastLifecycle[domain] = event
-            deliver([AdminEvent(subject: domain, name: event, domain: domain)], &st)
+            // Started another way: qubesd's domain-spawn comes before domain-start.
+            let spawn = event == "domain-start" ? Self.spawned(domain) : []
+            deliver(spawn + Self.withFollowers(AdminEvent(subject: domain, name: event, domain: domain)), &st)
         }
+    }
+
+    /// qubesd fires domain-stopped right after domain-shutdown (its tools,
+    /// qvm-start-daemon among them, wait for either).
+    /// qubesd then announces that the live properties changed (property-reset:xid, :start_time).
+    private static func withFollowers(_ e: AdminEvent) -> [AdminEvent] {
+        guard e.name == "domain-shutdown", let d = e.domain else { return e.name == "domain-spawn" ? spawned(e.domain ?? "") : [e] }
+        return [e, AdminEvent(subject: d, name: "domain-stopped", domain: d)] + liveResets(d)
+    }
+
+    /// domain-spawn as qubesd sends it: once the domain exists, its xid and
+    /// start_time are announced (property-reset), then domain-spawn.
+    static func spawned(_ d: String) -> [AdminEvent] {
+        liveResets(d) + [AdminEvent(subject: d, name: "domain-spawn", domain: d)]
+    }
+
+    static func liveResets(_ d: String) -> [AdminEvent] {
+        ["xid", "start_time"].map { AdminEvent(subject: d, name: "property-reset:\($0)", arguments: [("name", $0)], domain: d) }
     }
 
     private func deliver(_ events: [AdminEvent], _ st: inout State) {

@@ -62,7 +62,8 @@ extension QubesAPI {
 enum EventDomainArguments {
     /// (property, names) for property-set/-reset of a vm-typed property; nil otherwise.
     static func of(_ e: AdminEvent) -> (property: String, names: [String])? {
-        let prefix = ["property-set:", "property-reset:"].first { e.name.hasPrefix($0) }
+        // The pre-events carry the same values: filtered alike.
+        let prefix = ["property-set:", "property-reset:", "property-pre-set:", "property-pre-reset:"].first { e.name.hasPrefix($0) }
         guard let prefix else { return nil }
         let property = String(e.name.dropFirst(prefix.count))
         let table = e.domain == nil ? PropertyTable.global : PropertyTable.domain

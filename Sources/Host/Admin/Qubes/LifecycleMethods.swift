@@ -1,7 +1,8 @@
 // admin.vm.{Start,Shutdown,Pause,Unpause,Kill} through daemon.lifecycle, with
 // the lifecycle events admin.Events subscribers see. State errors use the
 // Qubes exception types (QubesVMNotStartedError, QubesVMNotRunningError,
-// QubesVMNotPausedError) and say what is wrong ("work is not running").
+// QubesVMNotPausedError) with qubesd's wording ("Domain is powered off: 'work'"),
+// which users and scripts know.
 import Domains
 
 extension QubesAPI {
@@ -12,13 +13,16 @@ extension QubesAPI {
                 // As qubesd (its client catches this error to mean "already running").
                 let st = lifecycle.powerState(name)
                 guard st == .halted else {
-                    throw AdminError("QubesVMNotHaltedError", st == .running ? "\(name) is already running" : "\(name) is not halted (\(st.rawValue))")
+                    throw AdminError("QubesVMNotHaltedError", "Domain is not powered off: '\(name)'")
                 }
                 hub.lifecycle(name, "domain-pre-start")
                 do throws(OdysseyError) { try lifecycle.start(name) } catch {
                     hub.lifecycle(name, "domain-start-failed", [("reason", error.description)])
                     throw startError(error)
                 }
+                // qubesd: domain-spawn once the domain exists, domain-start once it is up;
+                // here both once lifecycle.start has returned.
+                hub.lifecycle(name, "domain-spawn")
                 hub.lifecycle(name, "domain-start")
                 return []
             },
@@ -43,7 +47,7 @@ extension QubesAPI {
                 let name = try runnable(c)
                 let st = lifecycle.powerState(name)
                 guard st == .running else {
-                    throw AdminError("QubesVMNotRunningError", st == .paused ? "\(name) is already paused" : "\(name) is not running")
+                    throw AdminError("QubesVMNotRunningError", "Domain not running (either powered off or paused): '\(name)'")
                 }
                 do throws(OdysseyError) { try lifecycle.pause(name) } catch { throw error.adminError }
                 hub.lifecycle(name, "domain-paused")
@@ -51,7 +55,7 @@ extension QubesAPI {
             },
             AdminMethod("admin.vm.Unpause", argument: .none, scope: .local, access: .execute) { [self] c throws(AdminError) in
                 let name = try runnable(c)
-                guard lifecycle.powerState(name) == .paused else { throw AdminError("QubesVMNotPausedError", "\(name) is not paused") }
+                guard lifecycle.powerState(name) == .paused else { throw AdminError("QubesVMNotPausedError", "Domain is not paused: '\(name)'") }
                 do throws(OdysseyError) { try lifecycle.unpause(name) } catch { throw error.adminError }
                 hub.lifecycle(name, "domain-unpaused")
                 return []
@@ -66,7 +70,7 @@ extension QubesAPI {
         return c.dest
     }
 
-    private func notStarted(_ name: String) -> AdminError { AdminError("QubesVMNotStartedError", "\(name) is not running") }
+    private func notStarted(_ name: String) -> AdminError { AdminError("QubesVMNotStartedError", "Domain is powered off: '\(name)'") }
 
     /// qubesd reports a failed start as `Start failed: ...`; store errors keep their type.
     private func startError(_ e: OdysseyError) -> AdminError {

@@ -12,7 +12,7 @@ extension QubesAPI {
                 QubesAPI.lines(try domain { () throws(DomainError) in try store.snapshot().propertyNames(of: c.dest) })
             },
             AdminMethod("admin.vm.property.Get", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
-                Array(try domain { () throws(DomainError) in try store.property(c.argument, of: c.dest) }.qubesGetLine.utf8)
+                Array(live(try domain { () throws(DomainError) in try store.property(c.argument, of: c.dest) }, of: c.dest).qubesGetLine.utf8)
             },
             AdminMethod("admin.vm.property.GetAll", argument: .none, scope: .local, access: .read) { [self] c throws(AdminError) in
                 let snap = store.snapshot()
@@ -20,7 +20,7 @@ extension QubesAPI {
                 var out = ""
                 for n in PropertyTable.names(for: d.klass) {
                     let line: String
-                    if let v = try? snap.property(n, of: c.dest) { line = v.qubesGetLine } else {
+                    if let v = try? snap.property(n, of: c.dest) { line = live(v, of: c.dest).qubesGetLine } else {
                         line = "default=True type=\(PropertyTable.definition(n, for: d.klass)!.type.rawValue) "
                     }
                     out += "\(n) \(QubesAPI.escapeLine(line))\n"
@@ -28,7 +28,8 @@ extension QubesAPI {
                 return Array(out.utf8)
             },
             AdminMethod("admin.vm.property.GetDefault", argument: .required, scope: .local, access: .read) { [self] c throws(AdminError) in
-                guard let v = try domain({ () throws(DomainError) in try store.snapshot().propertyDefault(c.argument, of: c.dest) }) else { return [] }
+                guard let stored = try domain({ () throws(DomainError) in try store.snapshot().propertyDefault(c.argument, of: c.dest) }) else { return [] }
+                let v = live(stored, of: c.dest)
                 return Array("type=\(v.type.rawValue) \(v.value)".utf8)
             },
             AdminMethod("admin.vm.property.Set", argument: .required, payload: .optional, scope: .local, access: .write) { [self] c throws(AdminError) in
@@ -75,6 +76,20 @@ extension QubesAPI {
                 Array(try domain { () throws(DomainError) in try store.snapshot().globalPropertyHelp(c.argument) }.utf8)
             },
         ]
+    }
+
+    /// xid and start_time: the running domain's values (the store holds the halted ones).
+    func live(_ v: PropertyValue, of name: String) -> PropertyValue {
+        var v = v
+        switch v.name {
+        case "start_time" where lifecycle.powerState(name) != .halted:
+            v.value = lifecycle.startTime(name).map { "\($0)" } ?? ""
+        // No vmm provider reports a domain id through the plugin ABI yet (ody_domain_info
+        // has none): -1 until one does, running or not.
+        case "xid": v.value = "-1"
+        default: break
+        }
+        return v
     }
 
     /// GetAll puts one property per line: backslash and newline are escaped.

@@ -7,6 +7,8 @@ struct QubesAPI: Sendable {
     unowned let daemon: Daemon
     let hub: EventHub
     let permission: AdminPermission
+    /// admin.vm.volume.CloneFrom's tokens, shared by every copy of this value.
+    let cloneTokens = VolumeCloneTokens()
 
     var store: DomainStore { daemon.store }
     var lifecycle: DomainLifecycle { daemon.lifecycle }

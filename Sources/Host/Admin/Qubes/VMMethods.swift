@@ -89,7 +89,7 @@ extension QubesAPI {
     }
 
     /// admin.vm.Create.<Class>+[TEMPLATE] with payload `name=NAME label=LABEL`.
-    private func create(_ klass: DomainClass, _ c: AdminCall) throws(AdminError) -> [UInt8] {
+    func create(_ klass: DomainClass, _ c: AdminCall) throws(AdminError) -> [UInt8] {
         let kv = try QubesAPI.keyValues(c.payload, allowed: ["name", "label"])
         guard let name = kv["name"], let label = kv["label"] else { throw .protocolError("Missing name or label") }
         guard !label.isEmpty, !label.allSatisfy(\.isNumber) else { throw .protocolError("label must be a name, not an index") }
