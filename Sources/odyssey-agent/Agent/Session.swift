@@ -45,20 +45,20 @@ enum Session {
 
     /// Where a data channel came with the message (nothing to dial, nothing
     /// that blocks), the control thread opens the session itself and spawns a
-    /// plain command before any thread is made: a new thread costs
-    /// milliseconds under TCG and now overlaps the command's own run. Qubes'
+    /// plain command before the session's thread takes over (ThreadPool:
+    /// a parked one; a new thread costs a millisecond under TCG). Qubes'
     /// agent forks from its main loop the same way. Otherwise the session
     /// gets its thread first (a dial may wait for the host).
     static func start(_ p: ExecParams, justExec: Bool, passedFD: Int32?, _ cfg: AgentConfig) {
         guard passedFD != nil else {
-            if !startThread({ run(p, justExec: justExec, passedFD: nil, cfg) }) {
+            if !ThreadPool.sessions.run({ run(p, justExec: justExec, passedFD: nil, cfg) }) {
                 Log.say("cannot start a thread for a command; dropped")
                 terminated(p)
             }
             return
         }
         guard let o = begin(p, justExec: justExec, passedFD: passedFD, cfg) else { return }
-        if !startThread({ serve(o, cfg) }) {
+        if !ThreadPool.sessions.run({ serve(o, cfg) }) {
             Log.say("cannot start a thread for a command; dropped")
             o.abandon()
         }

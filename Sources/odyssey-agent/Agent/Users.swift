@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VchanSocketCore
 // Users from the domain's own /etc/passwd and /etc/group (not NSS: the agent
 // is linked statically and must not load NSS modules from the domain).
 
@@ -14,6 +15,37 @@ struct UserEntry: Equatable {
 }
 
 enum Users {
+    /// The last answers, valid while both files are unchanged (same inode,
+    /// size and mtime): every command looks its user up, and reading and
+    /// splitting two files is a measurable part of a command's start in a
+    /// TCG guest; two stat calls are not.
+    private struct Cached { let passwd: FileStamp; let group: FileStamp; let entry: UserEntry? }
+    private struct FileStamp: Equatable {
+        let ino: UInt64, size: Int64, sec: Int, nsec: Int
+        init?(_ path: String) {
+            var st = stat()
+            guard stat(path, &st) == 0 else { return nil }
+            ino = UInt64(st.st_ino); size = Int64(st.st_size); sec = st.st_mtim.tv_sec; nsec = st.st_mtim.tv_nsec
+        }
+    }
+    nonisolated(unsafe) private static var cache: [String: Cached] = [:]
+    private static let cacheLock = PLock()
+
+    /// `lookup` of the agent's own root, answered from the cache while
+    /// /etc/passwd and /etc/group are unchanged.
+    static func lookup(_ name: String) -> UserEntry? {
+        guard let p = FileStamp("/etc/passwd"), let g = FileStamp("/etc/group") else { return lookup(name, root: "") }
+        if let c = cacheLock.locked({ cache[name] }), c.passwd == p, c.group == g { return c.entry }
+        // Stamped before reading: a change while we read makes the next
+        // stamp differ, and that call reads again.
+        let entry = lookup(name, root: "")
+        cacheLock.locked {
+            if cache.count >= 64 { cache = [:] }
+            cache[name] = Cached(passwd: p, group: g, entry: entry)
+        }
+        return entry
+    }
+
     static func readFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -31,7 +63,7 @@ enum Users {
     }
 
     /// Looks `name` up in `<root>/etc/passwd`, with its groups from `<root>/etc/group`.
-    static func lookup(_ name: String, root: String = "") -> UserEntry? {
+    static func lookup(_ name: String, root: String) -> UserEntry? {
         guard let passwd = readFile(root + "/etc/passwd") else { return nil }
         var found: UserEntry?
         for line in passwd.split(separator: "\n") {

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -16,10 +18,26 @@ static void child_fail(int pipe_w, int step_errno) {
     _exit(127);
 }
 
+/* Signals whose disposition is not SIG_DFL (the agent's handlers and
+ * SIG_IGN, the Swift runtime's crash handlers), found once: by the first
+ * spawn the agent has set its own. Only these are reset in the vfork child
+ * (a handler must not run in a child sharing our memory; SIG_IGN would
+ * survive exec); resetting all 64 cost 64 system calls in the window where
+ * the parent waits, a millisecond under TCG. */
+static uint64_t changed_signals;
+static pthread_once_t changed_once = PTHREAD_ONCE_INIT;
+static void find_changed_signals(void) {
+    for (int s = 1; s < NSIG && s <= 64; s++) {
+        struct sigaction sa;
+        if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL) changed_signals |= 1ull << (s - 1);
+    }
+}
+
 pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
                   int in_fd, int out_fd, int err_fd,
                   int set_ids, uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
                   const char *cwd, int *err) {
+    pthread_once(&changed_once, find_changed_signals);
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) { *err = errno; return -1; }
     /* vfork: the child borrows the parent's memory until execve, which saves
@@ -33,7 +51,8 @@ pid_t agent_spawn(const char *path, char *const argv[], char *const envp[],
         /* Child: async-signal-safe calls only. */
         sigset_t none;
         sigemptyset(&none);
-        for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        for (int s = 1; s < NSIG && s <= 64; s++)
+            if (changed_signals & (1ull << (s - 1))) signal(s, SIG_DFL);
         sigprocmask(SIG_SETMASK, &none, NULL);
         setpgid(0, 0);
         /* Move the stdio sources above 2 first so dup2 cannot clobber one another. */
