@@ -55,6 +55,9 @@ let package = Package(
         .target(name: "Domains", dependencies: ["CSQLite"], path: "Sources/Domains", exclude: ["README.md"]),
         // qrexec framing, message validators and name sanitisers (no Foundation).
         .target(name: "Qrexec", dependencies: ["VchanSocketCore"], path: "Sources/Qrexec"),
+        // The GUI protocol between a domain's agent and the trusted gui plugin:
+        // wire format, limits, one validator per message (no Foundation).
+        .target(name: "GuiProtocol", path: "Sources/GuiProtocol"),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
             "PluginABI", "CSupport", "Policy", "Domains", "Qrexec", "VchanSocketCore",
@@ -117,6 +120,7 @@ let package = Package(
         .testTarget(name: "NativeTests", dependencies: ["PluginABI", "odyssey-jailer"], path: "Tests/NativeTests"),
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
+        .testTarget(name: "GuiProtocolTests", dependencies: ["GuiProtocol"], path: "Tests/GuiProtocolTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI", "PluginKit"], path: "Tests/HostTests"),
         .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "PluginKit", "LibvirtDomainXML", "StreamMux", "CVchanSocket", "VchanSocketCore"],
