@@ -211,3 +211,24 @@ func FrameGeometry_textColor(_ rgb: UInt32) -> UInt32 {
     let r = (rgb >> 16) & 0xff, g = (rgb >> 8) & 0xff, b = rgb & 0xff
     return (r * 299 + g * 587 + b * 114) / 1000 >= 128 ? 0x000000 : 0xffffff
 }
+
+final class GuiDisplayLossTests: XCTestCase {
+    /// Xlib's default is exit() when the X server goes: inside odysseyd that
+    /// would take the host down. The daemon closes the domains' channels instead.
+    func testLosingTheXServerClosesTheChannelsAndNothingElse() throws {
+        let screen = try XvfbScreen()
+        let gui = try GuiPlugin(config: ["display": screen.displayName])
+        let work = try gui.attach("work", label: "blue", color: GuiDaemonTests.blue)
+        _ = try work.handshake()
+        work.send(GuiEncode.create(window: 1, GuiRect(x: 0, y: 0, width: 10, height: 10)) + GuiEncode.map(window: 1))
+        XCTAssert(screen.waitUntil("the window is up") { screen.window(named: "[work] ")?.mapped == true })
+        screen.stop()   // the X server dies under the daemon
+        XCTAssert(work.waitForClose(), "work's channel is closed")
+        XCTAssert(gui.host.logs.contains { $0.contains("connection to the X display was lost") }, "\(gui.host.logs)")
+        var pair: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair), 0)
+        defer { closeDescriptor(pair[0]); closeDescriptor(pair[1]) }
+        XCTAssertEqual(gui.attachError("personal", fd: pair[0]).0, ODY_E_STATE.rawValue, "a dead instance refuses new domains")
+        gui.close()
+    }
+}

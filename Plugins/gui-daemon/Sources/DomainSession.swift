@@ -68,9 +68,9 @@ final class DomainSession {
         }
     }
 
-    /// Destroys every window and closes the channel.
-    func end(unregister: (HostWindow) -> Void) {
-        for hw in windows.values { unregister(hw); hw.destroy() }
+    /// Destroys every window (unless the display is gone) and closes the channel.
+    func end(destroyWindows: Bool, unregister: (HostWindow) -> Void) {
+        for hw in windows.values { unregister(hw); if destroyWindows { hw.destroy() } }
         windows.removeAll()
         Glibc.close(fd)
     }

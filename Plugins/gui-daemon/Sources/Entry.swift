@@ -75,7 +75,7 @@ private func guiAttach(_ gui: OpaquePointer?, _ domain: UnsafePointer<ody_gui_do
     do throws(GuiDaemonError) {
         try d.attach(name: name, color: domain.pointee.color & 0xffffff, fd: domain.pointee.channel_fd)
         return ODY_OK.rawValue
-    } catch { return fail(err, ODY_E_EXISTS, error.description) }
+    } catch { return fail(err, error.description.contains("already attached") ? ODY_E_EXISTS : ODY_E_STATE, error.description) }
 }
 
 private func guiDetach(_ gui: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ flags: UInt32,

@@ -44,13 +44,14 @@ final class GuiDaemon: @unchecked Sendable {
     }
 
     func attach(name: String, color: UInt32, fd: Int32) throws(GuiDaemonError) {
-        let added = lock.with { () -> Bool in
-            guard !stopping, !attachedNames.contains(name) else { return false }
+        let refusal = lock.with { () -> String? in
+            if stopping { return "the gui instance is closed (or lost its X display)" }
+            if attachedNames.contains(name) { return "domain \(name) is already attached" }
             attachedNames.insert(name)
             attaching.append((name, color, fd))
-            return true
+            return nil
         }
-        guard added else { throw GuiDaemonError("domain \(name) is already attached") }
+        if let refusal { throw GuiDaemonError(refusal) }
         poke()
     }
 
@@ -87,6 +88,7 @@ final class GuiDaemon: @unchecked Sendable {
             for name in remove { end(name, reason: "detached by the host") }
             handleXEvents()
             XFlush(x.display)
+            if x.lost { break }
 
             let order = Array(sessions.values)
             var fds = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0), pollfd(fd: x.connectionFd, events: Int16(POLLIN), revents: 0)]
@@ -94,14 +96,25 @@ final class GuiDaemon: @unchecked Sendable {
             // XPending above drained Xlib's queue, so poll sees every new event.
             guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { break }
             if fds[0].revents != 0 { var sink = [UInt8](repeating: 0, count: 64); while read(wake[0], &sink, 64) > 0 {} }
+            // A hung-up X connection: let Xlib notice (XPending), which sets x.lost.
+            if fds[1].revents & Int16(POLLHUP | POLLERR) != 0 { _ = XPending(x.display) }
             for (i, s) in order.enumerated() where fds[i + 2].revents != 0 {
                 do throws(GuiDaemonError) {
                     try s.readable(x, &buffer, register: { self.owners[$0.xid] = (s, $0) }, unregister: { self.owners[$0.xid] = nil })
                 } catch { end(s.name, reason: error.description) }
             }
         }
-        for name in Array(sessions.keys) { end(name, reason: "the gui instance is closing") }
-        XFlush(x.display)
+        let reason = x.lost ? "the X display was lost" : "the gui instance is closing"
+        if x.lost { host.log(ODY_LOG_ERROR, "gui x11: the connection to the X display was lost; every domain's GUI channel is closed") }
+        for name in Array(sessions.keys) { end(name, reason: reason) }
+        if !x.lost { XFlush(x.display) }
+        // Nothing is served any more: refuse new domains, close queued ones.
+        let queued = lock.with { () -> [Int32] in
+            stopping = true
+            defer { attaching.removeAll(); attachedNames.removeAll() }
+            return attaching.map(\.fd)
+        }
+        for fd in queued { Glibc.close(fd) }
     }
 
     private func start(_ name: String, _ color: UInt32, _ fd: Int32) {
@@ -114,7 +127,7 @@ final class GuiDaemon: @unchecked Sendable {
     /// Ends one domain's session: its windows and channel, nothing else.
     private func end(_ name: String, reason: String) {
         guard let s = sessions.removeValue(forKey: name) else { return }
-        s.end(unregister: { owners[$0.xid] = nil })
+        s.end(destroyWindows: !x.lost, unregister: { owners[$0.xid] = nil })
         lock.with { _ = attachedNames.remove(name) }
         host.log(ODY_LOG_WARNING, "gui: \(name)'s GUI channel closed: \(reason)")
     }

@@ -13,6 +13,10 @@ final class XContext {
     let gc: GC
     let screenWidth: UInt32, screenHeight: UInt32
     let hasFont: Bool
+    /// Set by Xlib's I/O-error exit handler when the connection to the X
+    /// server is lost; from then on the display is dead and never used again.
+    private let lostFlag = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    var lost: Bool { lostFlag.pointee != 0 }
     private let wmDelete: Atom, wmProtocols: Atom, netWmName: Atom, utf8String: Atom
 
     init(displayName: String) throws(GuiDaemonError) {
@@ -20,6 +24,9 @@ final class XContext {
         // the host. Protocol errors (a window another client destroyed) are
         // ignored; they concern one window, and the next event resyncs.
         XSetErrorHandler { _, _ in 0 }
+        // Xlib's default I/O-error handler prints and exits; ours returns, and
+        // the per-display exit handler below records the loss instead.
+        XSetIOErrorHandler { _ in 0 }
         guard let d = XOpenDisplay(displayName.isEmpty ? nil : displayName) else {
             throw GuiDaemonError("cannot open X display '\(displayName.isEmpty ? "$DISPLAY" : displayName)' (set [gui.x11] display, or DISPLAY)")
         }
@@ -31,6 +38,10 @@ final class XContext {
             throw GuiDaemonError("display '\(displayName)' has depth \(depth): the gui-daemon draws 24-bit TrueColor only (Xvfb: -screen 0 WxHx24)")
         }
         display = d
+        lostFlag.initialize(to: 0)
+        // Losing the X server would otherwise exit() the whole host: instead
+        // Xlib returns and the daemon closes every domain's channel (GuiDaemon.loop).
+        XSetIOErrorExitHandler(d, { _, flag in flag?.assumingMemoryBound(to: Int32.self).pointee = 1 }, UnsafeMutableRawPointer(lostFlag))
         root = XRootWindow(d, screen)
         self.visual = visual
         self.depth = depth
@@ -48,7 +59,8 @@ final class XContext {
 
     var connectionFd: Int32 { XConnectionNumber(display) }
 
-    func close() { XCloseDisplay(display) }
+    /// Closes the connection (a lost one is left alone: Xlib already gave up on it).
+    func close() { if !lost { XCloseDisplay(display) } }
 
     func setProtocols(_ w: Window) {
         var atom = wmDelete
