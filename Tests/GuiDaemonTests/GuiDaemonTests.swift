@@ -232,3 +232,55 @@ final class GuiDisplayLossTests: XCTestCase {
         gui.close()
     }
 }
+
+extension GuiDaemonTests {
+    /// A window placed above the screen would hide its title bar and leave pixels that may
+    /// imitate another domain's frame: the daemon moves it on screen and tells the domain.
+    func testATitledWindowCannotHideItsTitleBarOffScreen() throws {
+        let work = try gui.attach("work", label: "blue", color: Self.blue)
+        _ = try work.handshake()
+        showWindow(work, at: GuiRect(x: -50, y: -30, width: 100, height: 40), title: "hidden bar")
+        let ack = try work.readMessage()
+        XCTAssertEqual(ack.type, GuiMessageType.configureAck.rawValue)
+        var r = LittleEndianReader(ack.body[...])
+        XCTAssertEqual([r.i32(), r.i32()], [0, 0], "the domain learns where its window went")
+        XCTAssert(screen.waitUntil("the window is up") { screen.window(named: "[work] hidden bar")?.mapped == true })
+        let w = try XCTUnwrap(screen.window(named: "[work] hidden bar"))
+        XCTAssertEqual([w.x, w.y], [0, 0])
+        assertFrame(w, color: Self.blue)
+    }
+
+    /// Input reaches the domain whose window X delivered it to, in that window's coordinates;
+    /// another domain hears nothing.
+    func testInputGoesToTheWindowsDomainInItsCoordinates() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/xdotool") else {
+            throw XCTSkip("xdotool is not installed (scripts/install-deps installs it)")
+        }
+        let work = try gui.attach("work", label: "blue", color: Self.blue)
+        let personal = try gui.attach("personal", label: "green", color: Self.green)
+        _ = try work.handshake(); _ = try personal.handshake()
+        showWindow(work, at: GuiRect(x: 100, y: 100, width: 80, height: 40), title: "w")
+        showWindow(personal, at: GuiRect(x: 400, y: 100, width: 80, height: 40), title: "p")
+        XCTAssert(screen.waitUntil("both windows are up") {
+            screen.window(named: "[work] w")?.mapped == true && screen.window(named: "[personal] p")?.mapped == true
+        })
+        let xdotool = Process()
+        xdotool.executableURL = URL(fileURLWithPath: "/usr/bin/xdotool")
+        xdotool.arguments = ["mousemove", "\(100 + 2 + 5)", "\(100 + 18 + 7)", "click", "1"]
+        xdotool.environment = ["DISPLAY": screen.displayName]
+        try xdotool.run()
+        xdotool.waitUntilExit()
+        XCTAssertEqual(xdotool.terminationStatus, 0)
+        // Motion may come first; the press carries the click's position inside the content.
+        var press: (type: UInt32, window: UInt32, body: [UInt8])?
+        for _ in 0..<20 {
+            let m = try work.readMessage()
+            if m.type == GuiMessageType.button.rawValue { press = m; break }
+        }
+        let p = try XCTUnwrap(press, "work received the click")
+        XCTAssertEqual(p.window, 1)
+        var r = LittleEndianReader(p.body[...])
+        XCTAssertEqual([r.u32(), UInt32(bitPattern: r.i32()), UInt32(bitPattern: r.i32())], [1, 5, 7], "pressed, at (5,7) of the content")
+        XCTAssertThrowsError(try personal.readMessage(timeout: 300), "personal hears nothing of work's click")
+    }
+}

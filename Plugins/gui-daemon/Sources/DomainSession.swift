@@ -51,12 +51,16 @@ final class DomainSession {
             let hw = HostWindow(x: x, domain: name, color: color, domainWindow: w, rect: rect, overrideRedirect: overrideRedirect)
             windows[w] = hw
             register(hw)
+            try acknowledgeIfMoved(hw, asked: rect)
         case .destroy(let w):
             if let hw = windows.removeValue(forKey: w) { unregister(hw); hw.destroy() }
             try send(GuiEncode.destroyAck(window: w))
         case .map(let w, _, _): windows[w]?.map()
         case .unmap(let w): windows[w]?.unmap()
-        case .configure(let w, let rect, _): windows[w]?.configure(rect)
+        case .configure(let w, let rect, _):
+            guard let hw = windows[w] else { return }
+            hw.configure(rect)
+            try acknowledgeIfMoved(hw, asked: rect)
         case .title(let w, let text): windows[w]?.setTitle(text)
         case .windowClass(let w, let c, let n): windows[w]?.setClass(c, n)
         case .hints: break   // advice for a window manager; the frame needs none yet
@@ -66,6 +70,13 @@ final class DomainSession {
         // next slice adds; until then unrequested data is dropped, as Qubes does.
         case .clipboardData, .clipboardTooLarge: break
         }
+    }
+
+    /// Tells the domain where its window really is when the daemon moved it
+    /// (forced on screen), so the agent's coordinates follow.
+    private func acknowledgeIfMoved(_ hw: HostWindow, asked: GuiRect) throws(GuiDaemonError) {
+        let placed = hw.placed
+        if placed != asked { try send(GuiEncode.configureAck(window: hw.domainWindow, placed)) }
     }
 
     /// Destroys every window (unless the display is gone) and closes the channel.

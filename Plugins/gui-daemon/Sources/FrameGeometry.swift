@@ -30,6 +30,16 @@ enum FrameGeometry {
         UInt64(width) * UInt64(height) * 10 < UInt64(screenWidth) * UInt64(screenHeight) * 9
     }
 
+    /// Where a titled window goes: on screen, so that its title bar (and the
+    /// "[name]" at its left end) cannot be pushed out of sight while its
+    /// pixels, maybe imitating another domain's frame, stay visible. Whole
+    /// windows are kept on screen when they fit, else pinned to the top left.
+    static func onScreen(x: Int32, y: Int32, outerWidth: UInt32, outerHeight: UInt32,
+                         screenWidth: UInt32, screenHeight: UInt32) -> (x: Int32, y: Int32) {
+        let maxX = max(0, Int64(screenWidth) - Int64(outerWidth)), maxY = max(0, Int64(screenHeight) - Int64(outerHeight))
+        return (Int32(min(max(Int64(x), 0), maxX)), Int32(min(max(Int64(y), 0), maxY)))
+    }
+
     /// The title every window of `domain` shows; the prefix is ours.
     static func title(domain: String, _ text: String) -> String { "[\(domain)] \(text)" }
 

@@ -29,7 +29,7 @@ final class HostWindow {
         titled = !keepsOR
         title = FrameGeometry.title(domain: domain, "")
         pixels = [UInt8](repeating: 0, count: Int(rect.width) * Int(rect.height) * 4)
-        let outer = HostWindow.outer(rect, titled: titled)
+        let outer = HostWindow.outer(rect, titled: titled, x)
         var attrs = XSetWindowAttributes()
         attrs.background_pixel = UInt(color)
         attrs.border_pixel = UInt(color)
@@ -43,10 +43,19 @@ final class HostWindow {
         setTitle("")
     }
 
-    /// The host window's geometry for a domain rectangle.
-    private static func outer(_ r: GuiRect, titled: Bool) -> (x: Int32, y: Int32, width: UInt32, height: UInt32) {
+    /// The host window's geometry for a domain rectangle (titled windows forced on screen).
+    private static func outer(_ r: GuiRect, titled: Bool, _ x: XContext) -> (x: Int32, y: Int32, width: UInt32, height: UInt32) {
         let i = FrameGeometry.insets(titled: titled)
-        return (r.x, r.y, r.width + UInt32(i.left + i.right), r.height + UInt32(i.top + i.bottom))
+        let w = r.width + UInt32(i.left + i.right), h = r.height + UInt32(i.top + i.bottom)
+        guard titled else { return (r.x, r.y, w, h) }
+        let p = FrameGeometry.onScreen(x: r.x, y: r.y, outerWidth: w, outerHeight: h, screenWidth: x.screenWidth, screenHeight: x.screenHeight)
+        return (p.x, p.y, w, h)
+    }
+
+    /// Where the host placed the window, in the domain's terms (for configureAck).
+    var placed: GuiRect {
+        let o = HostWindow.outer(rect, titled: titled, x)
+        return GuiRect(x: o.x, y: o.y, width: rect.width, height: rect.height)
     }
 
     func map() { XMapRaised(x.display, xid) }
@@ -58,7 +67,7 @@ final class HostWindow {
             pixels = [UInt8](repeating: 0, count: Int(r.width) * Int(r.height) * 4)
         }
         rect = r
-        let outer = HostWindow.outer(r, titled: titled)
+        let outer = HostWindow.outer(r, titled: titled, x)
         XMoveResizeWindow(x.display, xid, outer.x, outer.y, outer.width, outer.height)
         redraw()
     }
