@@ -18,6 +18,11 @@ public struct GuiLimits: Equatable, Sendable {
     /// malformed (Qubes' 256000 + 1 rule).
     public var maxClipboardBytes: Int = 64000
     public static let clipboardHardMax = 256_001
+    /// The pixels of all of a domain's live windows together (4 bytes each):
+    /// the trusted side keeps a copy of each window's pixels, so a domain must
+    /// not make it hold unbounded memory. 512 MiB holds one window of the
+    /// largest size (16384x6144, 384 MiB) or sixty full-HD ones.
+    public var maxPixelBytes: Int = 512 << 20
     /// Pixels carried inline in one damage message (32 bits each); 1920x1080
     /// is 8.3 MB. Larger updates are split by the agent.
     public var maxDamageBytes: Int = 32 << 20
@@ -36,6 +41,7 @@ public struct GuiLimits: Equatable, Sendable {
         guard (256...256_000).contains(maxClipboardBytes) else {
             throw GuiProtocolError(.badValue, "limits: clipboard must be 256...256000 bytes (Qubes' range)")
         }
+        guard (1 << 20...(64 << 30)).contains(maxPixelBytes) else { throw GuiProtocolError(.badValue, "limits: pixel memory 1 MiB...64 GiB") }
         guard (4...(256 << 20)).contains(maxDamageBytes) else { throw GuiProtocolError(.badValue, "limits: damage 4 B...256 MiB") }
         return self
     }

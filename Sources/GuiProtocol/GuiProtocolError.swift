@@ -13,6 +13,7 @@ public struct GuiProtocolError: Error, Equatable, CustomStringConvertible, Senda
         case unknownWindow = "unknown window"
         case windowExists = "window already exists"
         case tooManyWindows = "too many windows"
+        case tooManyPixels = "windows too large together"
         case badValue = "value out of range"
     }
     public let kind: Kind

@@ -16,6 +16,8 @@ public struct GuiValidator: Sendable {
     public private(set) var minor: UInt32?
     /// The domain's live windows and what the checks need to know of each.
     public private(set) var windows: [UInt32: WindowState] = [:]
+    /// Bytes of pixels of all live windows (4 per pixel), bounded by maxPixelBytes.
+    public private(set) var pixelBytes = 0
 
     public struct WindowState: Equatable, Sendable {
         public var width: UInt32, height: UInt32
@@ -67,7 +69,10 @@ public struct GuiValidator: Sendable {
         switch type {
         case .hello: return try validateHello(&r)
         case .create: return try validateCreate(w, &r)
-        case .destroy: try known(w); windows[w] = nil; return .destroy(window: w)
+        case .destroy:
+            try known(w)
+            if let old = windows.removeValue(forKey: w) { pixelBytes -= Self.bytes(old.width, old.height) }
+            return .destroy(window: w)
         case .map: return try validateMap(w, &r)
         case .unmap: try known(w); return .unmap(window: w)
         case .configure: return try validateConfigure(w, &r)
@@ -104,6 +109,7 @@ public struct GuiValidator: Sendable {
         let parent = r.u32()
         let overrideRedirect = try flag(w, r.u32(), "override_redirect")
         guard parent == 0 || windows[parent] != nil else { throw GuiProtocolError(.unknownWindow, window: w, "parent \(parent) does not exist") }
+        try reservePixels(w, adding: rect, replacing: nil)
         windows[w] = WindowState(width: rect.width, height: rect.height, overrideRedirect: overrideRedirect)
         return .create(window: w, rect: rect, parent: parent, overrideRedirect: overrideRedirect)
     }
@@ -122,6 +128,7 @@ public struct GuiValidator: Sendable {
         try known(w)
         let rect = try checkedRect(w, &r)
         let overrideRedirect = try flag(w, r.u32(), "override_redirect")
+        try reservePixels(w, adding: rect, replacing: windows[w])
         windows[w] = WindowState(width: rect.width, height: rect.height, overrideRedirect: overrideRedirect)
         return .configure(window: w, rect: rect, overrideRedirect: overrideRedirect)
     }
@@ -176,6 +183,17 @@ public struct GuiValidator: Sendable {
     }
 
     // MARK: shared checks
+
+    private static func bytes(_ width: UInt32, _ height: UInt32) -> Int { Int(width) * Int(height) * 4 }
+
+    /// Counts a window's new size against the domain's pixel budget.
+    private mutating func reservePixels(_ w: UInt32, adding r: GuiRect, replacing old: WindowState?) throws(GuiProtocolError) {
+        let total = pixelBytes - (old.map { Self.bytes($0.width, $0.height) } ?? 0) + Self.bytes(r.width, r.height)
+        guard total <= limits.maxPixelBytes else {
+            throw GuiProtocolError(.tooManyPixels, window: w, "\(r.width)x\(r.height) would bring the domain's windows to \(total) bytes of pixels, over \(limits.maxPixelBytes)")
+        }
+        pixelBytes = total
+    }
 
     private func known(_ w: UInt32) throws(GuiProtocolError) {
         guard windows[w] != nil else { throw GuiProtocolError(.unknownWindow, window: w, "never created, or destroyed") }

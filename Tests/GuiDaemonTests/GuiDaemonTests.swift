@@ -172,6 +172,8 @@ final class GuiDaemonTests: XCTestCase {
             ("pixels shorter than the size", GuiEncode.damage(window: 1, GuiRect(x: 0, y: 0, width: 4, height: 4), pixels: [1, 2, 3, 4])),
             ("damage of an unknown window", GuiEncode.damage(window: 77, one, pixels: [1, 2, 3, 4])),
             ("a screen-sized window beyond the limits", GuiEncode.create(window: 2, GuiRect(x: 0, y: 0, width: 20000, height: 20000))),
+            ("windows too large together", GuiEncode.create(window: 5, GuiRect(x: 0, y: 0, width: 16384, height: 6144))
+                + GuiEncode.create(window: 6, GuiRect(x: 0, y: 0, width: 16384, height: 6144))),
             ("unknown type", GuiMessageWriter(rawType: 4242, window: 1, claimedLength: 0).bytes),
             ("a host-only type", GuiEncode.focus(window: 1, focused: true)),
             ("a title over the limit", GuiEncode.title(window: 1, String(repeating: "A", count: 4096))),

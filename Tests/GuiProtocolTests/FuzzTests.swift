@@ -72,6 +72,8 @@ final class FuzzTests: XCTestCase {
                 }
             } catch { refused += 1; XCTAssertFalse(error.description.isEmpty) }
             XCTAssertLessThanOrEqual(validator.windows.count, limits.maxWindows)
+            XCTAssertEqual(validator.pixelBytes, validator.windows.values.reduce(0) { $0 + Int($1.width) * Int($1.height) * 4 })
+            XCTAssertLessThanOrEqual(validator.pixelBytes, limits.maxPixelBytes)
             XCTAssertLessThanOrEqual(reader.buffered, GuiHeader.size + 16 + limits.maxDamageBytes + bytes.count)
         }
         XCTAssertGreaterThan(admitted, 1000, "the generator must reach past the header checks")

@@ -51,6 +51,22 @@ final class ValidatorTests: XCTestCase {
         XCTAssertNil(run([many[0], many[1], many[2], GuiEncode.destroy(window: 2), many[3]], limits: limits).1)
     }
 
+    func testPixelMemoryIsBoundedAcrossWindows() {
+        var limits = GuiLimits(); limits.maxPixelBytes = 1 << 20   // 262144 pixels
+        let half = GuiRect(x: 0, y: 0, width: 512, height: 256)      // 131072 pixels each
+        XCTAssertNil(run([GuiEncode.create(window: 1, half), GuiEncode.create(window: 2, half)], limits: limits).1)
+        XCTAssertEqual(run([GuiEncode.create(window: 1, half), GuiEncode.create(window: 2, half), GuiEncode.create(window: 3, one)], limits: limits).1?.kind, .tooManyPixels)
+        // Growing a window counts its new size; destroying one gives its pixels back.
+        XCTAssertEqual(run([GuiEncode.create(window: 1, half), GuiEncode.create(window: 2, half),
+                            GuiEncode.configure(window: 2, GuiRect(x: 0, y: 0, width: 512, height: 257))], limits: limits).1?.kind, .tooManyPixels)
+        XCTAssertNil(run([GuiEncode.create(window: 1, half), GuiEncode.create(window: 2, half), GuiEncode.destroy(window: 1),
+                          GuiEncode.create(window: 3, half), GuiEncode.configure(window: 3, GuiRect(x: 0, y: 0, width: 256, height: 256))], limits: limits).1)
+        // The defaults admit the largest window Qubes allows.
+        XCTAssertNil(run([GuiEncode.create(window: 1, GuiRect(x: 0, y: 0, width: 16384, height: 6144))]).1)
+    }
+
+    let one = GuiRect(x: 0, y: 0, width: 1, height: 1)
+
     func testOverrideRedirectIsZeroOrOne() {
         var bad = GuiMessageWriter(.create, window: 1)
         for v: UInt32 in [0, 0, 10, 10, 0, 2] { bad.put(v) }

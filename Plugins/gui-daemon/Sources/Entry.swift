@@ -37,6 +37,7 @@ private func limits(_ host: HostServices) throws(GuiDaemonError) -> GuiLimits {
     if let n = try int("max_windows") { l.maxWindows = n }
     if let n = try int("max_title_bytes") { l.maxTitleBytes = n }
     if let n = try int("max_clipboard_bytes") { l.maxClipboardBytes = n }
+    if let n = try int("max_pixel_bytes") { l.maxPixelBytes = n }
     do throws(GuiProtocolError) { return try l.validated() } catch { throw GuiDaemonError("[gui.x11] \(error.detail)") }
 }
 

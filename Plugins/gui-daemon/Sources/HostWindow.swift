@@ -14,8 +14,9 @@ final class HostWindow {
     private(set) var rect: GuiRect
     private(set) var titled: Bool
     private(set) var title: String
-    /// The domain's pixels, rect.width x rect.height, 32 bits each (B G R x).
-    private var pixels: [UInt8]
+    /// The domain's pixels, rect.width x rect.height, 32 bits each (B G R x);
+    /// empty until the first damage, so a window never drawn costs nothing.
+    private var pixels: [UInt8] = []
 
     /// `overrideRedirect` is what the domain asked; the screen-size rule decides.
     init(x: XContext, domain: String, color: UInt32, domainWindow: UInt32, rect: GuiRect, overrideRedirect: Bool) {
@@ -28,10 +29,9 @@ final class HostWindow {
             width: rect.width, height: rect.height, screenWidth: x.screenWidth, screenHeight: x.screenHeight)
         titled = !keepsOR
         title = FrameGeometry.title(domain: domain, "")
-        pixels = [UInt8](repeating: 0, count: Int(rect.width) * Int(rect.height) * 4)
         let outer = HostWindow.outer(rect, titled: titled, x)
         var attrs = XSetWindowAttributes()
-        attrs.background_pixel = UInt(color)
+        attrs.background_pixel = 0   // black until the domain draws; the frame is drawn over it
         attrs.border_pixel = UInt(color)
         attrs.override_redirect = keepsOR ? 1 : 0
         attrs.event_mask = ExposureMask | KeyPressMask | KeyReleaseMask | ButtonPressMask | ButtonReleaseMask
@@ -63,9 +63,7 @@ final class HostWindow {
     func destroy() { XDestroyWindow(x.display, xid) }
 
     func configure(_ r: GuiRect) {
-        if r.width != rect.width || r.height != rect.height {
-            pixels = [UInt8](repeating: 0, count: Int(r.width) * Int(r.height) * 4)
-        }
+        if r.width != rect.width || r.height != rect.height { pixels = [] }
         rect = r
         let outer = HostWindow.outer(r, titled: titled, x)
         XMoveResizeWindow(x.display, xid, outer.x, outer.y, outer.width, outer.height)
@@ -88,6 +86,7 @@ final class HostWindow {
         let stride = Int(rect.width) * 4, rowBytes = Int(r.width) * 4
         guard Int(r.x) + Int(r.width) <= Int(rect.width), Int(r.y) + Int(r.height) <= Int(rect.height),
               data.count == rowBytes * Int(r.height) else { return }
+        if pixels.isEmpty { pixels = [UInt8](repeating: 0, count: Int(rect.width) * Int(rect.height) * 4) }
         pixels.withUnsafeMutableBytes { dst in
             data.withUnsafeBytes { src in
                 for row in 0..<Int(r.height) {
@@ -125,7 +124,7 @@ final class HostWindow {
 
     /// Copies part of the backing pixels to the screen, inside the frame.
     private func putPixels(_ r: GuiRect) {
-        guard r.width > 0, r.height > 0 else { return }
+        guard r.width > 0, r.height > 0, !pixels.isEmpty else { return }
         let i = FrameGeometry.insets(titled: titled)
         pixels.withUnsafeMutableBytes { buf in
             var image = XImage()
