@@ -73,7 +73,7 @@ final class GuiDaemonTests: XCTestCase {
         assertFrame(w, color: Self.blue)
         if screen.hasFixedFont {
             let bar = screen.pixels(x: w.x, y: w.y, width: w.width, height: 18).joined()
-            XCTAssert(bar.contains(FrameGeometry_textColor(Self.blue)), "the title text is drawn in the title bar")
+            XCTAssert(bar.contains(titleTextColor(Self.blue)), "the title text is drawn in the title bar")
         } else {
             print("GuiDaemonTests: this X server has no 'fixed' font: title text not drawn, checked by name only")
         }
@@ -209,7 +209,7 @@ final class GuiDaemonTests: XCTestCase {
 }
 
 /// The title colour FrameGeometry picks (restated: the plugin's types are internal to its library).
-func FrameGeometry_textColor(_ rgb: UInt32) -> UInt32 {
+func titleTextColor(_ rgb: UInt32) -> UInt32 {
     let r = (rgb >> 16) & 0xff, g = (rgb >> 8) & 0xff, b = rgb & 0xff
     return (r * 299 + g * 587 + b * 114) / 1000 >= 128 ? 0x000000 : 0xffffff
 }

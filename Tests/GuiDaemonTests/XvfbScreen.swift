@@ -10,6 +10,7 @@ final class XvfbScreen {
     let displayName: String
     let display: OpaquePointer
     private let process: Process
+    private let lifeline = Pipe()
 
     /// Skips (saying why) where Xvfb is not installed: scripts/install-deps installs it.
     init() throws {
@@ -26,9 +27,15 @@ final class XvfbScreen {
         // The daemon destroys windows while the test lists them: an error about a
         // vanished window is expected, and Xlib's default handler would exit.
         XSetErrorHandler { _, _ in 0 }
+        // Xvfb runs under a small sh that kills it when our end of its stdin
+        // closes: at stop(), or when this test process dies in any way, so a
+        // crashed test never leaves a server behind. (The arguments are ours:
+        // a number and fixed words; nothing from a domain reaches the shell.)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: xvfb)
-        process.arguments = [displayName, "-screen", "0", "\(Self.width)x\(Self.height)x24", "-nolisten", "tcp", "-noreset"]
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "\"$0\" \"$@\" & x=$!; read _; kill $x; wait $x", xvfb,
+                             displayName, "-screen", "0", "\(Self.width)x\(Self.height)x24", "-nolisten", "tcp", "-noreset"]
+        process.standardInput = lifeline
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -40,7 +47,7 @@ final class XvfbScreen {
             if d == nil { usleep(20_000) }
         }
         guard let d else {
-            process.terminate()
+            try? lifeline.fileHandleForWriting.close()
             throw NSError(domain: "Xvfb", code: 1, userInfo: [NSLocalizedDescriptionKey: "Xvfb \(displayName) did not accept connections within 30 s"])
         }
         display = d
@@ -48,7 +55,7 @@ final class XvfbScreen {
 
     func stop() {
         XCloseDisplay(display)
-        process.terminate()
+        try? lifeline.fileHandleForWriting.close()   // sh kills Xvfb and waits for it
         process.waitUntilExit()
     }
 
