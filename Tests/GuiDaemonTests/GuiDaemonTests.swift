@@ -286,3 +286,28 @@ extension GuiDaemonTests {
         XCTAssertThrowsError(try personal.readMessage(timeout: 300), "personal hears nothing of work's click")
     }
 }
+
+extension GuiDaemonTests {
+    /// Covered and uncovered again (X discards what was under a window), a window comes back
+    /// whole: frame, title and the domain's pixels, redrawn by the daemon from its copy.
+    func testAWindowUncoveredIsRedrawnWhole() throws {
+        let work = try gui.attach("work", label: "blue", color: Self.blue)
+        let personal = try gui.attach("personal", label: "green", color: Self.green)
+        _ = try work.handshake(); _ = try personal.handshake()
+        let r = GuiRect(x: 100, y: 100, width: 50, height: 30)
+        showWindow(work, at: r, title: "below")
+        XCTAssert(screen.waitUntil("work's window is up") { screen.window(named: "[work] below")?.mapped == true })
+        showWindow(personal, at: GuiRect(x: 90, y: 90, width: 100, height: 80), title: "above")
+        XCTAssert(screen.waitUntil("personal's window covers it") { screen.window(named: "[personal] above")?.mapped == true })
+        // (120,120) is pixel (28,12) of personal's content, (18,2) of work's: they differ.
+        let personalPixel = Self.rgb(Self.pattern(width: 100, height: 80), 12 * 100 + 28)
+        XCTAssert(screen.waitUntil("work's window is covered") { screen.pixels(x: 120, y: 120, width: 1, height: 1).first?.first == personalPixel })
+        personal.send(GuiEncode.unmap(window: 1))
+        let expected = Self.pattern(width: 50, height: 30)
+        XCTAssert(screen.waitUntil("work's window is whole again") {
+            let px = screen.pixels(x: 102, y: 118, width: 50, height: 30)
+            return px.count == 30 && (0..<30).allSatisfy { y in (0..<50).allSatisfy { x in px[y][x] == Self.rgb(expected, y * 50 + x) } }
+        })
+        assertFrame(try XCTUnwrap(screen.window(named: "[work] below")), color: Self.blue)
+    }
+}
