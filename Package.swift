@@ -24,6 +24,7 @@ let plugins: [(Product, Target)] = [
     plugin("vchan-virtio-serial", target: "VchanVirtioSerial", dependencies: ["MuxVchanCore", "StreamMux"]),
     plugin("vchan-vsock", target: "VchanVsock", dependencies: ["MuxVchanCore", "StreamMux"]),
     plugin("vchan-xen", target: "VchanXen", dependencies: ["CXenvchan", "XenVchanCore", "VchanSocketCore"]),
+    plugin("gui-daemon", target: "GuiDaemon", dependencies: ["CX11", "GuiProtocol"]),
 ]
 
 let package = Package(
@@ -55,6 +56,11 @@ let package = Package(
         .target(name: "Domains", dependencies: ["CSQLite"], path: "Sources/Domains", exclude: ["README.md"]),
         // qrexec framing, message validators and name sanitisers (no Foundation).
         .target(name: "Qrexec", dependencies: ["VchanSocketCore"], path: "Sources/Qrexec"),
+        // The GUI protocol between a domain's agent and the trusted gui plugin:
+        // wire format, limits, one validator per message (no Foundation).
+        .target(name: "GuiProtocol", path: "Sources/GuiProtocol"),
+        // Xlib for the gui-daemon plugin and its tests (apt: libx11-dev).
+        .systemLibrary(name: "CX11", path: "Plugins/gui-daemon/CX11", providers: [.apt(["libx11-dev"])]),
         // The host runtime: loader, config, daemon, admin socket.
         .target(name: "Host", dependencies: [
             "PluginABI", "CSupport", "Policy", "Domains", "Qrexec", "VchanSocketCore",
@@ -117,6 +123,8 @@ let package = Package(
         .testTarget(name: "NativeTests", dependencies: ["PluginABI", "odyssey-jailer"], path: "Tests/NativeTests"),
         .testTarget(name: "DomainsTests", dependencies: ["Domains"], path: "Tests/DomainsTests"),
         .testTarget(name: "PolicyTests", dependencies: ["Policy"], path: "Tests/PolicyTests"),
+        .testTarget(name: "GuiDaemonTests", dependencies: ["GuiProtocol", "PluginABI", "CX11"], path: "Tests/GuiDaemonTests"),
+        .testTarget(name: "GuiProtocolTests", dependencies: ["GuiProtocol"], path: "Tests/GuiProtocolTests"),
         .testTarget(name: "ABITests", dependencies: ["PluginABI"], path: "Tests/ABITests"),
         .testTarget(name: "HostTests", dependencies: ["Host", "PluginABI", "PluginKit"], path: "Tests/HostTests"),
         .testTarget(name: "ConformanceTests", dependencies: ["Host", "PluginABI", "PluginKit", "LibvirtDomainXML", "StreamMux", "CVchanSocket", "VchanSocketCore"],

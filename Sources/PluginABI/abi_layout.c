@@ -15,7 +15,9 @@ _Static_assert(sizeof(ody_event) == 416, "ody_event size");
 _Static_assert(offsetof(ody_event, seq) == 8, "ody_event.seq");
 _Static_assert(offsetof(ody_event, domain) == 32, "ody_event.domain");
 _Static_assert(offsetof(ody_event, message) == 160, "ody_event.message");
-_Static_assert(sizeof(ody_host_services) == 48, "ody_host_services size");
+_Static_assert(sizeof(ody_host_services) == 72, "ody_host_services size (1.3)");
+_Static_assert(offsetof(ody_host_services, gui_focus) == 48, "ody_host_services.gui_focus (1.3)");
+_Static_assert(offsetof(ody_host_services, clipboard_paste) == 64, "ody_host_services.clipboard_paste (1.3)");
 _Static_assert(offsetof(ody_host_services, log) == 8, "ody_host_services.log");
 _Static_assert(offsetof(ody_host_services, emit_event) == 16, "ody_host_services.emit_event");
 _Static_assert(offsetof(ody_host_services, config_get) == 24, "ody_host_services.config_get");
@@ -73,5 +75,11 @@ _Static_assert(offsetof(ody_command_call, stderr_fd) == 28, "ody_command_call.st
 _Static_assert(sizeof(ody_addon_ops) == 56, "ody_addon_ops size");
 _Static_assert(offsetof(ody_addon_ops, run_command) == 48, "ody_addon_ops.run_command");
 _Static_assert(offsetof(ody_addon_ops, on_event) == 40, "ody_addon_ops.on_event");
-_Static_assert(sizeof(ody_gui_ops) == 24, "ody_gui_ops size");
+_Static_assert(sizeof(ody_gui_ops) == 40, "ody_gui_ops size (1.3)");
+_Static_assert(offsetof(ody_gui_ops, attach) == 24, "ody_gui_ops.attach (1.3)");
+_Static_assert(offsetof(ody_gui_ops, detach) == 32, "ody_gui_ops.detach (1.3)");
+_Static_assert(sizeof(ody_gui_domain) == 144, "ody_gui_domain size (1.3)");
+_Static_assert(offsetof(ody_gui_domain, label) == 72, "ody_gui_domain.label");
+_Static_assert(offsetof(ody_gui_domain, color) == 136, "ody_gui_domain.color");
+_Static_assert(offsetof(ody_gui_domain, channel_fd) == 140, "ody_gui_domain.channel_fd");
 

@@ -7,7 +7,7 @@ final class LayoutTests: XCTestCase {
     func testStructSizes() {
         XCTAssertEqual(MemoryLayout<ody_error>.size, 272)
         XCTAssertEqual(MemoryLayout<ody_event>.size, 416)
-        XCTAssertEqual(MemoryLayout<ody_host_services>.size, 48)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.size, 72)
         XCTAssertEqual(MemoryLayout<ody_factory>.size, 32)
         XCTAssertEqual(MemoryLayout<ody_entry_request>.size, 32)
         XCTAssertEqual(MemoryLayout<ody_plugin_info>.size, 64)
@@ -25,7 +25,8 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<ody_addon_desc>.size, 40)
         XCTAssertEqual(MemoryLayout<ody_service_call>.size, 664)
         XCTAssertEqual(MemoryLayout<ody_addon_ops>.size, 56)
-        XCTAssertEqual(MemoryLayout<ody_gui_ops>.size, 24)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.size, 40)
+        XCTAssertEqual(MemoryLayout<ody_gui_domain>.size, 144)
     }
 
     func testOffsets() {
@@ -52,9 +53,24 @@ final class LayoutTests: XCTestCase {
         XCTAssertEqual(MemoryLayout<ody_command_call>.offset(of: \.argv), 16)
     }
 
+    /// 1.3 grew two tables at their ends: every older offset above is unchanged.
+    func testGuiSlotsSince13() {
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.gui_focus), 48)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.clipboard_copy), 56)
+        XCTAssertEqual(MemoryLayout<ody_host_services>.offset(of: \.clipboard_paste), 64)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.offset(of: \.open), 8)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.offset(of: \.close), 16)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.offset(of: \.attach), 24)
+        XCTAssertEqual(MemoryLayout<ody_gui_ops>.offset(of: \.detach), 32)
+        XCTAssertEqual(MemoryLayout<ody_gui_domain>.offset(of: \.name), 8)
+        XCTAssertEqual(MemoryLayout<ody_gui_domain>.offset(of: \.label), 72)
+        XCTAssertEqual(MemoryLayout<ody_gui_domain>.offset(of: \.color), 136)
+        XCTAssertEqual(MemoryLayout<ody_gui_domain>.offset(of: \.channel_fd), 140)
+    }
+
     func testVersionAndEntrySymbol() {
         XCTAssertEqual(ODY_ABI_MAJOR, 1)
-        XCTAssertEqual(ODY_ABI_MINOR, 2)
+        XCTAssertEqual(ODY_ABI_MINOR, 3)
         XCTAssertEqual(ODY_ENTRY_SYMBOL, "odyssey_plugin_entry")
     }
 

@@ -85,7 +85,11 @@ enum HostServicesTable {
             struct_size: UInt32(MemoryLayout<ody_host_services>.size),
             version: ODY_ABI_MINOR,
             log: hostLog, emit_event: hostEmit, config_get: hostConfigGet,
-            call_service: nil, call_finish: nil))  // no qrexec client inside odysseyd
+            call_service: nil, call_finish: nil,  // no qrexec client inside odysseyd
+            // The host's GUI role (focus, the clipboard and its policy check) is
+            // the next slice of issue 15; until then gui plugins see these as
+            // unsupported and move no clipboard data.
+            gui_focus: nil, clipboard_copy: nil, clipboard_paste: nil))
         return UnsafePointer(p)
     }()
 }

@@ -42,6 +42,9 @@
  *        directory; ody_volume, ody_share, ody_channel_desc;
  *        ODY_VMM_CAP_BLOCK_VOLUMES and the ODY_VMM_CAP_CHANNEL_* bits;
  *        ody_vchan_ops.describe_domain.
+ *   1.3  the trusted GUI: ody_gui_ops.attach/detach with ody_gui_domain (a
+ *        domain's GUI channel, name, label and colour); host services
+ *        gui_focus, clipboard_copy and clipboard_paste.
  */
 #ifndef ODYSSEY_PLUGIN_H
 #define ODYSSEY_PLUGIN_H
@@ -54,7 +57,7 @@ extern "C" {
 #endif
 
 #define ODY_ABI_MAJOR 1u
-#define ODY_ABI_MINOR 2u
+#define ODY_ABI_MINOR 3u
 /* The single symbol a plugin exports (type: ody_entry_fn). */
 #define ODY_ENTRY_SYMBOL "odyssey_plugin_entry"
 
@@ -175,6 +178,25 @@ typedef struct ody_host_services {
      * (126 refused by policy, 127 no such service, as ody-call). */
     int32_t (*call_finish)(void *ctx, uint64_t call_id, int32_t *exit_status,
                            uint32_t flags, ody_error *err);
+    /* since 1.3 (gui plugins): the user focused a window of `domain` ("" when
+     * the focus left every domain window). Informational: input routing
+     * stays the plugin's job. */
+    void (*gui_focus)(void *ctx, const char *domain, uint32_t flags);
+    /* since 1.3 (gui plugins): the user pressed the copy chord in a window of
+     * `domain`, which then sent `data`; the host keeps it as the one global
+     * clipboard, remembering its source, and logs the copy. ODY_E_INVALID if
+     * over the host's clipboard limit. */
+    int32_t (*clipboard_copy)(void *ctx, const char *domain, const void *data, size_t size,
+                              uint32_t flags, ody_error *err);
+    /* since 1.3 (gui plugins): the user pressed the paste chord in a window of
+     * `target`. The host asks the central policy (qubes.ClipboardPaste, from
+     * the clipboard's source to `target`; the chord is the user's answer to
+     * `ask`), logs the decision and, on allow, copies the data into buf
+     * (ODY_E_TOO_SMALL with *needed), writes its source into `source`
+     * (ODY_NAME_MAX bytes) and empties the clipboard. ODY_E_PERMISSION when
+     * the policy denies, ODY_E_NOT_FOUND when the clipboard is empty. */
+    int32_t (*clipboard_paste)(void *ctx, const char *target, void *buf, size_t buf_size,
+                               size_t *needed, char *source, uint32_t flags, ody_error *err);
 } ody_host_services;
 
 /* ------------------------------------------------------ entry and factories */
@@ -527,15 +549,38 @@ typedef struct ody_addon_ops {
 
 /* ------------------------------------------------------------------- gui */
 
+/*
+ * A gui plugin shows the windows of domains on the host's display and draws
+ * what no domain can: the frame in the domain's label colour and the
+ * "[name] " that starts every title. It is opened with its config section
+ * ([gui.x11] display...), then handed each domain's GUI channel; it reports
+ * focus and the clipboard chords back through the host services (1.3).
+ */
 typedef struct ody_gui ody_gui; /* opaque instance */
 
-/* Declared now so the table has its place; slots arrive with the GUI issue. */
+/* A domain whose windows the plugin shows (since 1.3). */
+typedef struct ody_gui_domain {
+    uint32_t struct_size;
+    uint32_t flags;            /* reserved, 0 */
+    char name[ODY_NAME_MAX];   /* "work": every title starts "[work] " */
+    char label[ODY_NAME_MAX];  /* the Qubes label's name ("blue") */
+    uint32_t color;            /* the label's colour, 0xRRGGBB: the frame */
+    int32_t channel_fd;        /* the domain's GUI channel, a stream socket
+                                * carrying Sources/GuiProtocol's messages; the
+                                * plugin owns it once attach returns ODY_OK */
+} ody_gui_domain;
+
 typedef struct ody_gui_ops {
     uint32_t struct_size;
     uint32_t version;
     /* since 1.0 */
     int32_t (*open)(const ody_instance_args *args, ody_gui **out, ody_error *err);
     void (*close)(ody_gui *gui, uint32_t flags);
+    /* since 1.3: starts showing `domain`'s windows. ODY_E_EXISTS if a domain
+     * of that name is attached. On failure the fd stays the caller's. */
+    int32_t (*attach)(ody_gui *gui, const ody_gui_domain *domain, uint32_t flags, ody_error *err);
+    /* since 1.3: closes the domain's channel and every window it had. */
+    int32_t (*detach)(ody_gui *gui, const char *name, uint32_t flags, ody_error *err);
 } ody_gui_ops;
 
 /* -------------------------------------------------------------- helpers */
