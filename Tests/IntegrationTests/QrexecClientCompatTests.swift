@@ -98,3 +98,57 @@ final class QrexecClientCompatTests: XCTestCase {
         XCTAssertTrue(r.err.contains("unknown option -x"), r.err)
     }
 }
+
+/// `qvm-run` itself: Qubes' admin client, unmodified (scripts/qubes-client),
+/// against the daemon's admin socket, reaching the domain through `ody`
+/// called as qrexec-client.
+final class QvmRunTests: XCTestCase {
+    func testQubesQvmRunUnchanged() throws {
+        guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("no python3: Qubes' admin client is Python")
+        }
+        let setup = try Self.capture(["/bin/sh", Build.root + "/scripts/qubes-client"])
+        guard setup.status == 0 else { throw XCTSkip("Qubes' admin client unavailable: \(setup.err)") }
+        let clientDir = setup.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let h = try Host(topConfig: "domain_rpc_dir = \"\(Build.root)/config/domain-rpc\"")
+        defer { h.shutdownAll() }
+        try h.makeBusyboxTemplate()
+        try h.create("work")
+        try h.daemon.start()
+        let client = h.dir + "/qrexec-client"
+        try FileManager.default.createSymbolicLink(atPath: client, withDestinationPath: Build.dir + "/ody")
+        func qvmRun(_ args: String...) throws -> (status: Int32, out: String, err: String) {
+            try Self.capture(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "ODYSSEY_QREXEC_CLIENT=\(client)",
+                              "ODYSSEY_SOCKET=\(h.dir)/state/admin.sock",
+                              python, Build.root + "/scripts/qubes-client.d/run-tool.py", clientDir, h.dir + "/state/admin.sock",
+                              "qvm_run"] + args)
+        }
+        // Starts the halted domain, runs through qubes.VMShell, passes stdout and the status.
+        var r = try qvmRun("-p", "work", "echo hello from $(id -un); exit 3")
+        XCTAssertEqual(r.out, "hello from user\n", r.err)
+        XCTAssertEqual(r.status, 3, r.err)
+        r = try qvmRun("-p", "-u", "root", "work", "id -un")
+        XCTAssertEqual(r.out, "root\n", r.err)
+        XCTAssertEqual(r.status, 0, r.err)
+        // Without --pass-io it returns once the command runs.
+        r = try qvmRun("work", "true")
+        XCTAssertEqual(r.status, 0, r.err)
+        // A domain that does not exist: the client's own error, not a traceback.
+        r = try qvmRun("-p", "nosuch", "true")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertFalse(r.err.contains("Traceback"), r.err)
+    }
+
+    static func capture(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o; p.standardError = e
+        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
+        try p.run()
+        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+}

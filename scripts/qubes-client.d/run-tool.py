@@ -15,10 +15,13 @@ on to SOCKET. Not for `events` (a stream, not a call).
 
 Only two settings differ from a Qubes dom0: the socket path (the client's
 configuration variable) and the local connection class (the client picks it
-by the presence of /etc/qubes-release, which an Odyssey host has not).
+by the presence of /etc/qubes-release, which an Odyssey host has not); and,
+with $ODYSSEY_QREXEC_CLIENT, where dom0's qrexec-client is (tests: a link to
+ody under that name instead of /usr/lib/qubes/qrexec-client).
 """
 import asyncio
 import importlib
+import os
 import sys
 
 
@@ -38,6 +41,10 @@ def main():
     import qubesadmin.config
     qubesadmin.config.QUBESD_SOCKET = relay(socket_path, record) if record else socket_path
     qubesadmin.Qubes = qubesadmin.app.QubesLocal
+    # Where Odyssey's answer to dom0's qrexec-client is, if not at Qubes' own
+    # path (/usr/lib/qubes/qrexec-client, what `make install-qubes-compat` links).
+    if os.environ.get("ODYSSEY_QREXEC_CLIENT"):
+        qubesadmin.config.QREXEC_CLIENT = os.environ["ODYSSEY_QREXEC_CLIENT"]
     if tool == "events":
         return print_events(qubesadmin)
     module = importlib.import_module("qubesadmin.tools." + tool)
