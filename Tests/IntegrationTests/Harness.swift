@@ -120,3 +120,26 @@ final class Host {
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 }
+
+/// Runs `argv` to its end with `stdin` fed in; (status, stdout, stderr).
+/// `environment` nil: the test's own.
+func runCapturing(_ argv: [String], environment: [String: String]? = nil, stdin: String = "") throws -> (status: Int32, out: String, err: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: argv[0])
+    p.arguments = Array(argv.dropFirst())
+    if let environment { p.environment = environment }
+    let i = Pipe(), o = Pipe(), e = Pipe()
+    p.standardInput = i; p.standardOutput = o; p.standardError = e
+    try p.run()
+    i.fileHandleForWriting.write(Data(stdin.utf8))
+    try i.fileHandleForWriting.close()
+    // stderr is read on its own thread: a chatty command must not block on a full pipe.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let err = Box()
+    let errDone = DispatchSemaphore(value: 0)
+    DispatchQueue.global().async { err.data = e.fileHandleForReading.readDataToEndOfFile(); errDone.signal() }
+    let out = o.fileHandleForReading.readDataToEndOfFile()
+    errDone.wait()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err.data, as: UTF8.self))
+}

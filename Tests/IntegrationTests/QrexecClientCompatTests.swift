@@ -22,18 +22,7 @@ final class QrexecClientCompatTests: XCTestCase {
     override func tearDown() { h?.shutdownAll(); h = nil }
 
     func qrexecClient(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: client)
-        p.arguments = args
-        p.environment = ["ODYSSEY_SOCKET": h.dir + "/state/admin.sock", "PATH": "/usr/bin:/bin"]
-        let i = Pipe(), o = Pipe(), e = Pipe()
-        p.standardInput = i; p.standardOutput = o; p.standardError = e
-        try p.run()
-        i.fileHandleForWriting.write(Data(stdin.utf8))
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try runCapturing([client] + args, environment: ["ODYSSEY_SOCKET": h.dir + "/state/admin.sock", "PATH": "/usr/bin:/bin"], stdin: stdin)
     }
 
     /// What qvm-run -p sends: `qrexec-client -d VM DEFAULT:QUBESRPC qubes.VMShell+ dom0`, commands on stdin.
@@ -107,7 +96,7 @@ final class QvmRunTests: XCTestCase {
         guard let python = ["/usr/bin/python3", "/usr/local/bin/python3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw XCTSkip("no python3: Qubes' admin client is Python")
         }
-        let setup = try Self.capture(["/bin/sh", Build.root + "/scripts/qubes-client"])
+        let setup = try runCapturing(["/bin/sh", Build.root + "/scripts/qubes-client"])
         guard setup.status == 0 else { throw XCTSkip("Qubes' admin client unavailable: \(setup.err)") }
         let clientDir = setup.out.trimmingCharacters(in: .whitespacesAndNewlines)
         let h = try Host(topConfig: "domain_rpc_dir = \"\(Build.root)/config/domain-rpc\"")
@@ -118,7 +107,7 @@ final class QvmRunTests: XCTestCase {
         let client = h.dir + "/qrexec-client"
         try FileManager.default.createSymbolicLink(atPath: client, withDestinationPath: Build.dir + "/ody")
         func qvmRun(_ args: String...) throws -> (status: Int32, out: String, err: String) {
-            try Self.capture(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "ODYSSEY_QREXEC_CLIENT=\(client)",
+            try runCapturing(["/usr/bin/env", "-i", "PATH=/usr/bin:/bin", "HOME=/tmp", "ODYSSEY_QREXEC_CLIENT=\(client)",
                               "ODYSSEY_SOCKET=\(h.dir)/state/admin.sock",
                               python, Build.root + "/scripts/qubes-client.d/run-tool.py", clientDir, h.dir + "/state/admin.sock",
                               "qvm_run"] + args)
@@ -137,18 +126,5 @@ final class QvmRunTests: XCTestCase {
         r = try qvmRun("-p", "nosuch", "true")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertFalse(r.err.contains("Traceback"), r.err)
-    }
-
-    static func capture(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o; p.standardError = e
-        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try p.run()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 }

@@ -6,17 +6,7 @@ import XCTest
 
 final class RunCommandTests: XCTestCase {
     func runOdy(_ h: Host, _ args: [String], stdin: String = "") throws -> (Int32, String, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Build.dir + "/ody")
-        p.arguments = ["run", "--socket", h.dir + "/state/admin.sock"] + args
-        let i = Pipe(), o = Pipe(), e = Pipe()
-        p.standardInput = i; p.standardOutput = o; p.standardError = e
-        try p.run()
-        i.fileHandleForWriting.write(Data(stdin.utf8))
-        try i.fileHandleForWriting.close()
-        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try runCapturing([Build.dir + "/ody", "run", "--socket", h.dir + "/state/admin.sock"] + args, stdin: stdin)
     }
 
     func testRunStreamsAndReturnsTheStatus() throws {
