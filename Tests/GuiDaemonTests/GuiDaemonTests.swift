@@ -39,18 +39,28 @@ final class GuiDaemonTests: XCTestCase {
     }
 
     /// Every frame pixel of a titled window has the label colour, except title text.
+    /// The daemon draws a frame on the Expose that follows the map, on its own
+    /// thread: a mapped window may not be painted yet, so the check is retried
+    /// for up to 20 s and the last wrong pixel reported.
     func assertFrame(_ w: XvfbScreen.TopWindow, color: UInt32, titled: Bool = true, file: StaticString = #filePath, line: UInt = #line) {
-        let px = screen.pixels(x: w.x, y: w.y, width: w.width, height: w.height)
         let top = titled ? 18 : 2
-        for y in 0..<Int(w.height) {
-            for x in 0..<Int(w.width) where y < top || y >= Int(w.height) - 2 || x < 2 || x >= Int(w.width) - 2 {
-                // Inside the title bar text may be drawn, in the text colour only.
-                let allowed: Set<UInt32> = titled && y >= 2 && y < top - 1 ? [color, 0xffffff, 0x000000] : [color]
-                if !allowed.contains(px[y][x]) {
-                    return XCTFail("frame pixel (\(x),\(y)) of \(w.name) is \(String(px[y][x], radix: 16)), not the label colour", file: file, line: line)
+        func wrongPixel() -> String? {
+            let px = screen.pixels(x: w.x, y: w.y, width: w.width, height: w.height)
+            for y in 0..<Int(w.height) {
+                for x in 0..<Int(w.width) where y < top || y >= Int(w.height) - 2 || x < 2 || x >= Int(w.width) - 2 {
+                    // Inside the title bar text may be drawn, in the text colour only.
+                    let allowed: Set<UInt32> = titled && y >= 2 && y < top - 1 ? [color, 0xffffff, 0x000000] : [color]
+                    if !allowed.contains(px[y][x]) {
+                        return "frame pixel (\(x),\(y)) of \(w.name) is \(String(px[y][x], radix: 16)), not the label colour"
+                    }
                 }
             }
+            return nil
         }
+        let deadline = Date().addingTimeInterval(20)
+        var wrong = wrongPixel()
+        while wrong != nil && Date() < deadline { usleep(10_000); wrong = wrongPixel() }
+        if let wrong { XCTFail(wrong, file: file, line: line) }
     }
 
     func testWindowIsFramedInItsLabelColourTitledAndShowsTheDomainsPixels() throws {

@@ -93,8 +93,12 @@ final class GuiDaemon: @unchecked Sendable {
             let order = Array(sessions.values)
             var fds = [pollfd(fd: wake[0], events: Int16(POLLIN), revents: 0), pollfd(fd: x.connectionFd, events: Int16(POLLIN), revents: 0)]
             fds += order.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            // XPending above drained Xlib's queue, so poll sees every new event.
-            guard poll(&fds, nfds_t(fds.count), -1) >= 0 || errno == EINTR else { break }
+            // XPending above drained Xlib's queue, but drawing and XFlush may
+            // read new events into it while they wait to write (an Expose then
+            // sat there, unseen by poll, until the next unrelated wake-up): with
+            // events queued already, poll only looks and the loop handles them.
+            let timeout: Int32 = XQLength(x.display) > 0 ? 0 : -1
+            guard poll(&fds, nfds_t(fds.count), timeout) >= 0 || errno == EINTR else { break }
             if fds[0].revents != 0 { var sink = [UInt8](repeating: 0, count: 64); while read(wake[0], &sink, 64) > 0 {} }
             // A hung-up X connection: let Xlib notice (XPending), which sets x.lost.
             if fds[1].revents & Int16(POLLHUP | POLLERR) != 0 { _ = XPending(x.display) }
